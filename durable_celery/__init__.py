@@ -1,0 +1,38 @@
+"""durable-celery: durable, resumable workflows on Celery, with state in Postgres.
+
+The public API (see API.md): define workflows with :class:`Workflow`, run them with
+:class:`Durable` on a Celery app.
+"""
+
+from durable_celery.dsl.goto import goto
+from durable_celery.dsl.options import Cron, Retry
+from durable_celery.dsl.workflow import Workflow
+from durable_celery.durable import Durable
+from durable_celery.durations import days, hours, minutes, seconds
+from durable_celery.engine.statuses import ExecutionStatus, StepStatus
+from durable_celery.errors import (
+    BranchNoMatch,
+    ContextNotSerializable,
+    DefinitionChanged,
+    DefinitionError,
+    DurableError,
+    ExecutionNotFound,
+    InvalidInput,
+    InvalidState,
+    SchemaOutOfDate,
+    StepTimeout,
+    WorkflowNotFound,
+    WorkflowTimeout,
+)
+from durable_celery.models import Execution, StepRecord
+
+__all__ = [
+    # defining workflows
+    "Workflow", "Retry", "Cron", "goto", "seconds", "minutes", "hours", "days",
+    # running them
+    "Durable", "Execution", "StepRecord", "ExecutionStatus", "StepStatus",
+    # errors
+    "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
+    "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
+    "SchemaOutOfDate",
+]

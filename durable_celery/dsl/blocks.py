@@ -1,0 +1,91 @@
+"""Block builders (``branch``/``case``/``default``): context managers that collect the steps
+defined inside them into a nested node tree."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from durable_celery.dsl.nodes import BranchNode, Case, Node
+from durable_celery.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from durable_celery.dsl.workflow import Workflow
+
+
+class Body:
+    """A mutable list of nodes being defined: the workflow's top level or one clause."""
+
+    def __init__(self, owner: object) -> None:
+        self.owner = owner
+        self.nodes: list[Node] = []
+
+
+class BranchBlock:
+    """The object ``with wf.branch(on=...) as b`` yields; ``b.case(...)`` and ``b.default()``
+    open its clauses."""
+
+    def __init__(self, workflow: Workflow, name: str | None, on: Callable[[dict[str, Any]], Any]) -> None:
+        self._workflow = workflow
+        self._name = name
+        self._on = on
+        self._cases: list[Case] = []
+        self._default: Case | None = None
+        self._open = True
+        self._in_clause = False
+        # Steps written directly under `with wf.branch(...)`, outside any case, land here.
+        self.body = Body(self)
+
+    @contextmanager
+    def case(self, *values: Any) -> Iterator[None]:
+        """A clause that runs when ``on(ctx)`` equals any of ``values``."""
+        self._check_clause("case")
+        if not values:
+            raise DefinitionError(self._workflow.name, "case() needs at least one value (use default())")
+        seen = [v for case in self._cases for v in case.values]
+        for value in values:
+            if any(type(value) is type(s) and value == s for s in seen):
+                raise DefinitionError(self._workflow.name, f"branch has two cases for value {value!r}")
+        with self._clause() as body:
+            yield
+        self._cases.append(Case(tuple(values), tuple(body.nodes)))
+
+    @contextmanager
+    def default(self) -> Iterator[None]:
+        """The clause that runs when no case matches."""
+        self._check_clause("default")
+        if self._default is not None:
+            raise DefinitionError(self._workflow.name, "branch has two default() clauses")
+        with self._clause() as body:
+            yield
+        self._default = Case((), tuple(body.nodes))
+
+    def _check_clause(self, what: str) -> None:
+        if not self._open:
+            raise DefinitionError(self._workflow.name, f"{what}() used outside its `with wf.branch(...)` block")
+        if self._in_clause:
+            raise DefinitionError(self._workflow.name, f"{what}() opened inside another clause of the same branch")
+
+    @contextmanager
+    def _clause(self) -> Iterator[Body]:
+        body = Body(self)
+        self._in_clause = True
+        self._workflow._push(body)
+        try:
+            yield body
+        finally:
+            self._workflow._pop(body)
+            self._in_clause = False
+
+    def build(self) -> BranchNode:
+        self._open = False
+        if self.body.nodes:
+            names = ", ".join(getattr(n, "name", "?") for n in self.body.nodes)
+            raise DefinitionError(
+                self._workflow.name, f"steps defined in a branch outside any case()/default(): {names}"
+            )
+        if not self._cases and self._default is None:
+            raise DefinitionError(self._workflow.name, "branch has no case() and no default()")
+        first = next((c.body[0] for c in self._cases + ([self._default] if self._default else []) if c.body), None)
+        name = self._name or f"branch:{getattr(first, 'name', len(self._cases))}"
+        return BranchNode(name, self._on, tuple(self._cases), self._default)

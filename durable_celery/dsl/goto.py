@@ -1,0 +1,24 @@
+"""``goto(step, ctx)``: the value a step returns to jump to another step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Goto:
+    """Returned by a step or decision: continue at ``target`` with ``ctx``."""
+
+    target: str
+    ctx: dict[str, Any]
+
+
+def goto(step: str, ctx: dict[str, Any]) -> Goto:
+    """Jump to the step named ``step`` with ``ctx`` as its input; execution goes on in
+    definition order from there."""
+    if not isinstance(step, str) or not step:
+        raise TypeError(f"goto() needs a step name, got {step!r}")
+    if not isinstance(ctx, dict):
+        raise TypeError(f"goto() needs a dict context, got {type(ctx).__name__}")
+    return Goto(step, ctx)

@@ -1,0 +1,66 @@
+"""Frozen nodes of a workflow definition tree, as the DSL builds it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Union
+
+from durable_celery.dsl.options import Retry
+
+StepKind = Literal["step", "decision"]
+
+
+@dataclass(frozen=True)
+class StepNode:
+    """One step (or decision): a function ``fn(ctx) -> dict | Goto``."""
+
+    name: str
+    fn: Callable[..., Any]
+    kind: StepKind
+    retry: Retry
+    timeout: float | None
+    compensate: str | None
+    queue: str | None
+    returns: str | None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One clause of a branch; ``values`` is empty for the default clause."""
+
+    values: tuple[Any, ...]
+    body: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class BranchNode:
+    """Runs the first case whose values contain ``on(ctx)``, else the default."""
+
+    name: str
+    on: Callable[[dict[str, Any]], Any]
+    cases: tuple[Case, ...]
+    default: Case | None
+
+
+@dataclass(frozen=True)
+class CompensationNode:
+    """A compensation handler, run in reverse order when a later step fails."""
+
+    name: str
+    fn: Callable[..., Any]
+    retry: Retry
+    timeout: float | None
+
+
+Node = Union[StepNode, BranchNode]
+
+
+def walk(body: tuple[Node, ...]) -> list[Node]:
+    """Every node of a body, depth first, in definition order."""
+    out: list[Node] = []
+    for node in body:
+        out.append(node)
+        if isinstance(node, BranchNode):
+            for case in node.cases + ((node.default,) if node.default else ()):
+                out.extend(walk(case.body))
+    return out

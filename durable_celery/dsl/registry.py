@@ -1,0 +1,82 @@
+"""The workflows one Durable instance knows: name -> definition and compiled machine.
+
+Modules named in ``Durable(workflows=[...])`` are imported on first use (or when a worker
+boots), not when ``Durable`` is built, so a workflows module may import the project's Durable
+instance without a circular import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Iterable
+
+from durable_celery.compiler.ir import StateMachine
+from durable_celery.dsl.workflow import Workflow
+from durable_celery.errors import DefinitionError, InvalidInput, WorkflowNotFound
+
+
+class Registry:
+    def __init__(self, sources: Iterable[str | Workflow]) -> None:
+        self._pending: list[str | Workflow] = []
+        for source in sources:
+            if not isinstance(source, (str, Workflow)):
+                raise InvalidInput(f"workflows= takes module names or Workflow objects, got {source!r}")
+            self._pending.append(source)
+        self._workflows: dict[str, Workflow] = {}
+        self._machines: dict[str, StateMachine] = {}
+        self._lock = threading.RLock()
+
+    def register(self, workflow: Workflow) -> StateMachine:
+        """Add a workflow and compile it (raising ``DefinitionError`` if it is invalid)."""
+        with self._lock:
+            existing = self._workflows.get(workflow.name)
+            if existing is not None and existing is not workflow:
+                raise DefinitionError(workflow.name, "two different workflows are registered under this name")
+            machine: StateMachine = workflow.compile()
+            self._workflows[workflow.name] = workflow
+            self._machines[workflow.name] = machine
+            return machine
+
+    def load(self) -> None:
+        """Import the pending modules and register every ``Workflow`` they define."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            for source in pending:
+                if isinstance(source, Workflow):
+                    self.register(source)
+                    continue
+                module = importlib.import_module(source)
+                found = [v for v in vars(module).values() if isinstance(v, Workflow)]
+                for workflow in found:
+                    self.register(workflow)
+
+    def get(self, name: str) -> StateMachine | None:
+        machine = self._machines.get(name)
+        if machine is None and self._pending:
+            self.load()
+            machine = self._machines.get(name)
+        return machine
+
+    def machine_for(self, workflow: Workflow | str) -> StateMachine:
+        """The compiled machine of a workflow given as object or name; ``WorkflowNotFound``
+        for an unknown name. A Workflow object not yet registered is registered."""
+        if isinstance(workflow, Workflow):
+            known = self.get(workflow.name)
+            if known is not None and self._workflows.get(workflow.name) is workflow:
+                return known
+            return self.register(workflow)
+        if not isinstance(workflow, str):
+            raise InvalidInput(f"workflow must be a Workflow or its name, got {workflow!r}")
+        machine = self.get(workflow)
+        if machine is None:
+            raise WorkflowNotFound(workflow)
+        return machine
+
+    def names(self) -> list[str]:
+        self.load()
+        return sorted(self._machines)
+
+    def workflows(self) -> list[Workflow]:
+        self.load()
+        return [self._workflows[n] for n in sorted(self._workflows)]

@@ -1,0 +1,218 @@
+"""``Workflow``: the builder users define workflows with."""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar, overload
+
+from durable_celery.dsl.blocks import Body, BranchBlock
+from durable_celery.dsl.nodes import CompensationNode, Node, StepKind, StepNode
+from durable_celery.dsl.options import NO_RETRY, Cron, Retry, timeout_seconds
+from durable_celery.durations import Duration
+from durable_celery.errors import DefinitionError, DurableError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Workflow:
+    """A named workflow definition.
+
+    Args:
+        name: the stable identity of the workflow (stored on every execution).
+        timeout: maximum duration of an execution; past it the execution fails with
+            ``WorkflowTimeout``.
+        queue: default Celery queue of its steps (else the engine's queue).
+        schedule: a ``Cron`` that starts it on a schedule.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        timeout: Duration | None = None,
+        queue: str | None = None,
+        schedule: Cron | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise DefinitionError(str(name), "a workflow needs a non-empty string name")
+        self.name = name
+        try:
+            self.timeout = timeout_seconds(timeout, "timeout")
+        except DurableError as exc:
+            raise DefinitionError(name, str(exc)) from None
+        if queue is not None and (not isinstance(queue, str) or not queue):
+            raise DefinitionError(name, f"queue must be a non-empty string, got {queue!r}")
+        self.queue = queue
+        self.schedule = schedule
+        self._root = Body(self)
+        self._stack: list[Body] = [self._root]
+        self._names: set[str] = set()
+        self.compensations: dict[str, CompensationNode] = {}
+        self._compiled: Any = None
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r})"
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    @overload
+    def step(self, fn: F) -> F: ...
+
+    @overload
+    def step(
+        self,
+        *,
+        retry: Retry | None = None,
+        timeout: Duration | None = None,
+        compensate: str | None = None,
+        queue: str | None = None,
+        returns: str | None = None,
+        name: str | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def step(self, fn: Any = None, **options: Any) -> Any:
+        """Define a step: ``fn(ctx) -> dict`` (or a ``goto``). Usable bare or with options:
+        ``retry``, ``timeout``, ``compensate`` (a compensation's name), ``queue``, ``returns``."""
+        return self._register("step", fn, options)
+
+    def decision(self, fn: Any = None, **options: Any) -> Any:
+        """Define a decision: a step meant to ``return goto(...)`` or the context unchanged."""
+        return self._register("decision", fn, options)
+
+    def compensation(self, fn: Any = None, *, retry: Retry | None = None, timeout: Duration | None = None,
+                     name: str | None = None) -> Any:
+        """Define a compensation handler, referenced by ``step(compensate="name")``."""
+
+        def register(f: F) -> F:
+            cname = name or getattr(f, "__name__", None)
+            if not callable(f) or not cname:
+                raise DefinitionError(self.name, f"compensation must be a named callable, got {f!r}")
+            _check_arity(self.name, cname, f, 1)
+            if cname in self.compensations:
+                raise DefinitionError(self.name, "duplicate compensation name", cname)
+            self.compensations[cname] = CompensationNode(
+                cname, f, _retry(self.name, cname, retry), _timeout(self.name, cname, timeout)
+            )
+            self._compiled = None
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def _register(self, kind: StepKind, fn: Any, options: dict[str, Any]) -> Any:
+        allowed = {"retry", "timeout", "compensate", "queue", "returns", "name"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise DefinitionError(self.name, f"unknown step option(s): {', '.join(sorted(unknown))}")
+
+        def register(f: F) -> F:
+            step_name = options.get("name") or getattr(f, "__name__", None)
+            if not callable(f):
+                raise DefinitionError(self.name, f"a {kind} must be callable, got {f!r}", step_name)
+            if not isinstance(step_name, str) or not step_name or step_name == "<lambda>":
+                raise DefinitionError(self.name, f"a {kind} needs a name (pass name=...)")
+            if step_name in self._names:
+                raise DefinitionError(self.name, "duplicate step name", step_name)
+            _check_arity(self.name, step_name, f, 1)
+            queue = options.get("queue")
+            if queue is not None and (not isinstance(queue, str) or not queue):
+                raise DefinitionError(self.name, f"queue must be a non-empty string, got {queue!r}", step_name)
+            compensate = options.get("compensate")
+            if compensate is not None and (not isinstance(compensate, str) or not compensate):
+                raise DefinitionError(self.name, f"compensate must be a compensation name, got {compensate!r}",
+                                      step_name)
+            returns = options.get("returns")
+            if returns is not None and (not isinstance(returns, str) or not returns):
+                raise DefinitionError(self.name, f"returns must be a non-empty string, got {returns!r}", step_name)
+            node = StepNode(
+                name=step_name,
+                fn=f,
+                kind=kind,
+                retry=_retry(self.name, step_name, options.get("retry")),
+                timeout=_timeout(self.name, step_name, options.get("timeout")),
+                compensate=compensate,
+                queue=queue,
+                returns=returns,
+            )
+            self._names.add(step_name)
+            self._stack[-1].nodes.append(node)
+            self._compiled = None
+            return f
+
+        return register(fn) if fn is not None else register
+
+    # -- blocks --------------------------------------------------------------------------------
+
+    @contextmanager
+    def branch(self, on: Callable[[dict[str, Any]], Any], *, name: str | None = None) -> Iterator[BranchBlock]:
+        """Run exactly one clause, chosen by ``on(ctx)``; execution continues after the block."""
+        if not callable(on):
+            raise DefinitionError(self.name, f"branch(on=...) must be callable, got {on!r}", name)
+        _check_arity(self.name, name or "branch", on, 1)
+        block = BranchBlock(self, name, on)
+        self._push(block.body)
+        try:
+            yield block
+        finally:
+            self._pop(block.body)
+        node = block.build()
+        if node.name in self._names:
+            raise DefinitionError(self.name, "duplicate step or block name", node.name)
+        self._names.add(node.name)
+        self._stack[-1].nodes.append(node)
+        self._compiled = None
+
+    def _push(self, body: Body) -> None:
+        self._stack.append(body)
+
+    def _pop(self, body: Body) -> None:
+        if self._stack[-1] is not body:
+            raise DefinitionError(self.name, "blocks closed out of order")
+        self._stack.pop()
+
+    # -- compiled form -------------------------------------------------------------------------
+
+    @property
+    def body(self) -> tuple[Node, ...]:
+        """The top-level nodes defined so far."""
+        return tuple(self._root.nodes)
+
+    def compile(self) -> Any:
+        """Compile (once, cached) into a state machine; raises ``DefinitionError`` if invalid."""
+        if len(self._stack) != 1:
+            raise DefinitionError(self.name, "compiled while a block is still open")
+        if self._compiled is None:
+            from durable_celery.compiler import compile_workflow
+
+            self._compiled = compile_workflow(self)
+        return self._compiled
+
+
+def _retry(workflow: str, step: str, retry: Any) -> Retry:
+    if retry is None:
+        return NO_RETRY
+    if not isinstance(retry, Retry):
+        raise DefinitionError(workflow, f"retry must be a Retry(...), got {retry!r}", step)
+    return retry
+
+
+def _timeout(workflow: str, step: str, timeout: Any) -> float | None:
+    try:
+        return timeout_seconds(timeout, "timeout")
+    except DurableError as exc:
+        raise DefinitionError(workflow, str(exc), step) from None
+
+
+def _check_arity(workflow: str, step: str, fn: Callable[..., Any], n: int) -> None:
+    """The function must accept exactly ``n`` positional arguments."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # builtins without a signature: checked when called
+    try:
+        sig.bind(*([None] * n))
+    except TypeError:
+        raise DefinitionError(
+            workflow, f"{getattr(fn, '__name__', fn)!r} must take {n} positional argument(s), its signature is {sig}",
+            step,
+        ) from None

@@ -1,0 +1,296 @@
+"""``Durable``: the engine on a Celery app, and the client API of API.md."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import Connection, event
+from sqlalchemy.orm import Session
+
+from durable_celery import codec
+from durable_celery.clock import Clock, SystemClock, as_utc
+from durable_celery.compiler.ir import StateMachine
+from durable_celery.dsl.registry import Registry
+from durable_celery.dsl.workflow import Workflow
+from durable_celery.durations import Duration
+from durable_celery.engine.statuses import ACTIVE, RETRYABLE, ExecutionStatus
+from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState, SchemaOutOfDate
+from durable_celery.models import Execution
+from durable_celery.runtime.dispatch import Dispatcher
+from durable_celery.runtime.install import broker_configured, install, task_names, use_embedded_broker
+from durable_celery.runtime.leases import LeaseKeeper
+from durable_celery.runtime.runner import Runner
+from durable_celery.settings import Settings, default_data_dir
+from durable_celery.state import migrate
+from durable_celery.state.db import Database
+from durable_celery.state.executions import finish_txn, insert_execution_txn, list_txn, peek_txn
+from durable_celery.state.records import to_execution
+from durable_celery.state.steps import list_attempts_txn
+
+
+class Durable:
+    """Durable workflows on a Celery app.
+
+    Args:
+        app: the Celery app whose workers run the steps.
+        database_url: where state lives (``postgresql+psycopg://...``); ``None`` keeps it in a
+            SQLite file under ``data_dir`` (the embedded default). When the app has no broker
+            configured either, a file-based kombu transport is used, so nothing needs a server.
+        workflows: module names (imported on first use) or ``Workflow`` objects.
+        queue: the Celery queue of the engine's tasks. prefix: the Postgres schema of its tables.
+        stale_lock_timeout: a running step whose worker stopped heart-beating this long is re-run
+            elsewhere. heartbeat_interval: how often a worker renews its leases.
+        tick_interval: how often beat fires timers, timeouts and recovery.
+        dispatch_mode: ``"per_step"`` (one Celery task per step) or ``"continuation"``.
+        redispatch_after: a runnable execution whose message was not consumed this long is
+            published again (covers a publish lost between commit and broker).
+        auto_migrate: migrate the schema on first use; if False, verify it and raise
+            ``SchemaOutOfDate``.
+    """
+
+    def __init__(
+        self,
+        app: Celery,
+        database_url: str | None = None,
+        workflows: list[str | Workflow] | tuple[str | Workflow, ...] = (),
+        *,
+        queue: str = "durable",
+        prefix: str = "durable",
+        queues: dict[str, dict[str, Any]] | None = None,
+        stale_lock_timeout: Duration = 60,
+        heartbeat_interval: Duration = 10,
+        tick_interval: Duration = 1,
+        dispatch_mode: str = "per_step",
+        continuation_budget: Duration = 0.5,
+        redispatch_after: Duration = 15,
+        max_countdown: Duration = 60,
+        auto_migrate: bool = True,
+        data_dir: str | Path | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(app, Celery):
+            raise InvalidInput(f"Durable needs a Celery app, got {app!r}")
+        data = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.settings = Settings.build(
+            database_url=database_url, data_dir=data, queue=queue, prefix=prefix, queues=queues,
+            stale_lock_timeout=stale_lock_timeout, heartbeat_interval=heartbeat_interval,
+            tick_interval=tick_interval, dispatch_mode=dispatch_mode, continuation_budget=continuation_budget,
+            redispatch_after=redispatch_after, max_countdown=max_countdown, auto_migrate=auto_migrate,
+        )
+        self.app = app
+        if not broker_configured(app):
+            use_embedded_broker(app, data)
+        self.clock: Clock = clock or SystemClock()
+        self.db = Database(self.settings.database_url, self.settings.prefix)
+        self.registry = Registry(workflows)
+        self.leases = LeaseKeeper(self.db, self.clock, self.settings.heartbeat_interval,
+                                  self.settings.stale_lock_timeout)
+        self.step_task_name, self.tick_task_name = task_names(self.settings.prefix)
+        self.dispatcher = Dispatcher(app, self.step_task_name)
+        self.runner = Runner(self)
+        self.step_task: Any = None
+        self.tick_task: Any = None
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        install(self)
+
+    as_utc = staticmethod(as_utc)
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Compile every workflow and make sure the schema is current (workers call this at boot)."""
+        self.registry.load()
+        self.ensure_schema()
+
+    def ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            if self.settings.auto_migrate:
+                migrate.upgrade(self.db)
+            elif not migrate.is_current(self.db):
+                raise SchemaOutOfDate(
+                    f"the durable schema {self.settings.prefix!r} is at {migrate.current_revision(self.db)}, "
+                    f"this version needs {migrate.head_revision()}: run `celery -A proj durable migrate`"
+                )
+            self._schema_ready = True
+
+    def register(self, workflow: Workflow) -> None:
+        """Register (and compile) a workflow on this instance."""
+        self.registry.register(workflow)
+
+    def declared_queues(self) -> list[str]:
+        names = [self.settings.queue, *self.settings.queues]
+        for workflow in self.registry._pending:
+            if isinstance(workflow, Workflow):
+                names.extend(q for q in _queues_of(workflow) if q)
+        return list(dict.fromkeys(names))
+
+    # -- client API ----------------------------------------------------------------------------------
+
+    def start(
+        self,
+        workflow: Workflow | str,
+        input: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int = 0,
+        scheduled_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        connection: Connection | Session | None = None,
+    ) -> str:
+        """Start an execution and return its id.
+
+        Raises:
+            WorkflowNotFound: unknown workflow name. InvalidInput: input that is not a
+            JSON-storable dict, or a bad option. Nothing is written in either case.
+        """
+        machine = self.registry.machine_for(workflow)
+        row = self._new_row(machine, input, queue=queue, priority=priority, scheduled_at=scheduled_at,
+                            idempotency_key=idempotency_key, connection=connection)
+        if connection is not None:
+            return self._start_in(connection, row, machine)
+        self.ensure_schema()
+        with self.db.begin() as conn:
+            execution_id, created = insert_execution_txn(conn, row)
+        if created and row["dispatched_at"] is not None:
+            self.dispatcher.send(execution_id, 0, workflow=machine.workflow, step=machine.entry,
+                                 queue=self._entry_queue(machine, row["queue"]), priority=row["priority"])
+        return execution_id
+
+    def _new_row(self, machine: StateMachine, input: Any, *, queue: str | None, priority: int,
+                 scheduled_at: datetime | None, idempotency_key: str | None, connection: Any) -> dict[str, Any]:
+        if input is None:
+            input = {}
+        if not isinstance(input, dict):
+            raise InvalidInput(f"input must be a dict (the first step's context), got {type(input).__name__}")
+        try:
+            encoded = codec.encode(input)
+        except codec.Unencodable as exc:
+            raise InvalidInput(f"input key {exc.path!r} holds a {exc.type_name}, which cannot be stored as JSON") from None
+        if queue is not None and (not isinstance(queue, str) or not queue):
+            raise InvalidInput(f"queue must be a non-empty string, got {queue!r}")
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+            raise InvalidInput(f"priority must be an int from 0 to 9 (higher runs first), got {priority!r}")
+        if scheduled_at is not None and (not isinstance(scheduled_at, datetime) or scheduled_at.tzinfo is None):
+            raise InvalidInput(f"scheduled_at must be a timezone-aware datetime, got {scheduled_at!r}")
+        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key
+                                            or len(idempotency_key) > 255):
+            raise InvalidInput(f"idempotency_key must be a string of 1 to 255 characters, got {idempotency_key!r}")
+        if connection is not None and not isinstance(connection, (Connection, Session)):
+            raise InvalidInput(f"connection must be a SQLAlchemy Connection or Session, got {connection!r}")
+        now = self.clock.now()
+        ready = max(as_utc(scheduled_at), now) if scheduled_at is not None else now
+        immediate = scheduled_at is None or ready <= now
+        return {
+            "id": str(uuid.uuid4()), "workflow": machine.workflow, "version": machine.version,
+            "status": ExecutionStatus.PENDING.value, "queue": queue or machine.queue or self.settings.queue,
+            "priority": priority, "input": encoded, "context": encoded, "current_node": machine.entry,
+            "node_shape": machine.states[machine.entry].shape, "attempt": 1, "seq": 0,
+            "ready_at": ready, "dispatched_at": now if immediate and connection is None else None,
+            "deadline_at": ready + timedelta(seconds=machine.timeout) if machine.timeout else None,
+            "idempotency_key": idempotency_key, "scheduled_at": scheduled_at,
+            "created_at": now, "updated_at": now,
+        }
+
+    def _start_in(self, connection: Connection | Session, row: dict[str, Any], machine: StateMachine) -> str:
+        """Insert inside the caller's transaction. The row is left undispatched, so the tick
+        publishes it once it is committed; with a Session it is published on commit at once."""
+        self.ensure_schema()
+        conn = connection.connection() if isinstance(connection, Session) else connection
+        # Per statement: the caller's connection must not keep our schema map afterwards.
+        options = {"schema_translate_map": {None: self.db.schema}}
+        execution_id, created = insert_execution_txn(conn, row, options)
+        if created and isinstance(connection, Session):
+            @event.listens_for(connection, "after_commit", once=True)
+            def publish(_session: Session) -> None:
+                self.dispatcher.send(execution_id, 0, workflow=machine.workflow, step=machine.entry,
+                                     queue=self._entry_queue(machine, row["queue"]), priority=row["priority"])
+        return execution_id
+
+    def _entry_queue(self, machine: StateMachine, queue: str) -> str:
+        state = machine.states[machine.entry]
+        return (state.queue if state.queue else None) or queue
+
+    def get_execution(self, execution_id: str, include_steps: bool = False, include_logs: bool = False) -> Execution:
+        """The execution with that id (and its step attempts); raises ``ExecutionNotFound``."""
+        _check_id(execution_id)
+        self.ensure_schema()
+        with self.db.connect() as conn:
+            row = peek_txn(conn, execution_id)
+            if row is None:
+                raise ExecutionNotFound(execution_id)
+            steps = list_attempts_txn(conn, execution_id) if include_steps else []
+        return to_execution(row, steps if include_steps else None, include_logs)
+
+    def list_executions(self, workflow: Workflow | str | None = None, status: str | None = None,
+                        queue: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:
+        """Executions, newest first, filtered by workflow, status and queue."""
+        name = workflow.name if isinstance(workflow, Workflow) else workflow
+        if status is not None:
+            try:
+                status = ExecutionStatus(status).value
+            except ValueError:
+                raise InvalidInput(f"unknown status {status!r}; one of {[s.value for s in ExecutionStatus]}") from None
+        for what, value in (("limit", limit), ("offset", offset)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInput(f"{what} must be a non-negative int, got {value!r}")
+        self.ensure_schema()
+        with self.db.connect() as conn:
+            rows = list_txn(conn, workflow=name, status=status, queue=queue, limit=limit, offset=offset)
+        return [to_execution(row, None, False) for row in rows]
+
+    def cancel(self, execution_id: str, reason: str | None = None, compensate: bool = False) -> None:
+        """Cancel an active execution and its active children. A step running at that moment
+        finishes, but its result is discarded."""
+        _check_id(execution_id)
+        if compensate:
+            raise InvalidInput("cancel(compensate=True) needs saga support, which this version does not have yet")
+        self.ensure_schema()
+        error = {"type": "Cancelled", "message": reason or "cancelled", "step": None, "traceback": None}
+        with self.db.begin() as conn:
+            if finish_txn(conn, execution_id, ExecutionStatus.CANCELLED, self.clock.now(), error) is None:
+                row = peek_txn(conn, execution_id)
+                if row is None:
+                    raise ExecutionNotFound(execution_id)
+                raise InvalidState(execution_id, row["status"], "only pending, running or waiting executions can be cancelled")
+            self._cancel_children(conn, execution_id, error)
+
+    def _cancel_children(self, conn: Connection, parent_id: str, error: dict[str, Any]) -> None:
+        children = list_txn(conn, workflow=None, status=None, queue=None, parent_id=parent_id, limit=10_000, offset=0)
+        for child in children:
+            if child["status"] in ACTIVE and finish_txn(conn, child["id"], ExecutionStatus.CANCELLED,
+                                                        self.clock.now(), error) is not None:
+                self._cancel_children(conn, child["id"], error)
+
+    def retry(self, execution_id: str) -> str:
+        """Start a new execution with the workflow, input, queue and priority of a failed or
+        cancelled one; returns the new id."""
+        execution = self.get_execution(execution_id)
+        if execution.status not in RETRYABLE:
+            raise InvalidState(execution_id, execution.status.value, "only failed or cancelled executions can be retried")
+        return self.start(execution.workflow, execution.input, queue=execution.queue, priority=execution.priority)
+
+
+def _check_id(execution_id: Any) -> None:
+    if not isinstance(execution_id, str):
+        raise InvalidInput(f"an execution id is a string, got {type(execution_id).__name__}")
+    try:
+        uuid.UUID(execution_id)
+    except ValueError:
+        raise InvalidInput(f"{execution_id!r} is not an execution id (a UUID)") from None
+
+
+def _queues_of(workflow: Workflow) -> list[str | None]:
+    from durable_celery.dsl.nodes import StepNode, walk
+
+    return [workflow.queue, *(n.queue for n in walk(workflow.body) if isinstance(n, StepNode))]
+

@@ -1,0 +1,44 @@
+"""Duration helpers: every duration argument is a ``timedelta`` or a number of seconds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from durable_celery.errors import InvalidInput
+
+Duration = timedelta | int | float
+
+
+def seconds(n: float) -> timedelta:
+    """Return a ``timedelta`` of ``n`` seconds."""
+    return timedelta(seconds=n)
+
+
+def minutes(n: float) -> timedelta:
+    """Return a ``timedelta`` of ``n`` minutes."""
+    return timedelta(minutes=n)
+
+
+def hours(n: float) -> timedelta:
+    """Return a ``timedelta`` of ``n`` hours."""
+    return timedelta(hours=n)
+
+
+def days(n: float) -> timedelta:
+    """Return a ``timedelta`` of ``n`` days."""
+    return timedelta(days=n)
+
+
+def to_seconds(value: Duration, what: str) -> float:
+    """Normalise a duration argument to seconds; ``what`` names it in the error."""
+    if isinstance(value, bool) or not isinstance(value, (timedelta, int, float)):
+        raise InvalidInput(f"{what} must be a timedelta or a number of seconds, got {value!r}")
+    total = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if total < 0:
+        raise InvalidInput(f"{what} must not be negative, got {value!r}")
+    return total
+
+
+def optional_seconds(value: Duration | None, what: str) -> float | None:
+    """Like :func:`to_seconds`, passing ``None`` through."""
+    return None if value is None else to_seconds(value, what)

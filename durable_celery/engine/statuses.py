@@ -1,0 +1,63 @@
+"""Execution and step statuses: closed sets, shared by Python and the SQL CHECK constraints."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ExecutionStatus(str, Enum):
+    """Status of a workflow execution; compares equal to its plain string."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    COMPENSATION_FAILED = "compensation_failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class StepStatus(str, Enum):
+    """Status of one step attempt."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Executions that still have work to do (and can be cancelled).
+ACTIVE = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING,
+                    ExecutionStatus.COMPENSATING})
+#: Executions that a worker may claim and advance.
+RUNNABLE = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING})
+#: Final statuses: nothing changes an execution once it is here.
+TERMINAL = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED,
+                      ExecutionStatus.COMPENSATED, ExecutionStatus.COMPENSATION_FAILED})
+#: Terminal statuses from which `retry()` may start a new execution.
+RETRYABLE = frozenset({ExecutionStatus.FAILED, ExecutionStatus.CANCELLED, ExecutionStatus.COMPENSATED,
+                       ExecutionStatus.COMPENSATION_FAILED})
+
+#: The allowed moves; every status change in the store is one of these.
+ALLOWED_MOVES: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    ExecutionStatus.PENDING: frozenset({ExecutionStatus.RUNNING, ExecutionStatus.CANCELLED, ExecutionStatus.FAILED,
+                                        ExecutionStatus.COMPLETED}),
+    ExecutionStatus.RUNNING: frozenset({ExecutionStatus.RUNNING, ExecutionStatus.WAITING,
+                                        ExecutionStatus.COMPLETED, ExecutionStatus.FAILED,
+                                        ExecutionStatus.CANCELLED, ExecutionStatus.COMPENSATING}),
+    ExecutionStatus.WAITING: frozenset({ExecutionStatus.RUNNING, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED,
+                                        ExecutionStatus.COMPENSATING}),
+    ExecutionStatus.COMPENSATING: frozenset({ExecutionStatus.COMPENSATED, ExecutionStatus.COMPENSATION_FAILED,
+                                             ExecutionStatus.CANCELLED}),
+}
+
+
+def can_move(src: ExecutionStatus | str, dst: ExecutionStatus | str) -> bool:
+    return ExecutionStatus(dst) in ALLOWED_MOVES.get(ExecutionStatus(src), frozenset())

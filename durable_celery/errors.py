@@ -1,0 +1,151 @@
+"""The durable-celery error tree.
+
+Every error a caller can see derives from :class:`DurableError`::
+
+    DurableError
+    ├── DefinitionError          a workflow definition is wrong (raised at import time)
+    ├── WorkflowNotFound         no registered workflow has that name
+    ├── ExecutionNotFound        no execution has that id
+    ├── InvalidInput             a call got an argument it cannot use (bad JSON, bad option)
+    ├── InvalidState             the execution is in a status that does not allow the call
+    ├── DefinitionChanged        an in-flight execution's current node changed shape in a deploy
+    ├── StepTimeout              a step attempt ran longer than its timeout
+    ├── WorkflowTimeout          an execution ran longer than its workflow timeout
+    ├── BranchNoMatch            a branch had no matching case and no default
+    ├── ContextNotSerializable   a step returned a context that cannot be stored as JSON
+    └── SchemaOutOfDate          the database schema is behind the installed version
+
+Errors carry their data as fields. Each class with a custom ``__init__`` defines
+``__reduce__``: Celery's prefork pool pickles exceptions, and pickle rebuilds an exception by
+calling ``cls(*args)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DurableError(Exception):
+    """Base class of every durable-celery error."""
+
+
+class DefinitionError(DurableError):
+    """A workflow definition is invalid; names the workflow and, where known, the step."""
+
+    def __init__(self, workflow: str, message: str, step: str | None = None) -> None:
+        self.workflow = workflow
+        self.step = step
+        self.message = message
+        where = f"workflow {workflow!r}" + (f", step {step!r}" if step else "")
+        super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.workflow, self.message, self.step))
+
+
+class WorkflowNotFound(DurableError):
+    """No workflow with that name is registered on this Durable instance."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no workflow named {name!r} is registered")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name,))
+
+
+class ExecutionNotFound(DurableError):
+    """No execution with that id exists."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"no execution with id {execution_id!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.execution_id,))
+
+
+class InvalidInput(DurableError, ValueError):
+    """An argument to a call is not usable; nothing was written."""
+
+
+class InvalidState(DurableError):
+    """The execution's status does not allow the requested call."""
+
+    def __init__(self, execution_id: str, status: str, message: str) -> None:
+        self.execution_id = execution_id
+        self.status = status
+        self.message = message
+        super().__init__(f"execution {execution_id} is {status}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.execution_id, self.status, self.message))
+
+
+class DefinitionChanged(DurableError):
+    """The node an in-flight execution stands on no longer exists with the same shape."""
+
+    def __init__(self, workflow: str, node: str, detail: str) -> None:
+        self.workflow = workflow
+        self.node = node
+        self.detail = detail
+        super().__init__(f"workflow {workflow!r} changed at node {node!r}: {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.workflow, self.node, self.detail))
+
+
+class StepTimeout(DurableError):
+    """A step attempt exceeded its timeout (counts as a failed attempt)."""
+
+    def __init__(self, step: str, seconds: float) -> None:
+        self.step = step
+        self.seconds = seconds
+        super().__init__(f"step {step!r} timed out after {seconds:g}s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.step, self.seconds))
+
+
+class WorkflowTimeout(DurableError):
+    """An execution exceeded its workflow timeout."""
+
+    def __init__(self, workflow: str, seconds: float) -> None:
+        self.workflow = workflow
+        self.seconds = seconds
+        super().__init__(f"workflow {workflow!r} timed out after {seconds:g}s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.workflow, self.seconds))
+
+
+class BranchNoMatch(DurableError):
+    """A branch's selector returned a value no case matches, and it has no default."""
+
+    def __init__(self, branch: str, value: Any) -> None:
+        self.branch = branch
+        self.value = value
+        super().__init__(f"branch {branch!r}: no case matches {value!r} and there is no default")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.branch, self.value))
+
+
+class ContextNotSerializable(DurableError):
+    """A context holds a value that cannot be stored as JSON; names the step and the key."""
+
+    def __init__(self, step: str, key: str, type_name: str) -> None:
+        self.step = step
+        self.key = key
+        self.type_name = type_name
+        super().__init__(
+            f"step {step!r} produced a context whose key {key!r} holds a {type_name}, "
+            "which cannot be stored (use JSON types, datetime, date, Decimal or UUID)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.step, self.key, self.type_name))
+
+
+class SchemaOutOfDate(DurableError):
+    """The database schema is behind (or ahead of) the installed durable-celery version."""

@@ -1,0 +1,50 @@
+"""What the client API returns: frozen records named as in the reference's schemas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from durable_celery.engine.statuses import ExecutionStatus
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step attempt, oldest first in ``Execution.steps``."""
+
+    step_name: str
+    attempt: int
+    status: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+    logs: list[dict[str, Any]] | None
+    is_compensation: bool = False
+    compensation_for: str | None = None
+
+
+@dataclass(frozen=True)
+class Execution:
+    """A workflow execution as stored."""
+
+    id: str
+    workflow: str
+    status: ExecutionStatus
+    input: Any
+    context: Any
+    current_step: str | None
+    error: dict[str, Any] | None
+    queue: str
+    priority: int
+    parent_id: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    scheduled_at: datetime | None
+    attempt: int
+    compensation_results: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)

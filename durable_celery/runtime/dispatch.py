@@ -1,0 +1,44 @@
+"""Publishing the Celery messages that nudge executions forward. A message carries only the
+execution id and its ``seq``; Postgres holds everything else. Task name and arguments name the
+workflow and step, so Flower shows what each task is."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+
+log = logging.getLogger(__name__)
+
+MAX_PRIORITY = 9
+
+
+class Dispatcher:
+    def __init__(self, app: Celery, step_task_name: str) -> None:
+        self._app = app
+        self._task_name = step_task_name
+        self._invert_priority: bool | None = None
+
+    def _broker_priority(self, priority: int) -> int:
+        # API priority: higher = more important (0..9). RabbitMQ agrees; kombu's Redis transport
+        # serves lower numbers first, so it is inverted there.
+        if self._invert_priority is None:
+            self._invert_priority = self._app.conf.broker_url is not None and str(
+                self._app.conf.broker_url).startswith(("redis", "rediss", "sentinel"))
+        clamped = max(0, min(MAX_PRIORITY, priority))
+        return MAX_PRIORITY - clamped if self._invert_priority else clamped
+
+    def send(self, execution_id: str, seq: int, *, workflow: str, step: str | None, queue: str, priority: int,
+             countdown: float | None = None) -> None:
+        """Publish one step message. A failure is logged, not raised: the row is already
+        committed as runnable, and the tick re-dispatches it."""
+        options: dict[str, Any] = {"queue": queue, "routing_key": queue, "priority": self._broker_priority(priority)}
+        if countdown:
+            options["countdown"] = countdown
+        try:
+            self._app.send_task(self._task_name, args=(execution_id, seq),
+                                kwargs={"workflow": workflow, "step": step}, **options)
+        except Exception:
+            log.warning("durable: publishing execution %s seq %s failed; the tick will re-dispatch it",
+                        execution_id, seq, exc_info=True)

@@ -1,0 +1,87 @@
+"""Wiring a Durable instance into a Celery app: its tasks, queues, the beat entry, the
+embedded broker, and the worker signals. Written out in one place, in order."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery, signals
+from kombu import Queue
+
+if TYPE_CHECKING:
+    from durable_celery.durable import Durable
+
+MAX_PRIORITY = 10
+
+
+def task_names(prefix: str) -> tuple[str, str]:
+    """(step task, tick task); the default prefix gives ``durable.step`` and ``durable.tick``."""
+    base = "durable" if prefix == "durable" else f"durable.{prefix}"
+    return f"{base}.step", f"{base}.tick"
+
+
+def broker_configured(app: Celery) -> bool:
+    return bool(app.conf.broker_url or os.environ.get("CELERY_BROKER_URL"))
+
+
+def use_embedded_broker(app: Celery, data_dir: Path) -> None:
+    """A kombu transport that needs no server: messages are files under ``data_dir``."""
+    folder = (data_dir / "broker").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    app.conf.broker_url = "filesystem://"
+    app.conf.broker_transport_options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+                                         "store_processed": False}
+    app.conf.worker_enable_remote_control = False
+
+
+def install(durable: Durable) -> None:
+    app = durable.app
+    settings = durable.settings
+    step_name, tick_name = durable.step_task_name, durable.tick_task_name
+    runner = durable.runner
+
+    @app.task(name=step_name, ignore_result=True, bind=True, shared=False)
+    def step(task: Any, execution_id: str, seq: int, workflow: str | None = None, step: str | None = None) -> str:
+        """Advance one execution by (at least) one step; args name the workflow and step."""
+        delivery = task.request.delivery_info or {}
+        return runner.run(execution_id, seq, delivery.get("routing_key"))
+
+    @app.task(name=tick_name, ignore_result=True, shared=False)
+    def tick() -> dict[str, int]:
+        """Fire what is due: recover lost workers, re-dispatch lost messages, time out executions."""
+        from durable_celery.runtime.tick import tick as run_tick
+
+        report = run_tick(durable)
+        return {"recovered": report.recovered, "dispatched": report.dispatched, "timed_out": report.timed_out}
+
+    durable.step_task, durable.tick_task = step, tick
+    _declare_queues(app, durable.declared_queues())
+    schedule = dict(app.conf.beat_schedule or {})
+    schedule[f"{tick_name}"] = {
+        "task": tick_name,
+        "schedule": settings.tick_interval,
+        "options": {"queue": settings.queue, "expires": max(settings.tick_interval * 5, 5)},
+    }
+    app.conf.beat_schedule = schedule
+
+    @signals.worker_init.connect(weak=False)
+    def on_worker_init(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app:
+            durable.prepare()  # migrate or verify the schema and compile every workflow at boot
+
+
+def _declare_queues(app: Celery, names: list[str]) -> None:
+    """Declare the engine's queues with a max priority (RabbitMQ needs it at declaration),
+    keeping the app's default queue and any queues it already declares."""
+    existing = list(app.conf.task_queues or [])
+    if not existing:
+        default = app.conf.task_default_queue or "celery"
+        existing = [Queue(default, routing_key=default)]
+    known = {q.name for q in existing}
+    for name in names:
+        if name not in known:
+            existing.append(Queue(name, routing_key=name, queue_arguments={"x-max-priority": MAX_PRIORITY}))
+            known.add(name)
+    app.conf.task_queues = existing

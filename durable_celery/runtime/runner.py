@@ -1,0 +1,234 @@
+"""The step runner: claim an execution, run its current step, checkpoint the outcome in one
+transaction, then hand off (publish) or, in continuation mode, go on with the next step."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Mapping
+
+from durable_celery import codec
+from durable_celery.compiler.ir import END, State, StateMachine
+from durable_celery.context import StepInfo
+from durable_celery.engine.backoff import retry_delay, should_retry
+from durable_celery.engine.statuses import ExecutionStatus, StepStatus
+from durable_celery.engine.transitions import StepResultError, check_shape, interpret_result, queue_of, resolve
+from durable_celery.errors import ContextNotSerializable, DurableError, WorkflowNotFound, WorkflowTimeout
+from durable_celery.runtime.executor import Attempt, error_dict, run_attempt
+from durable_celery.state.executions import advance_txn, claim_txn, peek_txn
+from durable_celery.state.steps import record_attempt_txn
+from durable_celery.testing import faults
+
+if TYPE_CHECKING:
+    from durable_celery.durable import Durable
+
+log = logging.getLogger(__name__)
+WORKER = f"{socket.gethostname()}"
+
+
+@dataclass
+class _Lease:
+    """The claimed execution row (updated in place as continuation advances it)."""
+
+    row: Mapping[str, Any]
+    token: str
+    queue: str
+    started: float
+
+
+class Runner:
+    """Drives executions forward inside Celery tasks."""
+
+    def __init__(self, durable: Durable) -> None:
+        self._durable = durable
+        self._db = durable.db
+        self._clock = durable.clock
+        self._settings = durable.settings
+
+    # -- entry point of the `durable.step` task ---------------------------------------------------
+
+    def run(self, execution_id: str, seq: int, queue: str | None) -> str:
+        """Handle one message; returns what happened (for logs and tests)."""
+        now = self._clock.now()
+        token = uuid.uuid4().hex
+        with self._db.begin() as conn:
+            row = claim_txn(conn, execution_id, seq, token, now, now + timedelta(seconds=self._settings.stale_lock_timeout))
+        if row is None:
+            return self._unclaimed(execution_id, seq)
+        keeper = self._durable.leases
+        keeper.hold(token)
+        try:
+            return self._drive(_Lease(row, token, queue or row["queue"], time.monotonic()))
+        finally:
+            keeper.release(token)
+
+    def _unclaimed(self, execution_id: str, seq: int) -> str:
+        """A message that could not claim: a duplicate or stale one is dropped; one that came
+        early (a retry countdown on a skewed clock) is re-published for when it is due."""
+        with self._db.connect() as conn:
+            row = peek_txn(conn, execution_id)
+        if (row is not None and row["seq"] == seq and row["lease_owner"] is None and row["ready_at"] is not None
+                and row["status"] in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)):
+            wait = (self._durable.as_utc(row["ready_at"]) - self._clock.now()).total_seconds()
+            if wait > 0:
+                self._durable.dispatcher.send(execution_id, seq, workflow=row["workflow"], step=row["current_node"],
+                                              queue=row["queue"], priority=row["priority"], countdown=wait)
+                return "early"
+        return "duplicate"
+
+    # -- the loop over consecutive steps ------------------------------------------------------------
+
+    def _drive(self, lease: _Lease) -> str:
+        while True:
+            row = lease.row
+            machine = self._durable.registry.get(row["workflow"])
+            if machine is None:
+                return self._fail(lease, error_dict(WorkflowNotFound(row["workflow"]), None))
+            deadline = row["deadline_at"]
+            if deadline is not None and self._durable.as_utc(deadline) <= self._clock.now():
+                return self._fail(lease, error_dict(WorkflowTimeout(row["workflow"], machine.timeout or 0), None))
+            try:
+                if row["version"] != machine.version:
+                    check_shape(machine, row["current_node"], row["node_shape"])
+                ctx = codec.decode(row["context"])
+                state_id = resolve(machine, row["current_node"], ctx)
+            except DurableError as exc:
+                return self._fail(lease, error_dict(exc, row["current_node"]))
+            except Exception as exc:  # a branch's `on` raised
+                return self._fail(lease, error_dict(exc, row["current_node"]))
+            if state_id == END:
+                return self._complete(lease, row["context"], None, None)
+            state = machine.states[state_id]
+            assert state.step is not None
+            info = StepInfo(row["id"], row["workflow"], state.id, row["attempt"], codec.decode(row["input"]))
+            attempt = run_attempt(state.step.fn, ctx, info, state.step.timeout)
+            step_row = self._step_row(lease, state, attempt)
+            if not attempt.ok:
+                return self._failed_attempt(lease, machine, state, attempt, step_row)
+            outcome = self._successor(machine, state, attempt)
+            if isinstance(outcome, dict):  # the step's result could not be used
+                attempt.ok, attempt.error, attempt.retryable = False, outcome, False
+                step_row.update(status=StepStatus.FAILED.value, error=outcome, output=None)
+                return self._failed_attempt(lease, machine, state, attempt, step_row)
+            next_id, encoded_ctx, branch_error = outcome
+            step_row["output"] = encoded_ctx
+            if branch_error is not None:
+                return self._complete(lease, encoded_ctx, step_row, branch_error)
+            if next_id == END:
+                return self._complete(lease, encoded_ctx, step_row, None)
+            handed = self._hand_over(lease, machine, next_id, encoded_ctx, step_row)
+            if handed != "continue":
+                return handed
+
+    def _successor(self, machine: StateMachine, state: State,
+                   attempt: Attempt) -> tuple[str, Any, dict[str, Any] | None] | dict[str, Any]:
+        """(next step id, encoded context, error from routing) or an error dict if the step's
+        return value is unusable."""
+        try:
+            next_id, new_ctx = interpret_result(machine, state, attempt.value)
+            encoded = codec.encode(new_ctx)
+        except StepResultError as exc:
+            return error_dict(exc, state.id)
+        except codec.Unencodable as exc:
+            return error_dict(ContextNotSerializable(state.id, exc.path, exc.type_name), state.id)
+        try:
+            return resolve(machine, next_id, new_ctx), encoded, None
+        except Exception as exc:  # BranchNoMatch, DefinitionChanged, or a raising `on`
+            return next_id, encoded, error_dict(exc, next_id)
+
+    # -- checkpoints: each one transaction, fenced by seq and lease -----------------------------------
+
+    def _step_row(self, lease: _Lease, state: State, attempt: Attempt) -> dict[str, Any]:
+        row = lease.row
+        now = self._clock.now()
+        started = self._durable.as_utc(row["step_started_at"]) if row["step_started_at"] else now
+        return {
+            "execution_id": row["id"], "seq": row["seq"], "step_name": state.id, "attempt": row["attempt"],
+            "status": (StepStatus.COMPLETED if attempt.ok else StepStatus.FAILED).value,
+            "started_at": started, "completed_at": now, "duration_ms": attempt.duration_ms,
+            "input": row["context"], "output": None, "error": attempt.error, "logs": attempt.logs or None,
+            "worker": WORKER,
+        }
+
+    def _commit(self, lease: _Lease, values: dict[str, Any], step_row: dict[str, Any] | None) -> bool:
+        row = lease.row
+        values.setdefault("updated_at", self._clock.now())
+        with self._db.begin() as conn:
+            if not advance_txn(conn, row["id"], row["seq"], lease.token, values):
+                log.warning("durable: execution %s lost its lease at seq %s; discarding this attempt",
+                            row["id"], row["seq"])
+                return False
+            if step_row is not None:
+                record_attempt_txn(conn, step_row)
+        if step_row is not None:
+            faults.trip("after_checkpoint", step_row["step_name"])
+        return True
+
+    def _hand_over(self, lease: _Lease, machine: StateMachine, next_id: str, ctx: Any,
+                   step_row: dict[str, Any]) -> str:
+        """Checkpoint a completed step and move to ``next_id``: keep the lease and return
+        "continue" (continuation mode), or release it and publish ("dispatched")."""
+        settings = self._settings
+        row = lease.row
+        now = self._clock.now()
+        next_queue = queue_of(machine, next_id, row["queue"])
+        keep = (settings.dispatch_mode == "continuation" and next_queue == lease.queue
+                and time.monotonic() - lease.started < settings.continuation_budget)
+        values: dict[str, Any] = {
+            "context": ctx, "current_node": next_id, "node_shape": machine.states[next_id].shape,
+            "version": machine.version, "attempt": 1, "status": ExecutionStatus.RUNNING.value,
+        }
+        if keep:
+            values.update(lease_expires_at=now + timedelta(seconds=settings.stale_lock_timeout), step_started_at=now)
+        else:
+            values.update(lease_owner=None, lease_expires_at=None, step_started_at=None, ready_at=now,
+                          dispatched_at=now)
+        if not self._commit(lease, values, step_row):
+            return "lease-lost"
+        if keep:
+            lease.row = {**row, **values, "seq": row["seq"] + 1}
+            return "continue"
+        self._durable.dispatcher.send(row["id"], row["seq"] + 1, workflow=row["workflow"], step=next_id,
+                                      queue=next_queue, priority=row["priority"])
+        return "dispatched"
+
+    def _failed_attempt(self, lease: _Lease, machine: StateMachine, state: State, attempt: Attempt,
+                        step_row: dict[str, Any]) -> str:
+        assert state.step is not None
+        row = lease.row
+        n = row["attempt"]
+        if not (attempt.retryable and should_retry(state.step.retry, n)):
+            return self._fail(lease, attempt.error, step_row)
+        delay = retry_delay(state.step.retry, n)
+        now = self._clock.now()
+        ready_at = now + timedelta(seconds=delay)
+        via_message = delay <= self._settings.max_countdown
+        values = {"attempt": n + 1, "lease_owner": None, "lease_expires_at": None, "step_started_at": None,
+                  "ready_at": ready_at, "dispatched_at": ready_at if via_message else None}
+        if not self._commit(lease, values, step_row):
+            return "lease-lost"
+        if via_message:  # long backoffs are left to the tick: no ETA message held for hours
+            self._durable.dispatcher.send(row["id"], row["seq"] + 1, workflow=row["workflow"], step=state.id,
+                                          queue=queue_of(machine, state.id, row["queue"]), priority=row["priority"],
+                                          countdown=delay)
+        return "retry-scheduled"
+
+    def _complete(self, lease: _Lease, ctx: Any, step_row: dict[str, Any] | None,
+                  error: dict[str, Any] | None) -> str:
+        now = self._clock.now()
+        status = ExecutionStatus.FAILED if error else ExecutionStatus.COMPLETED
+        values = {"status": status.value, "context": ctx, "error": error, "lease_owner": None,
+                  "lease_expires_at": None, "step_started_at": None, "ready_at": None, "deadline_at": None,
+                  "completed_at": now, "current_node": None if error is None else lease.row["current_node"]}
+        return status.value if self._commit(lease, values, step_row) else "lease-lost"
+
+    def _fail(self, lease: _Lease, error: dict[str, Any] | None, step_row: dict[str, Any] | None = None) -> str:
+        now = self._clock.now()
+        values = {"status": ExecutionStatus.FAILED.value, "error": error, "lease_owner": None,
+                  "lease_expires_at": None, "step_started_at": None, "ready_at": None, "deadline_at": None,
+                  "completed_at": now}
+        return "failed" if self._commit(lease, values, step_row) else "lease-lost"

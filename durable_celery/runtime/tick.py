@@ -1,0 +1,63 @@
+"""The beat tick: one cheap pass over the indexed "something is due" rows.
+
+1. expired leases (a worker died mid-step): released and re-dispatched;
+2. runnable executions with no live message (lost publish, transactional or scheduled start,
+   a retry backoff too long for a countdown message): dispatched;
+3. executions past their workflow timeout: failed with ``WorkflowTimeout``.
+
+Every sweep locks its rows with ``FOR UPDATE SKIP LOCKED`` and marks them in the same
+transaction, so two beats (or a beat that restarts) never act on a row twice, and a beat that was
+down catches up on its next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from durable_celery.engine.statuses import ExecutionStatus
+from durable_celery.errors import WorkflowTimeout
+from durable_celery.runtime.executor import error_dict
+from durable_celery.state.executions import (
+    finish_txn,
+    take_dispatchable_txn,
+    take_expired_leases_txn,
+    take_overdue_txn,
+)
+
+if TYPE_CHECKING:
+    from durable_celery.durable import Durable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TickReport:
+    recovered: int
+    dispatched: int
+    timed_out: int
+
+
+def tick(durable: Durable) -> TickReport:
+    settings = durable.settings
+    now = durable.clock.now()
+    with durable.db.begin() as conn:
+        recovered = take_expired_leases_txn(conn, now, settings.tick_batch)
+    for row in recovered:
+        log.warning("durable: execution %s lost its worker in step %s; re-dispatching", row["id"], row["current_node"])
+    with durable.db.begin() as conn:
+        due = take_dispatchable_txn(conn, now, timedelta(seconds=settings.redispatch_after), settings.tick_batch)
+    for row in [*recovered, *due]:
+        durable.dispatcher.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"],
+                                queue=row["queue"], priority=row["priority"])
+    timed_out = 0
+    with durable.db.begin() as conn:
+        for row in take_overdue_txn(conn, now, settings.tick_batch):
+            machine = durable.registry.get(row["workflow"])
+            seconds = machine.timeout if machine and machine.timeout else 0
+            error = error_dict(WorkflowTimeout(row["workflow"], seconds), row["current_node"])
+            if finish_txn(conn, row["id"], ExecutionStatus.FAILED, now, error) is not None:
+                timed_out += 1
+    return TickReport(len(recovered), len(due), timed_out)

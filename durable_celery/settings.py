@@ -1,0 +1,82 @@
+"""Engine settings: one frozen, validated object built from ``Durable(...)``'s arguments."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from durable_celery.durations import Duration, to_seconds
+from durable_celery.errors import InvalidInput
+
+DispatchMode = Literal["per_step", "continuation"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated engine settings (durations in seconds).
+
+    ``dispatch_mode``: ``"per_step"`` publishes one Celery task per step (each step is its own
+    task in Flower); ``"continuation"`` lets a task go on with the next step on the same queue
+    after each checkpoint, for up to ``continuation_budget`` seconds.
+    """
+
+    database_url: str
+    embedded: bool
+    queue: str = "durable"
+    prefix: str = "durable"
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stale_lock_timeout: float = 60.0
+    heartbeat_interval: float = 10.0
+    tick_interval: float = 1.0
+    dispatch_mode: DispatchMode = "per_step"
+    continuation_budget: float = 0.5
+    redispatch_after: float = 15.0
+    max_countdown: float = 60.0
+    auto_migrate: bool = True
+    tick_batch: int = 500
+
+    @classmethod
+    def build(cls, *, database_url: str | None, data_dir: Path, queue: str, prefix: str,
+              queues: dict[str, dict[str, Any]] | None, stale_lock_timeout: Duration,
+              heartbeat_interval: Duration, tick_interval: Duration, dispatch_mode: str,
+              continuation_budget: Duration, redispatch_after: Duration, max_countdown: Duration,
+              auto_migrate: bool) -> Settings:
+        embedded = database_url is None
+        if database_url is None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            database_url = f"sqlite:///{(data_dir / 'state.db').resolve()}"
+        for name, value in (("queue", queue), ("prefix", prefix)):
+            if not isinstance(value, str) or not value:
+                raise InvalidInput(f"{name} must be a non-empty string, got {value!r}")
+        if dispatch_mode not in ("per_step", "continuation"):
+            raise InvalidInput(f"dispatch_mode must be 'per_step' or 'continuation', got {dispatch_mode!r}")
+        settings = cls(
+            database_url=database_url,
+            embedded=embedded,
+            queue=queue,
+            prefix=prefix,
+            queues=dict(queues or {}),
+            stale_lock_timeout=to_seconds(stale_lock_timeout, "stale_lock_timeout"),
+            heartbeat_interval=to_seconds(heartbeat_interval, "heartbeat_interval"),
+            tick_interval=to_seconds(tick_interval, "tick_interval"),
+            dispatch_mode=dispatch_mode,  # type: ignore[arg-type]
+            continuation_budget=to_seconds(continuation_budget, "continuation_budget"),
+            redispatch_after=to_seconds(redispatch_after, "redispatch_after"),
+            max_countdown=to_seconds(max_countdown, "max_countdown"),
+            auto_migrate=bool(auto_migrate),
+        )
+        if settings.heartbeat_interval <= 0 or settings.tick_interval <= 0:
+            raise InvalidInput("heartbeat_interval and tick_interval must be positive")
+        if settings.heartbeat_interval >= settings.stale_lock_timeout:
+            raise InvalidInput(
+                f"heartbeat_interval ({settings.heartbeat_interval:g}s) must be shorter than "
+                f"stale_lock_timeout ({settings.stale_lock_timeout:g}s), or live workers lose their leases"
+            )
+        return settings
+
+
+def default_data_dir() -> Path:
+    """Where the embedded default keeps its files: ``$DURABLE_DATA_DIR`` or ``./.durable``."""
+    return Path(os.environ.get("DURABLE_DATA_DIR", ".durable"))

@@ -1,0 +1,153 @@
+"""Transactions on ``workflow_executions``: start, claim, checkpoint, lease renewal, the tick's
+sweeps and the client's reads. Exactly-once comes from the ``seq`` fence and the lease owner in
+each ``UPDATE ... WHERE``, never from check-then-write."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Connection, RowMapping, and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from durable_celery.engine.statuses import ACTIVE, RUNNABLE, ExecutionStatus
+from durable_celery.state.tables import workflow_executions as t
+
+#: What a message needs to be published for an execution.
+DISPATCH_COLUMNS = (t.c.id, t.c.seq, t.c.workflow, t.c.current_node, t.c.queue, t.c.priority)
+
+
+def insert_execution_txn(conn: Connection, row: dict[str, Any],
+                         options: dict[str, Any] | None = None) -> tuple[str, bool]:
+    """Insert a new execution; with an ``idempotency_key`` already used, insert nothing.
+
+    Returns (id, created): the new id, or the id of the execution that holds the key.
+    ``options`` are per-statement execution options (the schema map on a caller's connection).
+    """
+    opts = options or {}
+    if row.get("idempotency_key") is None:
+        conn.execute(insert(t).values(**row), execution_options=opts)
+        return row["id"], True
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(t).values(**row).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id)
+    created = conn.execute(stmt, execution_options=opts).scalar()
+    if created is not None:
+        return created, True
+    key_holder = select(t.c.id).where(t.c.idempotency_key == row["idempotency_key"])
+    return conn.execute(key_holder, execution_options=opts).scalar_one(), False
+
+
+def claim_txn(conn: Connection, execution_id: str, seq: int, token: str, now: datetime,
+              lease_until: datetime) -> RowMapping | None:
+    """Take the lease on an execution that is runnable at ``seq``; ``None`` if the message is a
+    duplicate, stale, early, or another worker holds the lease."""
+    stmt = (
+        update(t)
+        .where(t.c.id == execution_id, t.c.seq == seq, t.c.status.in_([s.value for s in RUNNABLE]),
+               t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now)
+        .values(lease_owner=token, lease_expires_at=lease_until, ready_at=None, status=ExecutionStatus.RUNNING.value,
+                started_at=func.coalesce(t.c.started_at, now), step_started_at=now, updated_at=now)
+        .returning(*t.c)
+    )
+    return conn.execute(stmt).mappings().first()
+
+
+def peek_txn(conn: Connection, execution_id: str) -> RowMapping | None:
+    """The whole row, unlocked."""
+    return conn.execute(select(t).where(t.c.id == execution_id)).mappings().first()
+
+
+def advance_txn(conn: Connection, execution_id: str, seq: int, token: str, values: dict[str, Any]) -> bool:
+    """Move a leased execution from ``seq`` to ``seq + 1`` with ``values``; False if the lease
+    was lost (expired and taken over, or the execution was cancelled) — then nothing is written."""
+    result = conn.execute(
+        update(t).where(t.c.id == execution_id, t.c.seq == seq, t.c.lease_owner == token)
+        .values(seq=seq + 1, **values)
+    )
+    return result.rowcount == 1
+
+
+def renew_leases_txn(conn: Connection, tokens: Sequence[str], until: datetime) -> int:
+    if not tokens:
+        return 0
+    result = conn.execute(update(t).where(t.c.lease_owner.in_(list(tokens))).values(lease_expires_at=until))
+    return result.rowcount
+
+
+def _locked_ids(conn: Connection, condition: Any, order: Any, limit: int) -> list[str]:
+    stmt = select(t.c.id).where(condition).order_by(order).limit(limit).with_for_update(skip_locked=True)
+    return list(conn.execute(stmt).scalars())
+
+
+def take_dispatchable_txn(conn: Connection, now: datetime, redispatch_after: timedelta,
+                          limit: int) -> list[RowMapping]:
+    """Runnable executions with no live message: never dispatched (transactional or scheduled
+    starts, long retries) or dispatched longer than ``redispatch_after`` ago and still not claimed
+    (a publish lost between commit and broker). Marks them dispatched now."""
+    condition = and_(
+        t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now,
+        t.c.status.in_([s.value for s in RUNNABLE]),
+        or_(t.c.dispatched_at.is_(None), t.c.dispatched_at <= now - redispatch_after),
+    )
+    ids = _locked_ids(conn, condition, t.c.ready_at, limit)
+    if not ids:
+        return []
+    stmt = update(t).where(t.c.id.in_(ids)).values(dispatched_at=now).returning(*DISPATCH_COLUMNS)
+    return list(conn.execute(stmt).mappings())
+
+
+def take_expired_leases_txn(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
+    """Executions whose worker stopped heart-beating: release the lease so another worker can
+    claim the same seq (the old worker's checkpoint will then fail its lease check)."""
+    condition = and_(t.c.lease_owner.is_not(None), t.c.lease_expires_at < now)
+    ids = _locked_ids(conn, condition, t.c.lease_expires_at, limit)
+    if not ids:
+        return []
+    stmt = (update(t).where(t.c.id.in_(ids))
+            .values(lease_owner=None, lease_expires_at=None, ready_at=now, dispatched_at=now, updated_at=now)
+            .returning(*DISPATCH_COLUMNS))
+    return list(conn.execute(stmt).mappings())
+
+
+def take_overdue_txn(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
+    """Active executions past their workflow deadline, locked for the caller to finish."""
+    condition = and_(t.c.deadline_at.is_not(None), t.c.deadline_at < now,
+                     t.c.status.in_([s.value for s in ACTIVE]))
+    ids = _locked_ids(conn, condition, t.c.deadline_at, limit)
+    if not ids:
+        return []
+    return list(conn.execute(select(t).where(t.c.id.in_(ids))).mappings())
+
+
+def finish_txn(conn: Connection, execution_id: str, status: ExecutionStatus, now: datetime,
+               error: dict[str, Any] | None, only_from: Iterable[ExecutionStatus] = ACTIVE) -> RowMapping | None:
+    """Force an execution into a final status (cancel, timeout), fencing off any running worker
+    by bumping ``seq`` and dropping its lease. ``None`` if it was not in ``only_from``."""
+    stmt = (
+        update(t)
+        .where(t.c.id == execution_id, t.c.status.in_([s.value for s in only_from]))
+        .values(status=status.value, seq=t.c.seq + 1, lease_owner=None, lease_expires_at=None, ready_at=None,
+                deadline_at=None, error=error, completed_at=now, updated_at=now)
+        .returning(*t.c)
+    )
+    return conn.execute(stmt).mappings().first()
+
+
+def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queue: str | None,
+             parent_id: str | None = None, limit: int, offset: int) -> list[RowMapping]:
+    stmt = select(t)
+    if workflow is not None:
+        stmt = stmt.where(t.c.workflow == workflow)
+    if status is not None:
+        stmt = stmt.where(t.c.status == status)
+    if queue is not None:
+        stmt = stmt.where(t.c.queue == queue)
+    if parent_id is not None:
+        stmt = stmt.where(t.c.parent_id == parent_id)
+    stmt = stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit).offset(offset)
+    return list(conn.execute(stmt).mappings())
+
+
+def count_by_status_txn(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(t.c.status, func.count()).group_by(t.c.status))
+    return {status: count for status, count in rows}

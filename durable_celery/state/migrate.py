@@ -1,0 +1,53 @@
+"""Schema migrations over Alembic's command API, shipped inside the package."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+
+from durable_celery.state.db import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _config(conn: Connection | None, schema: str | None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    cfg.attributes["schema"] = schema
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_config(None, None)).get_current_head()
+
+
+def current_revision(db: Database) -> str | None:
+    with db.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table_schema": db.schema})
+        return context.get_current_revision()
+
+
+def is_current(db: Database) -> bool:
+    return current_revision(db) == head_revision()
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    """Bring the schema to ``revision``; safe to call from several processes at once (a
+    Postgres advisory lock serialises them, SQLite's write lock does the same)."""
+    with db.begin() as conn:
+        if db.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(f"durable:{db.schema}".encode())})
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"'))
+        command.upgrade(_config(conn, db.schema), revision)
+
+
+def downgrade(db: Database, revision: str = "base") -> None:
+    with db.begin() as conn:
+        command.downgrade(_config(conn, db.schema), revision)

@@ -1,0 +1,43 @@
+"""Rows to the records the client API returns."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from durable_celery import codec
+from durable_celery.clock import as_utc
+from durable_celery.engine.statuses import ExecutionStatus, StepStatus
+from durable_celery.models import Execution, StepRecord
+
+
+def _dt(value: Any) -> Any:
+    return as_utc(value) if value is not None else None
+
+
+def to_step(row: Mapping[str, Any], include_logs: bool) -> StepRecord:
+    return StepRecord(
+        step_name=row["step_name"], attempt=row["attempt"], status=row["status"],
+        started_at=_dt(row["started_at"]), completed_at=_dt(row["completed_at"]), duration_ms=row["duration_ms"],
+        input=codec.decode(row["input"]), output=codec.decode(row["output"]), error=row["error"],
+        logs=row["logs"] if include_logs else None, is_compensation=bool(row["is_compensation"]),
+        compensation_for=row["compensation_for"],
+    )
+
+
+def to_execution(row: Mapping[str, Any], steps: Sequence[Mapping[str, Any]] | None, include_logs: bool) -> Execution:
+    records = [to_step(s, include_logs) for s in steps or ()]
+    if steps is not None and row["lease_owner"] is not None and row["current_node"]:
+        # The attempt in flight has no row until it checkpoints; show it from the lease.
+        records.append(StepRecord(
+            step_name=row["current_node"], attempt=row["attempt"], status=StepStatus.RUNNING.value,
+            started_at=_dt(row["step_started_at"]), completed_at=None, duration_ms=None,
+            input=codec.decode(row["context"]), output=None, error=None, logs=None,
+        ))
+    return Execution(
+        id=row["id"], workflow=row["workflow"], status=ExecutionStatus(row["status"]),
+        input=codec.decode(row["input"]), context=codec.decode(row["context"]), current_step=row["current_node"],
+        error=row["error"], queue=row["queue"], priority=row["priority"], parent_id=row["parent_id"],
+        started_at=_dt(row["started_at"]), completed_at=_dt(row["completed_at"]), created_at=_dt(row["created_at"]),
+        scheduled_at=_dt(row["scheduled_at"]), attempt=row["attempt"],
+        compensation_results=list(row["compensation_results"] or []), steps=records,
+    )

@@ -1,0 +1,1 @@
+"""Test harness shipped with the package: real worker processes and fault points."""

@@ -1,0 +1,43 @@
+"""Builds the test project's Celery app and Durable engine from explicit settings; the worker
+side (``tests.proj.app``) builds the same from the environment the test passes it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+
+from durable_celery import Durable
+
+SETTING_KEYS = ("stale_lock_timeout", "heartbeat_interval", "tick_interval", "dispatch_mode",
+                "redispatch_after", "continuation_budget", "max_countdown")
+
+
+def make(broker: str, database_url: str, prefix: str, queue: str, **settings: Any) -> tuple[Celery, Durable]:
+    app = Celery(f"proj-{prefix}", broker=broker)
+    app.conf.update(
+        broker_connection_retry_on_startup=True,
+        task_default_queue=f"{queue}-default",
+        worker_hijack_root_logger=False,
+        broker_transport_options={"visibility_timeout": 3600},
+    )
+    durable = Durable(app, database_url=database_url, workflows=["tests.proj.workflows"], queue=queue,
+                      prefix=prefix, **settings)
+    return app, durable
+
+
+def env_for(broker: str, database_url: str, prefix: str, queue: str, **settings: Any) -> dict[str, str]:
+    env = {"DT_BROKER": broker, "DT_DB": database_url, "DT_PREFIX": prefix, "DT_QUEUE": queue}
+    env.update({f"DT_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+def from_env() -> tuple[Celery, Durable]:
+    settings: dict[str, Any] = {}
+    for key in SETTING_KEYS:
+        value = os.environ.get(f"DT_{key.upper()}")
+        if value is not None:
+            settings[key] = value if key == "dispatch_mode" else float(value)
+    return make(os.environ["DT_BROKER"], os.environ["DT_DB"], os.environ["DT_PREFIX"], os.environ["DT_QUEUE"],
+                **settings)

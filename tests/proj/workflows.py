@@ -1,0 +1,102 @@
+"""Workflows the tests run on real workers."""
+
+from __future__ import annotations
+
+import time
+
+from durable_celery import Retry, Workflow, goto, seconds
+from tests.proj.effects import record
+
+# A linear pipeline: each step records that it ran and adds to the context.
+pipeline = Workflow("pipeline")
+
+
+@pipeline.step
+def first(ctx):
+    record()
+    return {**ctx, "trail": ["first"]}
+
+
+@pipeline.step
+def second(ctx):
+    record()
+    time.sleep(ctx.get("second_sleep", 0))
+    return {**ctx, "trail": ctx["trail"] + ["second"]}
+
+
+@pipeline.step
+def third(ctx):
+    record()
+    return {**ctx, "trail": ctx["trail"] + ["third"]}
+
+
+# Retries: fails until its attempt number reaches ctx["succeed_on"].
+flaky = Workflow("flaky")
+
+
+@flaky.step(retry=Retry(max_attempts=3, backoff="constant", base=0.2))
+def sometimes(ctx):
+    from durable_celery import context
+
+    record()
+    if context.attempt() < ctx["succeed_on"]:
+        raise RuntimeError(f"attempt {context.attempt()} fails")
+    return {**ctx, "succeeded_on": context.attempt()}
+
+
+# A step timeout, retried once.
+slow = Workflow("slow")
+
+
+@slow.step(timeout=seconds(0.5), retry=Retry(max_attempts=2, backoff="constant", base=0.1))
+def dawdle(ctx):
+    record()
+    time.sleep(5)
+    return ctx
+
+
+# Branches and decisions.
+routing = Workflow("routing")
+
+
+@routing.decision
+def triage(ctx):
+    return goto("finish", {**ctx, "skipped": True}) if ctx.get("skip") else ctx
+
+
+with routing.branch(on=lambda ctx: ctx["kind"]) as b:
+    with b.case("invoice", "bill"):
+        @routing.step
+        def handle_invoice(ctx):
+            return {**ctx, "handled": "invoice"}
+
+    with b.case("receipt"):
+        @routing.step
+        def handle_receipt(ctx):
+            return {**ctx, "handled": "receipt"}
+
+
+@routing.step
+def finish(ctx):
+    return {**ctx, "done": True}
+
+
+# A workflow timeout.
+overdue = Workflow("overdue", timeout=seconds(1))
+
+
+@overdue.step
+def linger(ctx):
+    time.sleep(3)
+    return ctx
+
+
+@overdue.step
+def after_linger(ctx):
+    return ctx
+
+
+# N no-op steps, for throughput tests.
+noop = Workflow("noop")
+for _i in range(10):
+    noop.step(name=f"noop_{_i}")(lambda ctx: ctx)
