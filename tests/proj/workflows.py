@@ -100,3 +100,28 @@ def after_linger(ctx):
 noop = Workflow("noop")
 for _i in range(10):
     noop.step(name=f"noop_{_i}")(lambda ctx: ctx)
+
+
+# A step whose output cannot be stored.
+unstorable = Workflow("unstorable")
+
+
+@unstorable.step
+def make_set(ctx):
+    return {"bad_value": {1, 2}}
+
+
+# A step that logs and prints, and reads its own context.
+chatty = Workflow("chatty")
+
+
+@chatty.step
+def speak(ctx):
+    import logging
+
+    from durable_celery import context
+
+    print("hello from chatty")
+    logging.getLogger("proj.chatty").warning("careful now")
+    return {"seen": {"workflow_id": context.workflow_id(), "step": context.current_step(),
+                     "attempt": context.attempt(), "input": context.workflow_input()}}
