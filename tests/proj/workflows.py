@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from durable_celery import Retry, Workflow, goto, seconds
@@ -125,3 +126,18 @@ def speak(ctx):
     logging.getLogger("proj.chatty").warning("careful now")
     return {"seen": {"workflow_id": context.workflow_id(), "step": context.current_step(),
                      "attempt": context.attempt(), "input": context.workflow_input()}}
+
+
+# A definition that changes between deploys: DT_VARIANT selects it (1 when unset).
+evolving = Workflow("evolving")
+_variant = os.environ.get("DT_VARIANT", "1")
+
+
+@evolving.step(retry=Retry(max_attempts=5 if _variant == "2" else 1))
+def begin(ctx):
+    return {**ctx, "begun_by": _variant}
+
+
+@evolving.step(timeout=seconds(60 if _variant == "3" else 30))
+def end(ctx):
+    return {**ctx, "ended_by": _variant}
