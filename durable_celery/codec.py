@@ -7,9 +7,10 @@ JSON cannot hold is rejected with the path of the offending key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
 _ENCODERS: list[tuple[type, str, Callable[[Any], str]]] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,8 +18,8 @@ from durable_celery.clock import Clock, SystemClock, as_utc
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.dsl.registry import Registry
 from durable_celery.dsl.workflow import Workflow
-from durable_celery.durations import Duration
-from durable_celery.engine.statuses import ACTIVE, RETRYABLE, ExecutionStatus
+from durable_celery.durations import Duration, to_seconds
+from durable_celery.engine.statuses import ACTIVE, RETRYABLE, TERMINAL, ExecutionStatus
 from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState, SchemaOutOfDate
 from durable_celery.models import Execution
 from durable_celery.runtime.dispatch import Dispatcher
@@ -230,6 +231,21 @@ class Durable:
                 raise ExecutionNotFound(execution_id)
             steps = list_attempts_txn(conn, execution_id) if include_steps else []
         return to_execution(row, steps if include_steps else None, include_logs)
+
+    def wait(self, execution_id: str, timeout: Duration | None = None, poll: float = 0.1) -> Execution:
+        """Block until the execution reaches a final status and return it (with its steps).
+
+        Raises:
+            TimeoutError: it is still active after ``timeout``. ExecutionNotFound: unknown id.
+        """
+        limit = None if timeout is None else time.monotonic() + to_seconds(timeout, "timeout")
+        while True:
+            execution = self.get_execution(execution_id, include_steps=True)
+            if execution.status in TERMINAL:
+                return execution
+            if limit is not None and time.monotonic() > limit:
+                raise TimeoutError(f"execution {execution_id} is still {execution.status.value}")
+            time.sleep(poll)
 
     def list_executions(self, workflow: Workflow | str | None = None, status: str | None = None,
                         queue: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:

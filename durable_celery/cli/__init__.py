@@ -19,7 +19,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from durable_celery.cli.executions import cancel, list_executions, retry, run, show, status
 from durable_celery.cli.instance import CliState
-from durable_celery.cli.maintenance import migrate, workflows
+from durable_celery.cli.maintenance import migrate
+from durable_celery.cli.workflows import workflows
 from durable_celery.errors import DurableError, ExecutionNotFound, InvalidInput, WorkflowNotFound
 
 #: Errors that mean "what you typed is wrong" (exit 2, like click's own usage errors).

@@ -6,12 +6,13 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+from collections.abc import Callable
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from durable_celery.compiler.fingerprint import digest
 from durable_celery.compiler.ir import END, State, StateMachine
-from durable_celery.dsl.nodes import BranchNode, Node, StepNode, walk
+from durable_celery.dsl.nodes import Node, StepNode, walk
 from durable_celery.errors import DefinitionError
 
 if TYPE_CHECKING:

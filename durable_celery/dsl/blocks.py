@@ -3,8 +3,9 @@ defined inside them into a nested node tree."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from durable_celery.dsl.nodes import BranchNode, Case, Node
 from durable_celery.errors import DefinitionError

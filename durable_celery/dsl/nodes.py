@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Union
+from typing import Any, Literal
 
 from durable_celery.dsl.options import Retry
 
@@ -52,7 +53,7 @@ class CompensationNode:
     timeout: float | None
 
 
-Node = Union[StepNode, BranchNode]
+Node = StepNode | BranchNode
 
 
 def walk(body: tuple[Node, ...]) -> list[Node]:

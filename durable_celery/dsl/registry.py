@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.dsl.workflow import Workflow

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from durable_celery.dsl.blocks import Body, BranchBlock
 from durable_celery.dsl.nodes import CompensationNode, Node, StepKind, StepNode

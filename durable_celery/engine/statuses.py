@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ExecutionStatus(str, Enum):
+class ExecutionStatus(StrEnum):
     """Status of a workflow execution; compares equal to its plain string."""
 
     PENDING = "pending"
@@ -18,19 +18,13 @@ class ExecutionStatus(str, Enum):
     COMPENSATED = "compensated"
     COMPENSATION_FAILED = "compensation_failed"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class StepStatus(str, Enum):
+class StepStatus(StrEnum):
     """Status of one step attempt."""
 
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: Executions that still have work to do (and can be cancelled).

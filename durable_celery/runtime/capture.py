@@ -7,8 +7,9 @@ import io
 import logging
 import sys
 import threading
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 MAX_ENTRIES = 500
 MAX_MESSAGE = 4000
@@ -30,7 +31,7 @@ class _StepLogHandler(logging.Handler):
         except Exception:  # a broken %-format in user code must not fail the step
             message = str(record.msg)[:MAX_MESSAGE]
         self.entries.append({
-            "at": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "at": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname, "logger": record.name, "message": message,
         })
 
@@ -62,7 +63,7 @@ class _Tee(io.TextIOBase):
 
     def _add(self, line: str) -> None:
         if len(self._handler.entries) < MAX_ENTRIES:
-            self._handler.entries.append({"at": datetime.now(timezone.utc).isoformat(), "level": "PRINT",
+            self._handler.entries.append({"at": datetime.now(UTC).isoformat(), "level": "PRINT",
                                           "logger": "stdout", "message": line[:MAX_MESSAGE]})
 
 

@@ -7,9 +7,10 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from durable_celery.context import StepInfo, running
 from durable_celery.errors import StepTimeout

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu.entity import Queue
 
 if TYPE_CHECKING:
     from durable_celery.durable import Durable

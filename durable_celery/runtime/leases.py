@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 from durable_celery.clock import Clock
 from durable_celery.state.db import Database

@@ -7,9 +7,10 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from durable_celery import codec
 from durable_celery.compiler.ir import END, State, StateMachine
@@ -34,7 +35,7 @@ WORKER = f"{socket.gethostname()}"
 class _Lease:
     """The claimed execution row (updated in place as continuation advances it)."""
 
-    row: Mapping[str, Any]
+    row: Mapping[Any, Any]
     token: str
     queue: str
     started: float

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from durable_celery import codec
 from durable_celery.clock import as_utc
@@ -14,7 +15,7 @@ def _dt(value: Any) -> Any:
     return as_utc(value) if value is not None else None
 
 
-def to_step(row: Mapping[str, Any], include_logs: bool) -> StepRecord:
+def to_step(row: Mapping[Any, Any], include_logs: bool) -> StepRecord:
     return StepRecord(
         step_name=row["step_name"], attempt=row["attempt"], status=row["status"],
         started_at=_dt(row["started_at"]), completed_at=_dt(row["completed_at"]), duration_ms=row["duration_ms"],
@@ -24,7 +25,7 @@ def to_step(row: Mapping[str, Any], include_logs: bool) -> StepRecord:
     )
 
 
-def to_execution(row: Mapping[str, Any], steps: Sequence[Mapping[str, Any]] | None, include_logs: bool) -> Execution:
+def to_execution(row: Mapping[Any, Any], steps: Sequence[Mapping[Any, Any]] | None, include_logs: bool) -> Execution:
     records = [to_step(s, include_logs) for s in steps or ()]
     if steps is not None and row["lease_owner"] is not None and row["current_node"]:
         # The attempt in flight has no row until it checkpoints; show it from the lease.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -12,7 +12,7 @@ from durable_celery import codec
 
 
 def test_rich_scalars_round_trip_unchanged() -> None:
-    value = {"at": datetime(2026, 11, 22, 9, 30, tzinfo=timezone.utc), "day": date(2026, 1, 2),
+    value = {"at": datetime(2026, 11, 22, 9, 30, tzinfo=UTC), "day": date(2026, 1, 2),
              "amount": Decimal("10.25"), "id": UUID(int=5), "nested": [{"d": Decimal("1")}, (1, 2)], "n": None}
     decoded = codec.decode(codec.encode(value))
     assert decoded == {**value, "nested": [{"d": Decimal("1")}, [1, 2]]}

@@ -1,0 +1,140 @@
+"""Commands on executions: status, list, show, run, cancel, retry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from durable_celery.cli.instance import CliState, pass_state
+from durable_celery.cli.output import cell, details, duration_text, emit_json, error_text, format_option, table
+from durable_celery.engine.statuses import ExecutionStatus
+from durable_celery.models import Execution
+from durable_celery.state.executions import count_by_status_txn
+
+STATUSES = [s.value for s in ExecutionStatus]
+
+
+def json_object(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
+    """Parse an option given as a JSON object, e.g. ``--input '{"id": 1}'``."""
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})", ctx, param) from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter(f"expected a JSON object ({{...}}), got {type(parsed).__name__}", ctx, param)
+    return parsed
+
+
+@click.command()
+@format_option
+@pass_state
+def status(state: CliState, fmt: str) -> None:
+    """How many executions are in each status."""
+    durable = state.durable
+    durable.ensure_schema()
+    with durable.db.connect() as conn:
+        stored = count_by_status_txn(conn)
+    counts = {name: stored.get(name, 0) for name in STATUSES}
+    if fmt == "json":
+        emit_json({"counts": counts, "total": sum(counts.values())})
+        return
+    rows = [*counts.items(), ("total", sum(counts.values()))]
+    click.echo(table(["STATUS", "COUNT"], rows))
+
+
+@click.command("list")
+@click.option("--status", type=click.Choice(STATUSES), help="only executions in this status")
+@click.option("--workflow", metavar="NAME", help="only executions of this workflow")
+@click.option("--queue", help="only executions on this queue")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="at most this many")
+@format_option
+@pass_state
+def list_executions(state: CliState, status: str | None, workflow: str | None, queue: str | None, limit: int,
+                    fmt: str) -> None:
+    """Executions, newest first."""
+    found = state.durable.list_executions(workflow=workflow, status=status, queue=queue, limit=limit)
+    if fmt == "json":
+        emit_json(found)
+        return
+    if not found:
+        click.echo("no executions")
+        return
+    click.echo(table(
+        ["ID", "WORKFLOW", "STATUS", "STEP", "QUEUE", "CREATED", "COMPLETED"],
+        [(e.id, e.workflow, e.status, e.current_step, e.queue, e.created_at, e.completed_at) for e in found],
+    ))
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@click.option("--logs", is_flag=True, help="also show what each step attempt logged and printed")
+@format_option
+@pass_state
+def show(state: CliState, execution_id: str, logs: bool, fmt: str) -> None:
+    """One execution and its step attempts."""
+    execution = state.durable.get_execution(execution_id, include_steps=True, include_logs=logs)
+    if fmt == "json":
+        emit_json(execution)
+        return
+    click.echo(_describe(execution, logs))
+
+
+def _describe(execution: Execution, logs: bool) -> str:
+    e = execution
+    parts = [details([
+        ("id", e.id), ("workflow", e.workflow), ("status", e.status), ("current step", e.current_step),
+        ("queue", e.queue), ("priority", e.priority), ("parent", e.parent_id), ("created", e.created_at),
+        ("scheduled", e.scheduled_at), ("started", e.started_at), ("completed", e.completed_at),
+        ("input", e.input), ("context", e.context), ("error", error_text(e.error)),
+    ])]
+    if e.compensation_results:
+        parts.append(table(["COMPENSATION", "FOR STEP", "STATUS", "ERROR"],
+                           [(c.get("compensation"), c.get("step"), c.get("status"), error_text(c.get("error")))
+                            for c in e.compensation_results]))
+    if not e.steps:
+        parts.append("no step attempts yet")
+        return "\n\n".join(parts)
+    parts.append(table(
+        ["STEP", "ATTEMPT", "STATUS", "STARTED", "DURATION", "ERROR"],
+        [(s.step_name + (" (compensation)" if s.is_compensation else ""), s.attempt, s.status, s.started_at,
+          duration_text(s.duration_ms), error_text(s.error)) for s in e.steps],
+    ))
+    if logs:
+        for s in e.steps:
+            lines = [f"  {cell(entry.get('at'))} {entry.get('level', '')} {entry.get('logger', '')}: "
+                     f"{entry.get('message', '')}" for entry in s.logs or []]
+            parts.append("\n".join([f"logs of {s.step_name} (attempt {s.attempt}):", *(lines or ["  (none)"])]))
+    return "\n\n".join(parts)
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--input", "input_", metavar="JSON", callback=json_object,
+              help='the input, a JSON object: --input \'{"id": 1}\'')
+@click.option("--queue", help="the Celery queue to run it on (default: the workflow's or the engine's)")
+@pass_state
+def run(state: CliState, workflow: str, input_: dict[str, Any] | None, queue: str | None) -> None:
+    """Start WORKFLOW and print the new execution's id."""
+    click.echo(state.durable.start(workflow, input_, queue=queue))
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@click.option("--reason", help="recorded as the execution's error message")
+@pass_state
+def cancel(state: CliState, execution_id: str, reason: str | None) -> None:
+    """Cancel an active execution (and its active children)."""
+    state.durable.cancel(execution_id, reason=reason)
+    click.echo(f"cancelled {execution_id}")
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@pass_state
+def retry(state: CliState, execution_id: str) -> None:
+    """Start a failed or cancelled execution again; prints the new execution's id."""
+    click.echo(state.durable.retry(execution_id))

@@ -1,0 +1,50 @@
+"""The Celery project the CLI tests drive: ``celery -A tests.cliproj durable ...``.
+
+Built from the environment the test passes: CLI_BROKER, CLI_DB, CLI_PREFIX, CLI_QUEUE; with
+CLI_SECOND_PREFIX a second Durable instance shares the app; with CLI_NO_DURABLE none is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import Celery
+
+from durable_celery import Durable, Workflow
+
+log = logging.getLogger("cliproj")
+
+app = Celery("cliproj", broker=os.environ["CLI_BROKER"])
+app.conf.update(broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
+                task_default_queue=f"{os.environ['CLI_QUEUE']}-default")
+
+greet = Workflow("greet")
+
+
+@greet.step
+def hello(ctx):
+    log.info("saying hello to %s", ctx["name"])
+    return {**ctx, "greeting": f"hello {ctx['name']}"}
+
+
+@greet.step
+def shout(ctx):
+    print(ctx["greeting"].upper())
+    return {**ctx, "shouted": True}
+
+
+broken = Workflow("broken")
+
+
+@broken.step
+def explode(ctx):
+    raise RuntimeError("boom")
+
+
+if not os.environ.get("CLI_NO_DURABLE"):
+    durable = Durable(app, database_url=os.environ["CLI_DB"], workflows=[greet, broken],
+                      prefix=os.environ["CLI_PREFIX"], queue=os.environ["CLI_QUEUE"], auto_migrate=False)
+if os.environ.get("CLI_SECOND_PREFIX"):
+    other = Durable(app, database_url=os.environ["CLI_DB"], workflows=[greet],
+                    prefix=os.environ["CLI_SECOND_PREFIX"], queue=os.environ["CLI_QUEUE"], auto_migrate=False)

@@ -1,0 +1,26 @@
+"""Every example in examples/ runs end to end, as a user would run it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_example(module: str, tmp_path: Path) -> str:
+    result = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "DURABLE_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_the_quickstart_runs_on_the_embedded_default_without_any_server(tmp_path: Path) -> None:
+    out = run_example("examples.quickstart", tmp_path)
+    assert "workflow quickstart_order: completed" in out
+    assert "charge         attempt 1  failed" in out and "payment gateway timed out" in out
+    assert "charge         attempt 2  completed" in out
+    assert "auto_approve" in out and "manual_review" not in out
+    assert "'shipped': True" in out
+    assert (tmp_path / "data" / "state.db").exists()
