@@ -72,9 +72,10 @@ class Project:
     def env(self) -> dict[str, str]:
         return env_for(self.broker, POSTGRES, self.prefix, self.queue, **self.settings)
 
-    def worker(self, *, concurrency: int = 2, env: dict[str, str] | None = None, start: bool = True) -> CeleryProcess:
-        proc = worker("tests.proj.app", [self.queue], concurrency=concurrency, env={**self.env, **(env or {})},
-                      cwd=str(ROOT))
+    def worker(self, *, concurrency: int = 2, env: dict[str, str] | None = None, start: bool = True,
+               queues: list[str] | None = None) -> CeleryProcess:
+        proc = worker("tests.proj.app", queues or [self.queue], concurrency=concurrency,
+                      env={**self.env, **(env or {})}, cwd=str(ROOT))
         self.processes.append(proc)
         return proc.start() if start else proc
 

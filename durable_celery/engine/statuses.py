@@ -55,3 +55,8 @@ ALLOWED_MOVES: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
 
 def can_move(src: ExecutionStatus | str, dst: ExecutionStatus | str) -> bool:
     return ExecutionStatus(dst) in ALLOWED_MOVES.get(ExecutionStatus(src), frozenset())
+
+
+def sources_of(dst: ExecutionStatus) -> frozenset[ExecutionStatus]:
+    """Every status from which an execution may move to ``dst``."""
+    return frozenset(src for src, targets in ALLOWED_MOVES.items() if dst in targets)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from durable_celery.engine.statuses import ACTIVE, RUNNABLE, ExecutionStatus
+from durable_celery.engine.statuses import ACTIVE, RUNNABLE, ExecutionStatus, sources_of
 from durable_celery.state.tables import workflow_executions as t
 
 #: What a message needs to be published for an execution.
@@ -121,12 +121,12 @@ def take_overdue_txn(conn: Connection, now: datetime, limit: int) -> list[RowMap
 
 
 def finish_txn(conn: Connection, execution_id: str, status: ExecutionStatus, now: datetime,
-               error: dict[str, Any] | None, only_from: Iterable[ExecutionStatus] = ACTIVE) -> RowMapping | None:
+               error: dict[str, Any] | None) -> RowMapping | None:
     """Force an execution into a final status (cancel, timeout), fencing off any running worker
-    by bumping ``seq`` and dropping its lease. ``None`` if it was not in ``only_from``."""
+    by bumping ``seq`` and dropping its lease. ``None`` if its status cannot move there."""
     stmt = (
         update(t)
-        .where(t.c.id == execution_id, t.c.status.in_([s.value for s in only_from]))
+        .where(t.c.id == execution_id, t.c.status.in_([s.value for s in sources_of(status)]))
         .values(status=status.value, seq=t.c.seq + 1, lease_owner=None, lease_expires_at=None, ready_at=None,
                 deadline_at=None, error=error, completed_at=now, updated_at=now)
         .returning(*t.c)

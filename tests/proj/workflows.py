@@ -141,3 +141,31 @@ def begin(ctx):
 @evolving.step(timeout=seconds(60 if _variant == "3" else 30))
 def end(ctx):
     return {**ctx, "ended_by": _variant}
+
+
+# Steps on their own Celery queues.
+SPECIAL_QUEUE = "durable-test-special"
+routed = Workflow("routed")
+
+
+@routed.step
+def on_default(ctx):
+    import socket
+
+    from celery import current_task
+
+    return {**ctx, "first_queue": current_task.request.delivery_info["routing_key"], "host": socket.gethostname()}
+
+
+@routed.step(queue=SPECIAL_QUEUE)
+def on_special(ctx):
+    from celery import current_task
+
+    return {**ctx, "second_queue": current_task.request.delivery_info["routing_key"]}
+
+
+@routed.step
+def back_on_default(ctx):
+    from celery import current_task
+
+    return {**ctx, "third_queue": current_task.request.delivery_info["routing_key"]}

@@ -38,3 +38,12 @@ def test_attempts_are_retried_until_max_attempts() -> None:
     retry = Retry(max_attempts=3)
     assert [should_retry(retry, n) for n in (1, 2, 3)] == [True, True, False]
     assert should_retry(Retry(), 1) is False
+
+
+def test_statuses_compare_equal_to_plain_strings_and_moves_come_from_one_table() -> None:
+    from durable_celery.engine.statuses import TERMINAL, ExecutionStatus, can_move, sources_of
+
+    assert ExecutionStatus.COMPLETED == "completed" and str(ExecutionStatus.WAITING) == "waiting"
+    assert sources_of(ExecutionStatus.CANCELLED) == {"pending", "running", "waiting", "compensating"}
+    assert not any(can_move(final, ExecutionStatus.RUNNING) for final in TERMINAL)
+    assert can_move("running", "completed") and not can_move("pending", "waiting")
