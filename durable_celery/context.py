@@ -19,6 +19,8 @@ class StepInfo:
     step: str
     attempt: int
     input: Any
+    #: the runtime's wait handle for this run of the step (see durable_celery.runtime.waiting)
+    waits: Any = None
 
 
 _current: ContextVar[StepInfo | None] = ContextVar("durable_step", default=None)
@@ -26,6 +28,11 @@ _current: ContextVar[StepInfo | None] = ContextVar("durable_step", default=None)
 
 class NotInStep(DurableError):
     """A ``durable_celery.context`` function was called outside a running step."""
+
+
+def current() -> StepInfo:
+    """The running step's info; raises ``NotInStep`` outside a step."""
+    return _info()
 
 
 def _info() -> StepInfo:

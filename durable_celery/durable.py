@@ -21,7 +21,8 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.engine.statuses import ACTIVE, RETRYABLE, TERMINAL, ExecutionStatus
 from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState, SchemaOutOfDate
-from durable_celery.models import Execution
+from durable_celery.models import Execution, PendingInput
+from durable_celery.runtime import deliver
 from durable_celery.runtime.dispatch import Dispatcher
 from durable_celery.runtime.install import broker_configured, install, task_names, use_embedded_broker
 from durable_celery.runtime.leases import LeaseKeeper
@@ -30,8 +31,9 @@ from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
 from durable_celery.state.db import Database
 from durable_celery.state.executions import finish_txn, insert_execution_txn, list_txn, peek_txn
-from durable_celery.state.records import to_execution
+from durable_celery.state.records import to_execution, to_pending_input
 from durable_celery.state.steps import list_attempts_txn
+from durable_celery.state.waits import cancel_waits_txn, list_inputs_txn
 
 
 class Durable:
@@ -278,6 +280,7 @@ class Durable:
                 if row is None:
                     raise ExecutionNotFound(execution_id)
                 raise InvalidState(execution_id, row["status"], "only pending, running or waiting executions can be cancelled")
+            cancel_waits_txn(conn, execution_id, self.clock.now())
             self._cancel_children(conn, execution_id, error)
 
     def _cancel_children(self, conn: Connection, parent_id: str, error: dict[str, Any]) -> None:
@@ -285,7 +288,46 @@ class Durable:
         for child in children:
             if child["status"] in ACTIVE and finish_txn(conn, child["id"], ExecutionStatus.CANCELLED,
                                                         self.clock.now(), error) is not None:
+                cancel_waits_txn(conn, child["id"], self.clock.now())
                 self._cancel_children(conn, child["id"], error)
+
+    def send_event(self, execution_id: str, name: str, payload: Any = None) -> None:
+        """Send an event to an execution. If it waits for ``name`` it resumes; otherwise the
+        event is kept until a wait for it is reached.
+
+        Raises:
+            ExecutionNotFound: unknown id. InvalidState: the execution has finished.
+            InvalidInput: a bad name or a payload that is not JSON.
+        """
+        _check_id(execution_id)
+        self.ensure_schema()
+        deliver.send_event(self, execution_id, name, payload)
+
+    def provide_input(self, execution_id: str, name: str, data: Any) -> None:
+        """Answer a human-input request (``wait_for_input`` and its wrappers).
+
+        Raises:
+            ExecutionNotFound: unknown id. InvalidState: finished execution, or this input was
+            already provided. InvalidInput: data that does not fit the declared type, fields or
+            choices (nothing is recorded).
+        """
+        _check_id(execution_id)
+        self.ensure_schema()
+        deliver.provide_input(self, execution_id, name, data)
+
+    def list_pending_inputs(self, status: str | None = "pending", timeout_before: datetime | None = None,
+                            limit: int = 100) -> list[PendingInput]:
+        """Human-input requests, oldest first: ``pending`` (default), ``completed``,
+        ``timed_out`` or ``cancelled``; ``None`` for all."""
+        statuses = {"pending": "pending", "completed": "resolved", "timed_out": "timed_out", "cancelled": "cancelled"}
+        if status is not None and status not in statuses:
+            raise InvalidInput(f"status must be one of {', '.join(statuses)} or None, got {status!r}")
+        if timeout_before is not None and (not isinstance(timeout_before, datetime) or timeout_before.tzinfo is None):
+            raise InvalidInput(f"timeout_before must be a timezone-aware datetime, got {timeout_before!r}")
+        self.ensure_schema()
+        with self.db.connect() as conn:
+            rows = list_inputs_txn(conn, statuses[status] if status else None, timeout_before, limit)
+        return [to_pending_input(row) for row in rows]
 
     def retry(self, execution_id: str) -> str:
         """Start a new execution with the workflow, input, queue and priority of a failed or

@@ -48,3 +48,21 @@ class Execution:
     attempt: int
     compensation_results: list[dict[str, Any]] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PendingInput:
+    """A human input a waiting step asked for (``list_pending_inputs``)."""
+
+    workflow_id: str
+    input_name: str
+    step_name: str
+    type: str
+    prompt: str | None
+    metadata: Any
+    fields: list[dict[str, Any]] | None
+    choices: list[Any] | None
+    status: str
+    timeout_at: datetime | None
+    response: Any
+    created_at: datetime

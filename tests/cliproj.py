@@ -17,6 +17,7 @@ log = logging.getLogger("cliproj")
 
 app = Celery("cliproj", broker=os.environ["CLI_BROKER"])
 app.conf.update(broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
+                worker_enable_remote_control=False,
                 task_default_queue=f"{os.environ['CLI_QUEUE']}-default")
 
 greet = Workflow("greet")

@@ -8,9 +8,9 @@ from typing import Any
 import click
 
 from durable_celery.cli.instance import CliState, pass_state
-from durable_celery.cli.output import cell, details, duration_text, emit_json, error_text, format_option, table
+from durable_celery.cli.output import details, duration_text, emit_json, error_text, format_option, table
 from durable_celery.engine.statuses import ExecutionStatus
-from durable_celery.models import Execution
+from durable_celery.models import Execution, StepRecord
 from durable_celery.state.executions import count_by_status_txn
 
 STATUSES = [s.value for s in ExecutionStatus]
@@ -104,11 +104,21 @@ def _describe(execution: Execution, logs: bool) -> str:
           duration_text(s.duration_ms), error_text(s.error)) for s in e.steps],
     ))
     if logs:
-        for s in e.steps:
-            lines = [f"  {cell(entry.get('at'))} {entry.get('level', '')} {entry.get('logger', '')}: "
-                     f"{entry.get('message', '')}" for entry in s.logs or []]
-            parts.append("\n".join([f"logs of {s.step_name} (attempt {s.attempt}):", *(lines or ["  (none)"])]))
+        parts.extend(_attempt_logs(s) for s in e.steps)
     return "\n\n".join(parts)
+
+
+def _attempt_logs(attempt: StepRecord) -> str:
+    """What one attempt logged and printed, then its traceback if it failed."""
+    lines = [f"logs of {attempt.step_name} (attempt {attempt.attempt}):"]
+    lines += [f"  {entry.get('at', '')} {entry.get('level', '')} {entry.get('logger', '')}: {entry.get('message', '')}"
+              for entry in attempt.logs or []]
+    if len(lines) == 1:
+        lines.append("  (nothing)")
+    traceback = (attempt.error or {}).get("traceback")
+    if traceback:
+        lines += ["  traceback:", *(f"    {line}" for line in str(traceback).rstrip().splitlines())]
+    return "\n".join(lines)
 
 
 @click.command()

@@ -17,23 +17,29 @@ from typing import Any
 
 import click
 
+from durable_celery.cli.errors import InputError
 from durable_celery.durable import Durable
 
 
 @dataclass
 class CliState:
-    """What every ``durable`` sub-command gets: the Celery app and, found on first use, its
-    Durable instance (``--instance`` picks one by prefix when the app has several)."""
+    """What every ``durable`` sub-command gets: the Celery app (and the ``-A`` argument that
+    named it) and, found on first use, its Durable instance."""
 
     app: Any
+    app_arg: str | None = None
     instance: str | None = None
     _durable: Durable | None = field(default=None, repr=False)
 
     @property
     def durable(self) -> Durable:
         if self._durable is None:
-            self._durable = find_durable(self.app, self.instance)
+            self._durable = find_durable(self.app, self.instance, self.app_arg)
         return self._durable
+
+    def command(self, line: str) -> str:
+        """A hint the user can paste: ``celery -A <their app> durable <line>``."""
+        return f"celery -A {self.app_arg or 'proj'} durable {line}"
 
     def close(self) -> None:
         if self._durable is not None:
@@ -43,32 +49,30 @@ class CliState:
 pass_state = click.make_pass_decorator(CliState)
 
 
-def find_durable(app: Any, prefix: str | None = None) -> Durable:
+def find_durable(app: Any, prefix: str | None = None, app_arg: str | None = None) -> Durable:
     """The Durable instance built on ``app`` (the one with that ``prefix`` if given).
 
     Raises:
-        click.ClickException: none is loaded. click.UsageError: several and no ``prefix``, or
-        none with that ``prefix``.
+        InputError: none is loaded, several are and no ``prefix`` is given, or none has ``prefix``.
     """
     found = loaded_instances(app)
     if not found:
         app.loader.import_default_modules()
         found = loaded_instances(app)
-    name = getattr(app, "main", None) or repr(app)
     if not found:
-        raise click.ClickException(
-            f"no Durable instance uses the Celery app {name!r}: build one at module level in the module "
-            "given to -A (e.g. `durable = Durable(app, database_url=...)`)"
-        )
+        if app_arg is None:
+            raise InputError("no Durable instance found: name the module that builds it with -A, "
+                             "as in `celery -A proj durable ...`")
+        raise InputError(f"no Durable instance uses the Celery app of {app_arg!r}: build one at module level "
+                         "in that module (e.g. `durable = Durable(app, database_url=...)`)")
+    prefixes = ", ".join(sorted(d.settings.prefix for d in found))
     if prefix is not None:
         found = [d for d in found if d.settings.prefix == prefix]
         if not found:
-            known = ", ".join(sorted(d.settings.prefix for d in loaded_instances(app)))
-            raise click.UsageError(f"no Durable instance on app {name!r} has the prefix {prefix!r} (known: {known})")
+            raise InputError(f"no Durable instance on this app has the prefix {prefix!r} (known: {prefixes})")
     if len(found) > 1:
-        known = ", ".join(sorted(d.settings.prefix for d in found))
-        raise click.UsageError(f"{len(found)} Durable instances use the app {name!r}; "
-                               f"choose one with --instance PREFIX (one of: {known})")
+        raise InputError(f"{len(found)} Durable instances use this app; choose one with "
+                         f"`durable --instance PREFIX ...` (one of: {prefixes})")
     return found[0]
 
 

@@ -20,7 +20,7 @@ def migrate(state: CliState, check: bool) -> None:
     if check:
         click.echo(f"{where}: current {current or 'none (not created)'}, head {head}")
         if current != head:
-            raise click.ClickException(f"{where} is behind: run `celery -A <app> durable migrate`")
+            raise click.ClickException(f"{where} is behind: run `{state.command('migrate')}`")
         click.echo("up to date")
         return
     if current == head:

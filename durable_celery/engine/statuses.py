@@ -23,6 +23,8 @@ class StepStatus(StrEnum):
     """Status of one step attempt."""
 
     RUNNING = "running"
+    #: shown for the attempt suspended in a wait (never stored)
+    WAITING = "waiting"
     COMPLETED = "completed"
     FAILED = "failed"
 

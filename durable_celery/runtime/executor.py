@@ -15,6 +15,7 @@ from typing import Any
 from durable_celery.context import StepInfo, running
 from durable_celery.errors import StepTimeout
 from durable_celery.runtime.capture import capture_output
+from durable_celery.runtime.suspend import LeaseLost, Suspend
 
 
 @dataclass
@@ -23,6 +24,10 @@ class Attempt:
 
     ok: bool
     value: Any = None
+    #: the step reached a wait that is not satisfied yet
+    suspended: bool = False
+    #: the worker lost the execution while the step ran
+    lease_lost: bool = False
     error: dict[str, Any] | None = None
     retryable: bool = True
     logs: list[dict[str, Any]] = field(default_factory=list)
@@ -69,6 +74,10 @@ def run_attempt(fn: Any, arg: Any, info: StepInfo, timeout: float | None) -> Att
         try:
             with running(info), time_limit(timeout):
                 value = fn(arg)
+        except Suspend:
+            return Attempt(False, suspended=True, logs=logs, duration_ms=_ms(started))
+        except LeaseLost:
+            return Attempt(False, lease_lost=True, logs=logs, duration_ms=_ms(started))
         except _Alarm:
             exc: BaseException = StepTimeout(info.step, timeout or 0)
             return Attempt(False, error=error_dict(exc, info.step), logs=logs, duration_ms=_ms(started))

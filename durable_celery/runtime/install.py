@@ -3,6 +3,7 @@ embedded broker, and the worker signals. Written out in one place, in order."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,7 @@ def install(durable: Durable) -> None:
         from durable_celery.runtime.tick import tick as run_tick
 
         report = run_tick(durable)
-        return {"recovered": report.recovered, "dispatched": report.dispatched, "timed_out": report.timed_out}
+        return dataclasses.asdict(report)
 
     durable.step_task, durable.tick_task = step, tick
     _declare_queues(app, durable.declared_queues())

@@ -16,12 +16,14 @@ from durable_celery import codec
 from durable_celery.compiler.ir import END, State, StateMachine
 from durable_celery.context import StepInfo
 from durable_celery.engine.backoff import retry_delay, should_retry
-from durable_celery.engine.statuses import ExecutionStatus, StepStatus
+from durable_celery.engine.statuses import TERMINAL, ExecutionStatus, StepStatus
 from durable_celery.engine.transitions import StepResultError, check_shape, interpret_result, queue_of, resolve
-from durable_celery.errors import ContextNotSerializable, DurableError, WorkflowNotFound, WorkflowTimeout
+from durable_celery.errors import ContextNotSerializable, WorkflowNotFound, WorkflowTimeout
 from durable_celery.runtime.executor import Attempt, error_dict, run_attempt
+from durable_celery.runtime.waiting import WaitHandle
 from durable_celery.state.executions import advance_txn, claim_txn, peek_txn
 from durable_celery.state.steps import record_attempt_txn
+from durable_celery.state.waits import cancel_waits_txn, should_wake, wake_txn
 from durable_celery.testing import faults
 
 if TYPE_CHECKING:
@@ -84,46 +86,61 @@ class Runner:
     # -- the loop over consecutive steps ------------------------------------------------------------
 
     def _drive(self, lease: _Lease) -> str:
+        """Run steps while the lease is kept (continuation); return how the task ended."""
         while True:
-            row = lease.row
-            machine = self._durable.registry.get(row["workflow"])
-            if machine is None:
-                return self._fail(lease, error_dict(WorkflowNotFound(row["workflow"]), None))
-            deadline = row["deadline_at"]
-            if deadline is not None and self._durable.as_utc(deadline) <= self._clock.now():
-                return self._fail(lease, error_dict(WorkflowTimeout(row["workflow"], machine.timeout or 0), None))
-            try:
-                if row["version"] != machine.version:
-                    check_shape(machine, row["current_node"], row["node_shape"])
-                ctx = codec.decode(row["context"])
-                state_id = resolve(machine, row["current_node"], ctx)
-            except DurableError as exc:
-                return self._fail(lease, error_dict(exc, row["current_node"]))
-            except Exception as exc:  # a branch's `on` raised
-                return self._fail(lease, error_dict(exc, row["current_node"]))
-            if state_id == END:
-                return self._complete(lease, row["context"], None, None)
-            state = machine.states[state_id]
-            assert state.step is not None
-            info = StepInfo(row["id"], row["workflow"], state.id, row["attempt"], codec.decode(row["input"]))
-            attempt = run_attempt(state.step.fn, ctx, info, state.step.timeout)
-            step_row = self._step_row(lease, state, attempt)
-            if not attempt.ok:
-                return self._failed_attempt(lease, machine, state, attempt, step_row)
-            outcome = self._successor(machine, state, attempt)
-            if isinstance(outcome, dict):  # the step's result could not be used
-                attempt.ok, attempt.error, attempt.retryable = False, outcome, False
-                step_row.update(status=StepStatus.FAILED.value, error=outcome, output=None)
-                return self._failed_attempt(lease, machine, state, attempt, step_row)
-            next_id, encoded_ctx, branch_error = outcome
-            step_row["output"] = encoded_ctx
-            if branch_error is not None:
-                return self._complete(lease, encoded_ctx, step_row, branch_error)
-            if next_id == END:
-                return self._complete(lease, encoded_ctx, step_row, None)
-            handed = self._hand_over(lease, machine, next_id, encoded_ctx, step_row)
-            if handed != "continue":
-                return handed
+            located = self._locate(lease)
+            if isinstance(located, str):
+                return located
+            machine, state, ctx = located
+            outcome = self._run_state(lease, machine, state, ctx)
+            if outcome != "continue":
+                return outcome
+
+    def _locate(self, lease: _Lease) -> str | tuple[StateMachine, State, dict[str, Any]]:
+        """The step to run next and its context, or how the execution ended before it: unknown
+        workflow, workflow timeout, a changed definition, or routing that failed or finished."""
+        row = lease.row
+        machine = self._durable.registry.get(row["workflow"])
+        if machine is None:
+            return self._fail(lease, error_dict(WorkflowNotFound(row["workflow"]), None))
+        deadline = row["deadline_at"]
+        if deadline is not None and self._durable.as_utc(deadline) <= self._clock.now():
+            return self._fail(lease, error_dict(WorkflowTimeout(row["workflow"], machine.timeout or 0), None))
+        try:
+            if row["version"] != machine.version:
+                check_shape(machine, row["current_node"], row["node_shape"])
+            ctx = codec.decode(row["context"])
+            state_id = resolve(machine, row["current_node"], ctx)
+        except Exception as exc:  # DefinitionChanged, BranchNoMatch, or a branch's `on` raised
+            return self._fail(lease, error_dict(exc, row["current_node"]))
+        if state_id == END:
+            return self._complete(lease, row["context"], None, None)
+        return machine, machine.states[state_id], ctx
+
+    def _run_state(self, lease: _Lease, machine: StateMachine, state: State, ctx: dict[str, Any]) -> str:
+        """Run one attempt of a step and checkpoint what happened."""
+        row = lease.row
+        assert state.step is not None
+        waits = WaitHandle(self._durable, row["id"], state.id, row["seq"], row["entered_seq"], lease.token)
+        info = StepInfo(row["id"], row["workflow"], state.id, row["attempt"], codec.decode(row["input"]), waits)
+        attempt = run_attempt(state.step.fn, ctx, info, state.step.timeout)
+        if attempt.suspended:
+            return self._suspend(lease)
+        if attempt.lease_lost:
+            return "lease-lost"
+        step_row = self._step_row(lease, state, attempt)
+        if not attempt.ok:
+            return self._failed_attempt(lease, machine, state, attempt, step_row)
+        outcome = self._successor(machine, state, attempt)
+        if isinstance(outcome, dict):  # the step's result could not be used: not worth retrying
+            attempt.ok, attempt.error, attempt.retryable = False, outcome, False
+            step_row.update(status=StepStatus.FAILED.value, error=outcome, output=None)
+            return self._failed_attempt(lease, machine, state, attempt, step_row)
+        next_id, encoded_ctx, routing_error = outcome
+        step_row["output"] = encoded_ctx
+        if routing_error is not None or next_id == END:
+            return self._complete(lease, encoded_ctx, step_row, routing_error)
+        return self._hand_over(lease, machine, next_id, encoded_ctx, step_row)
 
     def _successor(self, machine: StateMachine, state: State,
                    attempt: Attempt) -> tuple[str, Any, dict[str, Any] | None] | dict[str, Any]:
@@ -157,7 +174,8 @@ class Runner:
 
     def _commit(self, lease: _Lease, values: dict[str, Any], step_row: dict[str, Any] | None) -> bool:
         row = lease.row
-        values.setdefault("updated_at", self._clock.now())
+        now = self._clock.now()
+        values.setdefault("updated_at", now)
         with self._db.begin() as conn:
             if not advance_txn(conn, row["id"], row["seq"], lease.token, values):
                 log.warning("durable: execution %s lost its lease at seq %s; discarding this attempt",
@@ -165,6 +183,8 @@ class Runner:
                 return False
             if step_row is not None:
                 record_attempt_txn(conn, step_row)
+            if values.get("status") in TERMINAL:
+                cancel_waits_txn(conn, row["id"], now)
         if step_row is not None:
             faults.trip("after_checkpoint", step_row["step_name"])
         return True
@@ -182,6 +202,7 @@ class Runner:
         values: dict[str, Any] = {
             "context": ctx, "current_node": next_id, "node_shape": machine.states[next_id].shape,
             "version": machine.version, "attempt": 1, "status": ExecutionStatus.RUNNING.value,
+            "entered_seq": row["seq"] + 1,
         }
         if keep:
             values.update(lease_expires_at=now + timedelta(seconds=settings.stale_lock_timeout), step_started_at=now)
@@ -217,6 +238,23 @@ class Runner:
                                           queue=queue_of(machine, state.id, row["queue"]), priority=row["priority"],
                                           countdown=delay)
         return "retry-scheduled"
+
+    def _suspend(self, lease: _Lease) -> str:
+        """The step reached an unsatisfied wait: release the execution as ``waiting``. If an
+        event or a due timeout slipped in since the step looked, make it runnable at once."""
+        row = lease.row
+        now = self._clock.now()
+        values = {"status": ExecutionStatus.WAITING.value, "lease_owner": None, "lease_expires_at": None,
+                  "step_started_at": None, "ready_at": None, "updated_at": now}
+        with self._db.begin() as conn:
+            if not advance_txn(conn, row["id"], row["seq"], lease.token, values):
+                return "lease-lost"
+            woken = wake_txn(conn, row["id"], now) if should_wake(conn, row["id"], row["entered_seq"], now) else None
+        if woken is None:
+            return "waiting"
+        self._durable.dispatcher.send(woken["id"], woken["seq"], workflow=woken["workflow"],
+                                      step=woken["current_node"], queue=woken["queue"], priority=woken["priority"])
+        return "woken"
 
     def _complete(self, lease: _Lease, ctx: Any, step_row: dict[str, Any] | None,
                   error: dict[str, Any] | None) -> str:

@@ -1,9 +1,10 @@
 """The beat tick: one cheap pass over the indexed "something is due" rows.
 
 1. expired leases (a worker died mid-step): released and re-dispatched;
-2. runnable executions with no live message (lost publish, transactional or scheduled start,
+2. waiting executions whose sleep or wait timeout is due: woken;
+3. runnable executions with no live message (lost publish, transactional or scheduled start,
    a retry backoff too long for a countdown message): dispatched;
-3. executions past their workflow timeout: failed with ``WorkflowTimeout``.
+4. executions past their workflow timeout: failed with ``WorkflowTimeout``.
 
 Every sweep locks its rows with ``FOR UPDATE SKIP LOCKED`` and marks them in the same
 transaction, so two beats (or a beat that restarts) never act on a row twice, and a beat that was
@@ -26,6 +27,7 @@ from durable_celery.state.executions import (
     take_expired_leases_txn,
     take_overdue_txn,
 )
+from durable_celery.state.waits import cancel_waits_txn, take_due_waits_txn
 
 if TYPE_CHECKING:
     from durable_celery.durable import Durable
@@ -38,6 +40,7 @@ class TickReport:
     recovered: int
     dispatched: int
     timed_out: int
+    woken: int = 0
 
 
 def tick(durable: Durable) -> TickReport:
@@ -49,7 +52,9 @@ def tick(durable: Durable) -> TickReport:
         log.warning("durable: execution %s lost its worker in step %s; re-dispatching", row["id"], row["current_node"])
     with durable.db.begin() as conn:
         due = take_dispatchable_txn(conn, now, timedelta(seconds=settings.redispatch_after), settings.tick_batch)
-    for row in [*recovered, *due]:
+    with durable.db.begin() as conn:
+        woken = take_due_waits_txn(conn, now, settings.tick_batch)
+    for row in [*recovered, *due, *woken]:
         durable.dispatcher.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"],
                                 queue=row["queue"], priority=row["priority"])
     timed_out = 0
@@ -59,5 +64,6 @@ def tick(durable: Durable) -> TickReport:
             seconds = machine.timeout if machine and machine.timeout else 0
             error = error_dict(WorkflowTimeout(row["workflow"], seconds), row["current_node"])
             if finish_txn(conn, row["id"], ExecutionStatus.FAILED, now, error) is not None:
+                cancel_waits_txn(conn, row["id"], now)
                 timed_out += 1
-    return TickReport(len(recovered), len(due), timed_out)
+    return TickReport(len(recovered), len(due), timed_out, len(woken))

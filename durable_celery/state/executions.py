@@ -4,7 +4,7 @@ each ``UPDATE ... WHERE``, never from check-then-write."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 

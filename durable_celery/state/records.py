@@ -8,7 +8,7 @@ from typing import Any
 from durable_celery import codec
 from durable_celery.clock import as_utc
 from durable_celery.engine.statuses import ExecutionStatus, StepStatus
-from durable_celery.models import Execution, StepRecord
+from durable_celery.models import Execution, PendingInput, StepRecord
 
 
 def _dt(value: Any) -> Any:
@@ -27,10 +27,14 @@ def to_step(row: Mapping[Any, Any], include_logs: bool) -> StepRecord:
 
 def to_execution(row: Mapping[Any, Any], steps: Sequence[Mapping[Any, Any]] | None, include_logs: bool) -> Execution:
     records = [to_step(s, include_logs) for s in steps or ()]
-    if steps is not None and row["lease_owner"] is not None and row["current_node"]:
-        # The attempt in flight has no row until it checkpoints; show it from the lease.
+    in_flight = row["lease_owner"] is not None or row["status"] == ExecutionStatus.WAITING
+    if steps is not None and in_flight and row["current_node"]:
+        # The attempt in flight (running, or suspended in a wait) has no row until it
+        # checkpoints; show it from the execution.
+        running = row["status"] != ExecutionStatus.WAITING
         records.append(StepRecord(
-            step_name=row["current_node"], attempt=row["attempt"], status=StepStatus.RUNNING.value,
+            step_name=row["current_node"], attempt=row["attempt"],
+            status=(StepStatus.RUNNING if running else StepStatus.WAITING).value,
             started_at=_dt(row["step_started_at"]), completed_at=None, duration_ms=None,
             input=codec.decode(row["context"]), output=None, error=None, logs=None,
         ))
@@ -41,4 +45,17 @@ def to_execution(row: Mapping[Any, Any], steps: Sequence[Mapping[Any, Any]] | No
         started_at=_dt(row["started_at"]), completed_at=_dt(row["completed_at"]), created_at=_dt(row["created_at"]),
         scheduled_at=_dt(row["scheduled_at"]), attempt=row["attempt"],
         compensation_results=list(row["compensation_results"] or []), steps=records,
+    )
+
+
+_INPUT_STATUS = {"resolved": "completed"}
+
+
+def to_pending_input(row: Mapping[Any, Any]) -> PendingInput:
+    return PendingInput(
+        workflow_id=row["execution_id"], input_name=row["names"][0], step_name=row["step_name"],
+        type=row["input_type"], prompt=row["prompt"], metadata=codec.decode(row["input_metadata"]),
+        fields=row["fields"], choices=row["choices"], status=_INPUT_STATUS.get(row["status"], row["status"]),
+        timeout_at=_dt(row["timeout_at"]), response=codec.decode(row["result"]) if row["status"] == "resolved" else None,
+        created_at=_dt(row["created_at"]),
     )

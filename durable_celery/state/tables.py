@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -39,7 +40,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements 
 
 
 def _in(column: str, values: list[str]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 workflow_executions = Table(
@@ -58,6 +59,9 @@ workflow_executions = Table(
     Column("current_node", String(255), nullable=True),
     Column("node_shape", String(32), nullable=True),
     Column("attempt", Integer, nullable=False, server_default="1"),
+    # The seq at which the execution entered current_node: scopes the node's waits to this visit,
+    # so a retry or a resume replays them and a later visit (goto back) starts afresh.
+    Column("entered_seq", Integer, nullable=False, server_default="0"),
     # Fencing counter: bumped by every checkpoint; messages carry it, stale ones are dropped.
     Column("seq", Integer, nullable=False, server_default="0"),
     # Lease of the worker running the current state (heart-beaten; expired leases are taken over).
@@ -112,6 +116,61 @@ step_executions = Table(
     Column("worker", String(255), nullable=True),
     Column("is_compensation", Boolean, nullable=False, server_default="false"),
     Column("compensation_for", String(255), nullable=True),
-    CheckConstraint(_in("status", [s.value for s in StepStatus]), name="status"),
+    CheckConstraint(_in("status", [StepStatus.RUNNING, StepStatus.COMPLETED, StepStatus.FAILED]), name="status"),
     UniqueConstraint("execution_id", "seq"),
+)
+
+waits = Table(
+    "waits",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("execution_id", String(36), ForeignKey("workflow_executions.id", ondelete="CASCADE"), nullable=False),
+    # (execution_id, entered_seq, idx): the idx-th wait call of one visit of a step
+    Column("entered_seq", Integer, nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("step_name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    # event names it waits for (the input name for inputs; empty for sleeps)
+    Column("names", Json, nullable=False),
+    Column("status", String(16), nullable=False),
+    # resolved value, or (wait_for_all) the payloads received so far
+    Column("result", Json, nullable=True),
+    # the newest event this wait has looked at: older pending ones (filtered out, or for a name
+    # already received) must not wake the execution again
+    Column("seen_event_id", BigId, nullable=True),
+    Column("timeout_at", DateTime(timezone=True), nullable=True),
+    # human input: the form shown to people
+    Column("input_type", String(32), nullable=True),
+    Column("prompt", Text, nullable=True),
+    Column("input_metadata", Json, nullable=True),
+    Column("fields", Json, nullable=True),
+    Column("choices", Json, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint(_in("kind", ["sleep", "event", "any", "all", "input"]), name="kind"),
+    CheckConstraint(_in("status", ["pending", "resolved", "timed_out", "cancelled"]), name="status"),
+    UniqueConstraint("execution_id", "entered_seq", "idx"),
+    # the tick: pending waits whose timeout is due
+    Index("ix_waits_due", "timeout_at", postgresql_where=text("status = 'pending' AND timeout_at IS NOT NULL"),
+          sqlite_where=text("status = 'pending' AND timeout_at IS NOT NULL")),
+    # list_pending_inputs
+    Index(None, "kind", "status", "timeout_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("execution_id", String(36), ForeignKey("workflow_executions.id", ondelete="CASCADE"), nullable=False),
+    # "event" from send_event, "input" from provide_input
+    Column("kind", String(16), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("payload", Json, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("consumed_by", BigId, ForeignKey("waits.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("consumed_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint(_in("kind", ["event", "input"]), name="kind"),
+    CheckConstraint(_in("status", ["pending", "consumed", "rejected"]), name="status"),
+    Index(None, "execution_id", "status", "name"),
 )

@@ -169,3 +169,83 @@ def back_on_default(ctx):
     from celery import current_task
 
     return {**ctx, "third_queue": current_task.request.delivery_info["routing_key"]}
+
+
+# ---- waits ------------------------------------------------------------------------------------
+from durable_celery import wait  # noqa: E402
+
+napper = Workflow("napper")
+
+
+@napper.step
+def nap(ctx):
+    record()
+    wait.sleep(ctx["seconds"])
+    return {**ctx, "woke": True}
+
+
+eventful = Workflow("eventful")
+
+
+@eventful.step
+def warm_up(ctx):
+    time.sleep(ctx.get("warm_up", 0))
+    return ctx
+
+
+@eventful.step
+def await_payment(ctx):
+    record()
+    payment = wait.wait_for_event("paid", timeout=ctx.get("timeout"), timeout_value="timeout",
+                                  filter=(lambda p: p["amount"] >= ctx["min"]) if "min" in ctx else None)
+    return {**ctx, "payment": payment}
+
+
+racing = Workflow("racing")
+
+
+@racing.step
+def first_answer(ctx):
+    name, payload = wait.wait_for_any(["success", "failure"], timeout=ctx.get("timeout"),
+                                      timeout_value=("timeout", None))
+    return {**ctx, "answer": [name, payload]}
+
+
+gathering = Workflow("gathering")
+
+
+@gathering.step
+def sign_offs(ctx):
+    got = wait.wait_for_all(["legal", "finance"], timeout=ctx.get("timeout"), timeout_value=["timeout", "partial"])
+    return {**ctx, "sign_offs": got}
+
+
+twice = Workflow("twice")
+
+
+@twice.step
+def two_waits(ctx):
+    record("before")
+    a = wait.wait_for_event("a")
+    record("between")
+    b = wait.wait_for_event("b")
+    return {**ctx, "a": a, "b": b}
+
+
+asking = Workflow("asking")
+
+
+@asking.step
+def ask(ctx):
+    kind = ctx["kind"]
+    if kind == "approval":
+        answer = wait.wait_for_approval("manager", prompt="Approve?", metadata={"amount": 10},
+                                        timeout=ctx.get("timeout"), timeout_value="auto_rejected")
+    elif kind == "choice":
+        answer = wait.wait_for_choice("color", ["red", {"value": "blue", "label": "Blue"}])
+    elif kind == "form":
+        answer = wait.wait_for_form("details", [{"name": "name", "type": "string"},
+                                                {"name": "age", "type": "integer", "required": False}])
+    else:
+        answer = wait.wait_for_text("comment")
+    return {**ctx, "answer": answer}

@@ -1,0 +1,299 @@
+"""`celery -A proj durable ...` as users run it: the real command in a subprocess, against the real
+Postgres (one schema per test module, dropped at the end) and Redis. The project it drives is
+tests/cliproj.py; only the test that needs steps to have run starts a worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from durable_celery.state.migrate import head_revision
+from durable_celery.testing.workers import worker
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = os.environ.get("DURABLE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BROKER = os.environ.get("DURABLE_TEST_CLI_REDIS", "redis://127.0.0.1:6379/11")
+
+
+@dataclass
+class Cli:
+    """Runs `python -m celery -A tests.cliproj durable ARGS` for one schema prefix."""
+
+    prefix: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def queue(self) -> str:
+        return f"dq-{self.prefix}"
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "CLI_BROKER": BROKER, "CLI_DB": DATABASE, "CLI_PREFIX": self.prefix,
+                "CLI_QUEUE": self.queue, **self.env, **extra}
+
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "celery", "-A", "tests.cliproj", "durable", *args]
+        return subprocess.run(cmd, cwd=ROOT, env=self.environ(**env), capture_output=True, text=True, timeout=60)
+
+    def ok(self, *args: str, **env: str) -> str:
+        """Stdout of a command that must succeed."""
+        result = self.run(*args, **env)
+        assert result.returncode == 0, f"durable {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+        assert "Traceback" not in result.stderr
+        return result.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--format", "json"))
+
+    def fails(self, *args: str, code: int, **env: str) -> str:
+        """Stderr of a command that must fail with ``code``, readably (no traceback)."""
+        result = self.run(*args, **env)
+        assert result.returncode == code, (f"durable {' '.join(args)} exited {result.returncode}, not {code}\n"
+                                           f"{result.stdout}\n{result.stderr}")
+        assert "Traceback" not in result.stderr + result.stdout
+        assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
+        return result.stderr
+
+    def total(self) -> int:
+        return int(self.json("status")["total"])
+
+
+def _drop(prefix: str) -> None:
+    with psycopg.connect(DATABASE.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}" CASCADE')
+    client = redis.Redis.from_url(BROKER)
+    for key in client.scan_iter(match=f"*{prefix}*"):  # its queues and their kombu bindings
+        client.delete(key)
+
+
+def _new_cli() -> Cli:
+    # Connect first: a service that is down fails the test here, loudly.
+    psycopg.connect(DATABASE.replace("+psycopg", ""), connect_timeout=3).close()
+    redis.Redis.from_url(BROKER, socket_timeout=3).ping()
+    return Cli(prefix=f"cli_{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(scope="module")
+def cli() -> Iterator[Cli]:
+    """A migrated schema shared by the module."""
+    made = _new_cli()
+    try:
+        made.ok("migrate")
+        yield made
+    finally:
+        _drop(made.prefix)
+
+
+@pytest.fixture
+def fresh_cli() -> Iterator[Cli]:
+    """A schema prefix nothing has created yet."""
+    made = _new_cli()
+    try:
+        yield made
+    finally:
+        _drop(made.prefix)
+
+
+# -- migrate -------------------------------------------------------------------------------------
+
+
+def test_migrate_check_fails_when_schema_is_behind_and_passes_after_migrate(fresh_cli: Cli) -> None:
+    # Given a database without the schema, the check reports it and exits non-zero
+    head = head_revision()
+    result = fresh_cli.run("migrate", "--check")
+    assert result.returncode == 1
+    assert "current none" in result.stdout and f"head {head}" in result.stdout
+    assert "is behind" in result.stderr and "celery -A tests.cliproj durable migrate" in result.stderr
+    # When it is migrated
+    assert f"to {head}" in fresh_cli.ok("migrate")
+    # Then the check passes, and migrating again changes nothing
+    assert "up to date" in fresh_cli.ok("migrate", "--check")
+    assert f"already at {head}" in fresh_cli.ok("migrate")
+
+
+def test_commands_refuse_a_schema_that_is_behind_and_say_how_to_migrate(fresh_cli: Cli) -> None:
+    error = fresh_cli.fails("status", code=1)
+    assert "is at None" in error and "durable migrate" in error
+    # and the check still reports it behind: nothing was created by the refused command
+    assert fresh_cli.run("migrate", "--check").returncode == 1
+
+
+# -- workflows, run, show, list, status ------------------------------------------------------------
+
+
+def test_workflows_lists_the_registered_workflow_names(cli: Cli) -> None:
+    assert [w["name"] for w in cli.json("workflows")] == ["broken", "greet"]
+    lines = cli.ok("workflows").splitlines()
+    assert lines[0].split() == ["NAME", "QUEUE", "TIMEOUT", "SCHEDULE"]
+    assert [line.split()[0] for line in lines[1:]] == ["broken", "greet"]
+
+
+def test_run_prints_the_id_of_a_pending_execution_that_show_and_list_report(cli: Cli) -> None:
+    # When I start a workflow with an input (no worker runs it)
+    execution_id = cli.ok("run", "greet", "--input", '{"name": "ann", "n": 1.5}').strip()
+    assert str(uuid.UUID(execution_id)) == execution_id
+    # Then show reports it pending on its first step, with its input
+    shown = cli.json("show", execution_id)
+    assert (shown["id"], shown["workflow"], shown["status"]) == (execution_id, "greet", "pending")
+    assert shown["input"] == {"name": "ann", "n": 1.5} and shown["current_step"] == "hello"
+    assert shown["queue"] == cli.queue and shown["steps"] == []
+    assert datetime.fromisoformat(shown["created_at"]).tzinfo is not None
+    table = cli.ok("show", execution_id)
+    assert f"id            {execution_id}" in table and "status        pending" in table
+    assert '"name":"ann"' in table.split("input", 1)[1].splitlines()[0] and "no step attempts yet" in table
+    # And list shows it, newest first, filtered by workflow and status
+    listed = cli.json("list", "--workflow", "greet", "--status", "pending")
+    assert listed[0]["id"] == execution_id and all(e["status"] == "pending" for e in listed)
+    assert execution_id not in [e["id"] for e in cli.json("list", "--status", "completed")]
+    assert execution_id not in [e["id"] for e in cli.json("list", "--workflow", "broken")]
+    rows = cli.ok("list", "--limit", "1").splitlines()
+    assert rows[0].split() == ["ID", "WORKFLOW", "STATUS", "STEP", "QUEUE", "CREATED", "COMPLETED"]
+    assert rows[1].split()[:4] == [execution_id, "greet", "pending", "hello"] and len(rows) == 2
+
+
+def test_run_puts_the_execution_on_the_queue_given(cli: Cli) -> None:
+    queue = f"{cli.queue}-other"
+    execution_id = cli.ok("run", "greet", "--input", '{"name": "q"}', "--queue", queue).strip()
+    assert cli.json("show", execution_id)["queue"] == queue
+
+
+def test_status_counts_executions_by_status(cli: Cli) -> None:
+    before = cli.json("status")
+    assert set(before["counts"]) == {"pending", "running", "waiting", "completed", "failed", "cancelled",
+                                     "compensating", "compensated", "compensation_failed"}
+    # Given one more pending and one more cancelled execution
+    cli.ok("run", "greet", "--input", '{"name": "a"}')
+    cli.ok("cancel", cli.ok("run", "greet", "--input", '{"name": "b"}').strip())
+    # Then the counts moved by exactly that
+    after = cli.json("status")
+    assert after["counts"]["pending"] == before["counts"]["pending"] + 1
+    assert after["counts"]["cancelled"] == before["counts"]["cancelled"] + 1
+    assert after["total"] == before["total"] + 2 == sum(after["counts"].values())
+    table = dict(line.split() for line in cli.ok("status").splitlines()[1:])
+    assert table["total"] == str(after["total"]) and table["cancelled"] == str(after["counts"]["cancelled"])
+
+
+# -- cancel, retry ------------------------------------------------------------------------------------
+
+
+def test_cancel_then_retry_starts_a_new_execution_with_the_same_input(cli: Cli) -> None:
+    execution_id = cli.ok("run", "greet", "--input", '{"name": "cy"}').strip()
+    # When I cancel it with a reason
+    assert cli.ok("cancel", execution_id, "--reason", "not needed").strip() == f"cancelled {execution_id}"
+    cancelled = cli.json("show", execution_id)
+    assert cancelled["status"] == "cancelled" and cancelled["error"]["message"] == "not needed"
+    assert cancelled["completed_at"] is not None
+    # And retry it
+    new_id = cli.ok("retry", execution_id).strip()
+    # Then a new pending execution of the same workflow and input exists; the old one is unchanged
+    assert new_id != execution_id and str(uuid.UUID(new_id)) == new_id
+    retried = cli.json("show", new_id)
+    assert (retried["workflow"], retried["status"], retried["input"]) == ("greet", "pending", {"name": "cy"})
+    assert cli.json("show", execution_id)["status"] == "cancelled"
+
+
+def test_cancelling_a_finished_execution_or_retrying_an_active_one_is_refused(cli: Cli) -> None:
+    execution_id = cli.ok("run", "greet", "--input", '{"name": "d"}').strip()
+    assert "only failed or cancelled executions can be retried" in cli.fails("retry", execution_id, code=1)
+    cli.ok("cancel", execution_id)
+    assert f"execution {execution_id} is cancelled" in cli.fails("cancel", execution_id, code=1)
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "greet", "--input", "{name: 1}"], "Invalid value for '--input': not valid JSON"),
+    (["run", "greet", "--input", "[1, 2]"], "expected a JSON object"),
+    (["run", "nope"], "no workflow named 'nope' is registered"),
+    (["show", UNKNOWN], f"no execution with id '{UNKNOWN}'"),
+    (["cancel", UNKNOWN], f"no execution with id '{UNKNOWN}'"),
+    (["retry", UNKNOWN], f"no execution with id '{UNKNOWN}'"),
+    (["show", "not-an-id"], "'not-an-id' is not an execution id"),
+    (["list", "--status", "sleeping"], "'sleeping' is not one of 'pending'"),
+    (["list", "--limit", "0"], "Invalid value for '--limit'"),
+    (["list", "--format", "yaml"], "Invalid value for '--format'"),
+])
+def test_bad_input_exits_2_with_a_readable_error(cli: Cli, args: list[str], message: str) -> None:
+    assert message in cli.fails(*args, code=2)
+
+
+def test_a_refused_run_starts_nothing(cli: Cli) -> None:
+    before = cli.total()
+    cli.fails("run", "greet", "--input", "{bad", code=2)
+    cli.fails("run", "nope", code=2)
+    assert cli.total() == before
+
+
+# -- finding the Durable instance ---------------------------------------------------------------------
+
+
+def test_an_app_without_a_durable_instance_gets_a_clear_error(cli: Cli) -> None:
+    error = cli.fails("status", code=2, CLI_NO_DURABLE="1")
+    assert "no Durable instance uses the Celery app of 'tests.cliproj'" in error
+
+
+def test_an_app_with_two_durable_instances_needs_the_instance_option(cli: Cli) -> None:
+    second = f"{cli.prefix}_b"
+    error = cli.fails("status", code=2, CLI_SECOND_PREFIX=second)
+    assert "choose one with `durable --instance PREFIX ...`" in error and f"{cli.prefix}, {second}" in error
+    assert json.loads(cli.ok("--instance", cli.prefix, "status", "--format", "json", CLI_SECOND_PREFIX=second))
+    assert "has the prefix 'zzz'" in cli.fails("--instance", "zzz", "status", code=2, CLI_SECOND_PREFIX=second)
+
+
+def test_an_unreachable_database_is_reported_in_one_line(cli: Cli) -> None:
+    error = cli.fails("status", code=1, CLI_DB="postgresql+psycopg://postgres@127.0.0.1:1/test")
+    assert "cannot reach the database" in error and len(error.strip().splitlines()) == 1
+
+
+# -- with a worker ------------------------------------------------------------------------------------
+
+
+def _wait_for(cli: Cli, execution_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        shown: dict[str, Any] = cli.json("show", execution_id, "--logs")
+        if shown["status"] in ("completed", "failed"):
+            return shown
+        assert time.monotonic() < deadline, f"{execution_id} still {shown['status']} after {timeout}s"
+        time.sleep(0.2)
+
+
+def test_show_reports_each_step_attempt_with_what_it_logged_and_failures_can_be_retried(cli: Cli) -> None:
+    with worker("tests.cliproj", [cli.queue], concurrency=1, pool="solo", env=cli.environ(), cwd=str(ROOT)):
+        greeted_id = cli.ok("run", "greet", "--input", '{"name": "bo"}').strip()
+        broken_id = cli.ok("run", "broken").strip()
+        greeted, broken = _wait_for(cli, greeted_id), _wait_for(cli, broken_id)
+    # The completed execution shows both attempts and what each logged or printed
+    assert greeted["status"] == "completed"
+    assert greeted["context"] == {"name": "bo", "greeting": "hello bo", "shouted": True}
+    assert [(s["step_name"], s["attempt"], s["status"]) for s in greeted["steps"]] == [
+        ("hello", 1, "completed"), ("shout", 1, "completed")]
+    assert [entry["message"] for entry in greeted["steps"][0]["logs"]] == ["saying hello to bo"]
+    assert [entry["message"] for entry in greeted["steps"][1]["logs"]] == ["HELLO BO"]
+    table = cli.ok("show", greeted_id, "--logs")
+    assert "logs of hello (attempt 1):" in table and "INFO cliproj: saying hello to bo" in table
+    assert "PRINT stdout: HELLO BO" in table
+    assert "saying hello" not in cli.ok("show", greeted_id)
+    # The failed one shows the error, and its traceback with --logs
+    assert broken["status"] == "failed" and broken["error"]["type"] == "RuntimeError"
+    table = cli.ok("show", broken_id, "--logs")
+    assert "error         RuntimeError: boom (step explode)" in table
+    assert 'raise RuntimeError("boom")' in table
+    # A failed execution can be retried; a completed one cannot
+    assert cli.json("show", cli.ok("retry", broken_id).strip())["status"] == "pending"
+    assert "only failed or cancelled" in cli.fails("retry", greeted_id, code=1)
