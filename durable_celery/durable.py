@@ -30,10 +30,10 @@ from durable_celery.runtime.runner import Runner
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
 from durable_celery.state.db import Database
-from durable_celery.state.executions import finish_txn, insert_execution_txn, list_txn, peek_txn
+from durable_celery.state.executions import count_by_status_txn, finish_txn, insert_execution_txn, list_txn, peek_txn
 from durable_celery.state.records import to_execution, to_pending_input
 from durable_celery.state.steps import list_attempts_txn
-from durable_celery.state.waits import cancel_waits_txn, list_inputs_txn
+from durable_celery.state.waits import cancel_waits_txn, list_events_txn, list_inputs_txn
 
 
 class Durable:
@@ -266,6 +266,13 @@ class Durable:
             rows = list_txn(conn, workflow=name, status=status, queue=queue, limit=limit, offset=offset)
         return [to_execution(row, None, False) for row in rows]
 
+    def count_by_status(self) -> dict[str, int]:
+        """How many executions are in each status (every status listed, zeros included)."""
+        self.ensure_schema()
+        with self.db.connect() as conn:
+            stored = count_by_status_txn(conn)
+        return {status.value: stored.get(status.value, 0) for status in ExecutionStatus}
+
     def cancel(self, execution_id: str, reason: str | None = None, compensate: bool = False) -> None:
         """Cancel an active execution and its active children. A step running at that moment
         finishes, but its result is discarded."""
@@ -328,6 +335,18 @@ class Durable:
         with self.db.connect() as conn:
             rows = list_inputs_txn(conn, statuses[status] if status else None, timeout_before, limit)
         return [to_pending_input(row) for row in rows]
+
+    def list_pending_events(self, execution_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Events and inputs kept for executions that have not consumed them yet, oldest first:
+        sent before their wait was reached, or losers of a race (a second ``wait_for_any`` event)."""
+        if execution_id is not None:
+            _check_id(execution_id)
+        self.ensure_schema()
+        with self.db.connect() as conn:
+            rows = list_events_txn(conn, execution_id, "pending", limit)
+        return [{"id": r["id"], "execution_id": r["execution_id"], "kind": r["kind"], "name": r["name"],
+                 "payload": codec.decode(r["payload"]), "status": r["status"], "created_at": as_utc(r["created_at"])}
+                for r in rows]
 
     def retry(self, execution_id: str) -> str:
         """Start a new execution with the workflow, input, queue and priority of a failed or

@@ -24,3 +24,10 @@ def test_the_quickstart_runs_on_the_embedded_default_without_any_server(tmp_path
     assert "auto_approve" in out and "manual_review" not in out
     assert "'shipped': True" in out
     assert (tmp_path / "data" / "state.db").exists()
+
+
+def test_the_expense_approval_example_approves_one_and_times_out_the_other(tmp_path: Path) -> None:
+    out = run_example("examples.expense_approval", tmp_path)
+    assert "pending: Approve ada's expense of 120?" in out
+    assert "ada: approved -> paid" in out
+    assert "bob: auto_rejected -> rejected" in out

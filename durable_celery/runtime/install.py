@@ -7,6 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from celery import Celery, signals
 from kombu.entity import Queue
@@ -15,6 +16,14 @@ if TYPE_CHECKING:
     from durable_celery.durable import Durable
 
 MAX_PRIORITY = 10
+
+# Which Durable instances each app carries (for the CLI, which is handed only the app).
+_INSTANCES: WeakKeyDictionary[Celery, list[Durable]] = WeakKeyDictionary()
+
+
+def instances_on(app: Celery) -> list[Durable]:
+    """The Durable instances built on ``app``, oldest first."""
+    return list(_INSTANCES.get(app, ()))
 
 
 def task_names(prefix: str) -> tuple[str, str]:
@@ -39,6 +48,7 @@ def use_embedded_broker(app: Celery, data_dir: Path) -> None:
 
 def install(durable: Durable) -> None:
     app = durable.app
+    _INSTANCES.setdefault(app, []).append(durable)
     settings = durable.settings
     step_name, tick_name = durable.step_task_name, durable.tick_task_name
     runner = durable.runner

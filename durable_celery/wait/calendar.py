@@ -38,7 +38,7 @@ def next_business_day(at: datetime | None = None, *, hour: int = 9, minute: int 
 def next_weekday(weekday: str | int, at: datetime | None = None, *, hour: int = 9, minute: int = 0,
                  tz: str | tzinfo | None = None) -> datetime:
     """The next given weekday strictly after ``at``'s date (``"monday"`` or 0 … ``"sunday"`` or 6)."""
-    target = WEEKDAYS[weekday.lower()] if isinstance(weekday, str) else weekday
+    target = WEEKDAYS.get(weekday.lower(), -1) if isinstance(weekday, str) else weekday
     if target not in range(7):
         raise ValueError(f"weekday must be a day name or 0-6, got {weekday!r}")
     day = _local(at, tz)
