@@ -32,7 +32,7 @@ from durable_celery.state import migrate
 from durable_celery.state.db import Database
 from durable_celery.state.executions import count_by_status_txn, finish_txn, insert_execution_txn, list_txn, peek_txn
 from durable_celery.state.records import to_execution, to_pending_input
-from durable_celery.state.steps import list_attempts_txn
+from durable_celery.state.steps import in_flight_children_txn, list_attempts_txn
 from durable_celery.state.waits import cancel_waits_txn, list_events_txn, list_inputs_txn
 
 
@@ -94,7 +94,7 @@ class Durable:
         self.leases = LeaseKeeper(self.db, self.clock, self.settings.heartbeat_interval,
                                   self.settings.stale_lock_timeout)
         self.step_task_name, self.tick_task_name = task_names(self.settings.prefix)
-        self.dispatcher = Dispatcher(app, self.step_task_name)
+        self.dispatcher = Dispatcher(app, self.step_task_name, self._queue_for)
         self.runner = Runner(self)
         self.step_task: Any = None
         self.tick_task: Any = None
@@ -166,7 +166,7 @@ class Durable:
             execution_id, created = insert_execution_txn(conn, row)
         if created and row["dispatched_at"] is not None:
             self.dispatcher.send(execution_id, 0, workflow=machine.workflow, step=machine.entry,
-                                 queue=self._entry_queue(machine, row["queue"]), priority=row["priority"])
+                                 queue=row["queue"], priority=row["priority"])
         return execution_id
 
     def _new_row(self, machine: StateMachine, input: Any, *, queue: str | None, priority: int,
@@ -193,8 +193,10 @@ class Durable:
         now = self.clock.now()
         ready = max(as_utc(scheduled_at), now) if scheduled_at is not None else now
         immediate = scheduled_at is None or ready <= now
+        execution_id = str(uuid.uuid4())
         return {
-            "id": str(uuid.uuid4()), "workflow": machine.workflow, "version": machine.version,
+            "id": execution_id, "root_id": execution_id, "kind": "workflow",
+            "workflow": machine.workflow, "version": machine.version,
             "status": ExecutionStatus.PENDING.value, "queue": queue or machine.queue or self.settings.queue,
             "priority": priority, "input": encoded, "context": encoded, "current_node": machine.entry,
             "node_shape": machine.states[machine.entry].shape, "attempt": 1, "seq": 0,
@@ -216,12 +218,16 @@ class Durable:
             @event.listens_for(connection, "after_commit", once=True)
             def publish(_session: Session) -> None:
                 self.dispatcher.send(execution_id, 0, workflow=machine.workflow, step=machine.entry,
-                                     queue=self._entry_queue(machine, row["queue"]), priority=row["priority"])
+                                     queue=row["queue"], priority=row["priority"])
         return execution_id
 
-    def _entry_queue(self, machine: StateMachine, queue: str) -> str:
-        state = machine.states[machine.entry]
-        return (state.queue if state.queue else None) or queue
+    def _queue_for(self, workflow: str, state_id: str | None, queue: str) -> str:
+        """The queue a message for ``state_id`` goes to: the step's own, else the execution's."""
+        machine = self.registry.get(workflow) if state_id else None
+        if machine is None or state_id is None:
+            return queue
+        state = machine.state(state_id)
+        return (state.queue if state is not None else None) or queue
 
     def get_execution(self, execution_id: str, include_steps: bool = False, include_logs: bool = False) -> Execution:
         """The execution with that id (and its step attempts); raises ``ExecutionNotFound``."""
@@ -232,7 +238,8 @@ class Durable:
             if row is None:
                 raise ExecutionNotFound(execution_id)
             steps = list_attempts_txn(conn, execution_id) if include_steps else []
-        return to_execution(row, steps if include_steps else None, include_logs)
+            in_flight = in_flight_children_txn(conn, execution_id) if include_steps else []
+        return to_execution(row, steps if include_steps else None, include_logs, in_flight)
 
     def wait(self, execution_id: str, timeout: Duration | None = None, poll: float = 0.1) -> Execution:
         """Block until the execution reaches a final status and return it (with its steps).

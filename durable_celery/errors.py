@@ -12,6 +12,8 @@ Every error a caller can see derives from :class:`DurableError`::
     ├── StepTimeout              a step attempt ran longer than its timeout
     ├── WorkflowTimeout          an execution ran longer than its workflow timeout
     ├── BranchNoMatch            a branch had no matching case and no default
+    ├── LoopLimitExceeded        a loop ran more than its max_iterations
+    ├── ChildFailed              a parallel branch or foreach iteration failed (fail_fast)
     ├── ContextNotSerializable   a step returned a context that cannot be stored as JSON
     └── SchemaOutOfDate          the database schema is behind the installed version
 
@@ -129,6 +131,31 @@ class BranchNoMatch(DurableError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.branch, self.value))
+
+
+class LoopLimitExceeded(DurableError):
+    """A loop's condition still held after ``max_iterations`` iterations."""
+
+    def __init__(self, loop: str, max_iterations: int) -> None:
+        self.loop = loop
+        self.max_iterations = max_iterations
+        super().__init__(f"loop {loop!r} exceeded max_iterations={max_iterations}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.loop, self.max_iterations))
+
+
+class ChildFailed(DurableError):
+    """A parallel branch or foreach iteration failed, failing the block (``fail_fast``)."""
+
+    def __init__(self, block: str, key: str, message: str) -> None:
+        self.block = block
+        self.key = key
+        self.message = message
+        super().__init__(f"{block!r}: {key} failed: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.block, self.key, self.message))
 
 
 class ContextNotSerializable(DurableError):

@@ -2,6 +2,8 @@
 
 Built from the environment the test passes: CLI_BROKER, CLI_DB, CLI_PREFIX, CLI_QUEUE; with
 CLI_SECOND_PREFIX a second Durable instance shares the app; with CLI_NO_DURABLE none is built.
+Workflows: greet (two steps that log and print), broken (fails), order (waits for a manager's
+approval, then for a "shipped" event).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from celery import Celery
 
 from durable_celery import Durable, Workflow
+from durable_celery.wait import wait_for_approval, wait_for_event
 
 log = logging.getLogger("cliproj")
 
@@ -43,8 +46,21 @@ def explode(ctx):
     raise RuntimeError("boom")
 
 
+order = Workflow("order")
+
+
+@order.step
+def approve(ctx):
+    return {**ctx, "decision": wait_for_approval("manager", prompt=f"ship order {ctx['order']}?")}
+
+
+@order.step
+def ship(ctx):
+    return {**ctx, "shipment": wait_for_event("shipped")}
+
+
 if not os.environ.get("CLI_NO_DURABLE"):
-    durable = Durable(app, database_url=os.environ["CLI_DB"], workflows=[greet, broken],
+    durable = Durable(app, database_url=os.environ["CLI_DB"], workflows=[greet, broken, order],
                       prefix=os.environ["CLI_PREFIX"], queue=os.environ["CLI_QUEUE"], auto_migrate=False)
 if os.environ.get("CLI_SECOND_PREFIX"):
     other = Durable(app, database_url=os.environ["CLI_DB"], workflows=[greet],

@@ -102,6 +102,12 @@ class Project:
                                      "WHERE execution_id = :id GROUP BY step"), {"id": execution_id})
             return {step: count for step, count in rows}
 
+    def notes(self, execution_id: str) -> dict[str, int]:
+        """How many times each note was recorded by the step bodies of an execution."""
+        rows = self.sql("SELECT note, count(*) FROM {schema}.test_effects WHERE execution_id = :id GROUP BY note",
+                        id=execution_id)
+        return {note: count for note, count in rows}
+
     def sql(self, query: str, **params: Any) -> list[Any]:
         with self.durable.db.begin() as conn:
             return list(conn.execute(text(query.replace("{schema}", f'"{self.prefix}"')), params))

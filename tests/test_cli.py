@@ -1,6 +1,6 @@
 """`celery -A proj durable ...` as users run it: the real command in a subprocess, against the real
 Postgres (one schema per test module, dropped at the end) and Redis. The project it drives is
-tests/cliproj.py; only the test that needs steps to have run starts a worker."""
+tests/cliproj.py; only the tests that need steps to have run start a worker."""
 
 from __future__ import annotations
 
@@ -134,10 +134,10 @@ def test_commands_refuse_a_schema_that_is_behind_and_say_how_to_migrate(fresh_cl
 
 
 def test_workflows_lists_the_registered_workflow_names(cli: Cli) -> None:
-    assert [w["name"] for w in cli.json("workflows")] == ["broken", "greet"]
+    assert [w["name"] for w in cli.json("workflows")] == ["broken", "greet", "order"]
     lines = cli.ok("workflows").splitlines()
     assert lines[0].split() == ["NAME", "QUEUE", "TIMEOUT", "SCHEDULE"]
-    assert [line.split()[0] for line in lines[1:]] == ["broken", "greet"]
+    assert [line.split()[0] for line in lines[1:]] == ["broken", "greet", "order"]
 
 
 def test_run_prints_the_id_of_a_pending_execution_that_show_and_list_report(cli: Cli) -> None:
@@ -227,6 +227,12 @@ UNKNOWN = "00000000-0000-4000-8000-000000000000"
     (["list", "--status", "sleeping"], "'sleeping' is not one of 'pending'"),
     (["list", "--limit", "0"], "Invalid value for '--limit'"),
     (["list", "--format", "yaml"], "Invalid value for '--format'"),
+    (["send-event", UNKNOWN, "paid"], f"no execution with id '{UNKNOWN}'"),
+    (["provide-input", UNKNOWN, "manager", "--data", '"approved"'], f"no execution with id '{UNKNOWN}'"),
+    (["send-event", "not-an-id", "paid"], "'not-an-id' is not an execution id"),
+    (["send-event", UNKNOWN, "paid", "--payload", "{bad"], "Invalid value for '--payload': not valid JSON"),
+    (["provide-input", UNKNOWN, "manager", "--data", "approved"], """a string needs JSON quotes, e.g. '"approved"'"""),
+    (["pending", "--limit", "0"], "Invalid value for '--limit'"),
 ])
 def test_bad_input_exits_2_with_a_readable_error(cli: Cli, args: list[str], message: str) -> None:
     assert message in cli.fails(*args, code=2)
@@ -237,6 +243,41 @@ def test_a_refused_run_starts_nothing(cli: Cli) -> None:
     cli.fails("run", "greet", "--input", "{bad", code=2)
     cli.fails("run", "nope", code=2)
     assert cli.total() == before
+
+
+# -- events and inputs without a worker ----------------------------------------------------------------
+
+
+def test_an_event_sent_before_the_execution_waits_is_kept_and_listed_by_pending(cli: Cli) -> None:
+    # Given a pending execution (no worker runs it, so it waits for nothing yet)
+    execution_id = cli.ok("run", "order", "--input", '{"order": 1}').strip()
+    # When an event is sent to it
+    assert cli.ok("send-event", execution_id, "shipped", "--payload", '{"tracking": "T0"}').strip() == (
+        f"sent event shipped to {execution_id}")
+    # Then pending --events lists it, with its payload; the execution is still pending
+    listed = cli.json("pending", "--events")
+    assert set(listed) == {"events"}
+    mine = [e for e in listed["events"] if e["execution_id"] == execution_id]
+    assert [(e["kind"], e["name"], e["payload"], e["status"]) for e in mine] == [
+        ("event", "shipped", {"tracking": "T0"}, "pending")]
+    assert datetime.fromisoformat(mine[0]["created_at"]).tzinfo is not None
+    assert cli.json("show", execution_id)["status"] == "pending"
+    # And the table shows both sections by default, the event in its own
+    table = cli.ok("pending")
+    assert "pending events:" in table and ("pending inputs:" in table or "no pending inputs" in table)
+    row = next(line for line in table.split("pending events:", 1)[1].splitlines() if execution_id in line)
+    assert row.split()[:4] == [execution_id, "event", "shipped", '{"tracking":"T0"}']
+    assert set(cli.json("pending")) == {"inputs", "events"}
+    assert "pending events:" not in cli.ok("pending", "--inputs")
+
+
+def test_events_and_inputs_for_a_finished_execution_are_refused(cli: Cli) -> None:
+    execution_id = cli.ok("run", "order", "--input", '{"order": 2}').strip()
+    cli.ok("cancel", execution_id)
+    assert "a finished execution takes no events" in cli.fails("send-event", execution_id, "shipped", code=1)
+    assert "a finished execution takes no input" in cli.fails(
+        "provide-input", execution_id, "manager", "--data", '"approved"', code=1)
+    assert execution_id not in [e["execution_id"] for e in cli.json("pending", "--events")["events"]]
 
 
 # -- finding the Durable instance ---------------------------------------------------------------------
@@ -297,3 +338,52 @@ def test_show_reports_each_step_attempt_with_what_it_logged_and_failures_can_be_
     # A failed execution can be retried; a completed one cannot
     assert cli.json("show", cli.ok("retry", broken_id).strip())["status"] == "pending"
     assert "only failed or cancelled" in cli.fails("retry", greeted_id, code=1)
+
+
+def _poll(what: str, check: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"no {what} after {timeout}s"
+        time.sleep(0.2)
+
+
+def test_a_waiting_execution_resumes_on_its_input_and_event(cli: Cli) -> None:
+    with worker("tests.cliproj", [cli.queue], concurrency=1, pool="solo", env=cli.environ(), cwd=str(ROOT)):
+        execution_id = cli.ok("run", "order", "--input", '{"order": 7}').strip()
+
+        def asked() -> list[dict[str, Any]]:
+            return [r for r in cli.json("pending", "--inputs")["inputs"] if r["workflow_id"] == execution_id]
+
+        # Given the execution waits for a manager's approval, which pending lists with its prompt
+        (request,) = _poll("input request", asked)
+        assert (request["input_name"], request["type"], request["step_name"]) == ("manager", "approval", "approve")
+        assert (request["prompt"], request["status"], request["response"]) == ("ship order 7?", "pending", None)
+        assert cli.json("show", execution_id)["status"] == "waiting"
+        row = next(line for line in cli.ok("pending", "--inputs").splitlines() if execution_id in line)
+        assert row.split()[:4] == [execution_id, "manager", "approval", "approve"] and "ship order 7?" in row
+        # When a bad answer is given, it is refused and nothing changes
+        error = cli.fails("provide-input", execution_id, "manager", "--data", '"maybe"', code=2)
+        assert "an approval takes 'approved' or 'rejected'" in error and "'maybe'" in error
+        assert asked() == [request] and cli.json("show", execution_id)["status"] == "waiting"
+        assert execution_id not in [e["execution_id"] for e in cli.json("pending", "--events")["events"]]
+        # When the manager approves, the execution goes on to wait for the shipment
+        assert cli.ok("provide-input", execution_id, "manager", "--data", '"approved"').strip() == (
+            f"provided input manager to {execution_id}")
+        shown = _poll("wait for the shipment", lambda: (s := cli.json("show", execution_id))["status"] == "waiting"
+                      and s["current_step"] == "ship" and s)
+        assert shown["context"]["decision"] == "approved" and asked() == []
+        # A second answer is refused
+        assert "already provided" in cli.fails("provide-input", execution_id, "manager", "--data", '"rejected"',
+                                               code=1)
+        # When the event it waits for is sent, it completes with the payload
+        cli.ok("send-event", execution_id, "shipped", "--payload", '{"tracking": "T7"}')
+        done = _wait_for(cli, execution_id)
+    assert done["status"] == "completed"
+    assert done["context"] == {"order": 7, "decision": "approved", "shipment": {"tracking": "T7"}}
+    # And a finished execution takes neither
+    assert "a finished execution takes no input" in cli.fails("provide-input", execution_id, "manager", "--data",
+                                                              '"approved"', code=1)
+    assert "finished execution" in cli.fails("send-event", execution_id, "shipped", code=1)

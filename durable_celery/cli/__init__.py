@@ -16,6 +16,7 @@ from durable_celery.cli.errors import InputError, reported_errors
 from durable_celery.cli.executions import cancel, list_executions, retry, run, show, status
 from durable_celery.cli.instance import CliState
 from durable_celery.cli.maintenance import migrate
+from durable_celery.cli.waits import pending, provide_input, send_event
 from durable_celery.cli.workflows import workflows
 
 
@@ -45,7 +46,8 @@ def durable(ctx: click.Context, instance: str | None) -> None:
     ctx.call_on_close(state.close)
 
 
-for command in (status, list_executions, show, run, cancel, retry, workflows, migrate):
+for command in (status, list_executions, show, run, cancel, retry, pending, send_event, provide_input, workflows,
+                migrate):
     durable.add_command(command)
 
 __all__ = ["durable", "DurableGroup"]

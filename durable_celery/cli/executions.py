@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from durable_celery.cli.instance import CliState, pass_state
 from durable_celery.cli.output import details, duration_text, emit_json, error_text, format_option, table
+from durable_celery.cli.params import json_object
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.models import Execution, StepRecord
-from durable_celery.state.executions import count_by_status_txn
 
 STATUSES = [s.value for s in ExecutionStatus]
-
-
-def json_object(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
-    """Parse an option given as a JSON object, e.g. ``--input '{"id": 1}'``."""
-    if value is None:
-        return None
-    try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"not valid JSON ({exc})", ctx, param) from None
-    if not isinstance(parsed, dict):
-        raise click.BadParameter(f"expected a JSON object ({{...}}), got {type(parsed).__name__}", ctx, param)
-    return parsed
 
 
 @click.command()
@@ -34,11 +20,7 @@ def json_object(ctx: click.Context, param: click.Parameter, value: str | None) -
 @pass_state
 def status(state: CliState, fmt: str) -> None:
     """How many executions are in each status."""
-    durable = state.durable
-    durable.ensure_schema()
-    with durable.db.connect() as conn:
-        stored = count_by_status_txn(conn)
-    counts = {name: stored.get(name, 0) for name in STATUSES}
+    counts = state.durable.count_by_status()
     if fmt == "json":
         emit_json({"counts": counts, "total": sum(counts.values())})
         return

@@ -2,23 +2,22 @@
 
 Celery hands a sub-command only the app of ``-A proj`` (``ctx.obj.app``). The Durable instance
 is whatever the user built on that app, usually a module-level ``durable = Durable(app, ...)``
-next to it; by the time a sub-command runs, Celery has imported that module. So we look through
-the loaded modules for module-level Durable instances whose ``.app`` is that app; if none is
-loaded yet, we let Celery import the app's configured modules (``imports``/``include``) as a
-worker would, and look again.
+next to it; by the time a sub-command runs, Celery has imported that module. Every Durable
+registers itself on its app when built, so we ask the app for them (``instances_on``); if none
+is built yet, we let Celery import the app's configured modules (``imports``/``include``) as a
+worker would, and ask again.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import click
 
 from durable_celery.cli.errors import InputError
 from durable_celery.durable import Durable
+from durable_celery.runtime.install import instances_on
 
 
 @dataclass
@@ -53,18 +52,18 @@ def find_durable(app: Any, prefix: str | None = None, app_arg: str | None = None
     """The Durable instance built on ``app`` (the one with that ``prefix`` if given).
 
     Raises:
-        InputError: none is loaded, several are and no ``prefix`` is given, or none has ``prefix``.
+        InputError: none is built, several are and no ``prefix`` is given, or none has ``prefix``.
     """
-    found = loaded_instances(app)
+    found = instances_on(app)
     if not found:
         app.loader.import_default_modules()
-        found = loaded_instances(app)
+        found = instances_on(app)
     if not found:
         if app_arg is None:
             raise InputError("no Durable instance found: name the module that builds it with -A, "
                              "as in `celery -A proj durable ...`")
-        raise InputError(f"no Durable instance uses the Celery app of {app_arg!r}: build one at module level "
-                         "in that module (e.g. `durable = Durable(app, database_url=...)`)")
+        raise InputError(f"no Durable instance uses the Celery app of {app_arg!r}: build one when that "
+                         "module is imported (e.g. `durable = Durable(app, database_url=...)`)")
     prefixes = ", ".join(sorted(d.settings.prefix for d in found))
     if prefix is not None:
         found = [d for d in found if d.settings.prefix == prefix]
@@ -75,16 +74,3 @@ def find_durable(app: Any, prefix: str | None = None, app_arg: str | None = None
                          f"`durable --instance PREFIX ...` (one of: {prefixes})")
     return found[0]
 
-
-def loaded_instances(app: Any) -> list[Durable]:
-    """Module-level Durable instances on ``app`` in every loaded module, each once."""
-    seen: dict[int, Durable] = {}
-    for module in list(sys.modules.values()):
-        # type() rather than isinstance(): isinstance consults __class__, which lazy proxies
-        # (celery.local.Proxy and the like) evaluate.
-        if not issubclass(type(module), ModuleType):
-            continue
-        for value in list(vars(module).values()):
-            if issubclass(type(value), Durable) and value.app is app:
-                seen.setdefault(id(value), value)
-    return list(seen.values())

@@ -9,10 +9,16 @@ from typing import Any, Literal
 
 from durable_celery.dsl.nodes import CompensationNode, StepNode
 
-StateKind = Literal["step", "decision", "branch"]
+StateKind = Literal["step", "decision", "branch", "parallel", "foreach", "loop"]
 
 #: The terminal state: reaching it completes the execution.
 END = "$end"
+#: Where the body of a parallel branch or a foreach iteration ends: its child execution completes.
+JOIN = "$join"
+#: Kinds that only route (evaluated inline, never run as a task of their own).
+ROUTING = frozenset({"branch", "loop"})
+#: Kinds that fan out into child executions.
+FAN_OUT = frozenset({"parallel", "foreach"})
 
 
 @dataclass(frozen=True)
@@ -29,10 +35,22 @@ class State:
     kind: StateKind
     next: str
     shape: str
+    #: the parallel branch or foreach body this state belongs to ("" at top level)
+    region: str = ""
     step: StepNode | None = None
     on: Callable[[dict[str, Any]], Any] | None = None
     cases: tuple[tuple[tuple[Any, ...], str], ...] = ()
     default: str | None = None
+    #: parallel: (result key, entry state) per branch; on_error; into
+    branches: tuple[tuple[str, str], ...] = ()
+    on_error: str = "fail_fast"
+    into: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None
+    #: foreach: items, concurrency and the body's entry; loop: condition, limit and body entry
+    items: Callable[[dict[str, Any]], Any] | None = None
+    concurrency: int = 1
+    body: str | None = None
+    condition: Callable[[dict[str, Any]], Any] | None = None
+    max_iterations: int = 0
 
     @property
     def queue(self) -> str | None:
@@ -56,7 +74,7 @@ class StateMachine:
 
     @property
     def terminal_states(self) -> frozenset[str]:
-        return frozenset({END})
+        return frozenset({END, JOIN})
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able view of the machine (nodes, transitions), for graphs and debugging."""
@@ -71,6 +89,8 @@ class StateMachine:
                     "next": s.next,
                     "cases": [[list(v), t] for v, t in s.cases],
                     "default": s.default,
+                    "branches": [list(b) for b in s.branches],
+                    "body": s.body,
                     "shape": s.shape,
                 }
                 for s in self.states.values()

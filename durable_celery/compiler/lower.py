@@ -11,8 +11,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from durable_celery.compiler.fingerprint import digest
-from durable_celery.compiler.ir import END, State, StateMachine
-from durable_celery.dsl.nodes import Node, StepNode, walk
+from durable_celery.compiler.ir import END, JOIN, State, StateMachine
+from durable_celery.dsl.nodes import ForEachNode, LoopNode, Node, ParallelNode, StepNode, walk
 from durable_celery.errors import DefinitionError
 
 if TYPE_CHECKING:
@@ -40,36 +40,61 @@ def compile_workflow(workflow: Workflow) -> StateMachine:
     )
 
 
-def _lower_body(body: tuple[Node, ...], after: str, states: dict[str, State]) -> str:
+def _lower_body(body: tuple[Node, ...], after: str, states: dict[str, State], region: str = "") -> str:
     """Lower nodes so each falls through to the next and the last to ``after``; return the
     id of the first (``after`` for an empty body)."""
     follow = after
     for node in reversed(body):
-        follow = _lower_node(node, follow, states)
+        follow = _lower_node(node, follow, states, region)
     return follow
 
 
-def _lower_node(node: Node, after: str, states: dict[str, State]) -> str:
+def _lower_node(node: Node, after: str, states: dict[str, State], region: str) -> str:
+    """Lower one node; ``region`` names the parallel branch or foreach body it belongs to
+    ("" at top level): a goto may not leave its region."""
+    if isinstance(node, ParallelNode):
+        branches = tuple((getattr(b, "returns", None) or b.name, _lower_node(b, JOIN, states, f"{node.name}/{b.name}"))
+                         for b in node.branches)
+        shape = digest({"kind": "parallel", "id": node.name, "next": after, "branches": branches,
+                        "on_error": node.on_error, "into": node.into is not None})
+        states[node.name] = State(id=node.name, kind="parallel", next=after, region=region, shape=shape, branches=branches,
+                                  on_error=node.on_error, into=node.into)
+        return node.name
+    if isinstance(node, ForEachNode):
+        body = _lower_body(node.body, JOIN, states, node.name)
+        shape = digest({"kind": "foreach", "id": node.name, "next": after, "body": body,
+                        "concurrency": node.concurrency})
+        states[node.name] = State(id=node.name, kind="foreach", next=after, region=region, shape=shape, items=node.items,
+                                  concurrency=node.concurrency, body=body)
+        return node.name
+    if isinstance(node, LoopNode):
+        body = _lower_body(node.body, node.name, states, region)  # the last step loops back to the test
+        shape = digest({"kind": "loop", "id": node.name, "next": after, "body": body,
+                        "max_iterations": node.max_iterations})
+        states[node.name] = State(id=node.name, kind="loop", next=after, region=region, shape=shape, condition=node.condition,
+                                  max_iterations=node.max_iterations, body=body)
+        return node.name
     if isinstance(node, StepNode):
         shape = digest({
             "kind": node.kind, "id": node.name, "next": after, "retry": node.retry.describe(),
             "timeout": node.timeout, "queue": node.queue, "compensate": node.compensate, "returns": node.returns,
+            "takes_item": node.takes_item,
         })
-        states[node.name] = State(id=node.name, kind=node.kind, next=after, shape=shape, step=node)
+        states[node.name] = State(id=node.name, kind=node.kind, next=after, region=region, shape=shape, step=node)
         return node.name
-    cases = tuple((case.values, _lower_body(case.body, after, states)) for case in node.cases)
-    default = _lower_body(node.default.body, after, states) if node.default is not None else None
+    cases = tuple((case.values, _lower_body(case.body, after, states, region)) for case in node.cases)
+    default = _lower_body(node.default.body, after, states, region) if node.default is not None else None
     shape = digest({
         "kind": "branch", "id": node.name, "next": after,
         "cases": [[[repr(v) for v in values], target] for values, target in cases], "default": default,
     })
-    states[node.name] = State(id=node.name, kind="branch", next=after, shape=shape, on=node.on,
+    states[node.name] = State(id=node.name, kind="branch", next=after, region=region, shape=shape, on=node.on,
                               cases=cases, default=default)
     return node.name
 
 
 def _check_references(workflow: Workflow, body: tuple[Node, ...], states: dict[str, State]) -> None:
-    step_names = {s.id for s in states.values() if s.kind != "branch"}
+    step_names = {s.id for s in states.values() if s.kind in ("step", "decision")}
     for node in walk(body):
         if not isinstance(node, StepNode):
             continue
@@ -79,6 +104,9 @@ def _check_references(workflow: Workflow, body: tuple[Node, ...], states: dict[s
         for target in literal_goto_targets(node.fn):
             if target not in step_names:
                 raise DefinitionError(workflow.name, f"goto({target!r}) names no step of this workflow", node.name)
+            if states[target].region != states[node.name].region:
+                raise DefinitionError(workflow.name, f"goto({target!r}) would leave its parallel branch or foreach "
+                                      "body; a goto stays inside the block it is in", node.name)
 
 
 def literal_goto_targets(fn: Callable[..., Any]) -> list[str]:

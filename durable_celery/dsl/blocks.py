@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 class Body:
     """A mutable list of nodes being defined: the workflow's top level or one clause."""
 
-    def __init__(self, owner: object) -> None:
+    def __init__(self, owner: object, takes_item: bool = False) -> None:
         self.owner = owner
         self.nodes: list[Node] = []
+        #: steps defined in this body (a foreach body, at any depth) take ``(ctx, item)``
+        self.takes_item = takes_item
 
 
 class BranchBlock:
@@ -35,7 +37,7 @@ class BranchBlock:
         self._open = True
         self._in_clause = False
         # Steps written directly under `with wf.branch(...)`, outside any case, land here.
-        self.body = Body(self)
+        self.body = Body(self, workflow._takes_item())
 
     @contextmanager
     def case(self, *values: Any) -> Iterator[None]:
@@ -69,7 +71,7 @@ class BranchBlock:
 
     @contextmanager
     def _clause(self) -> Iterator[Body]:
-        body = Body(self)
+        body = Body(self, self.body.takes_item)
         self._in_clause = True
         self._workflow._push(body)
         try:

@@ -23,6 +23,8 @@ class StepNode:
     compensate: str | None
     queue: str | None
     returns: str | None
+    #: inside a foreach body, steps take ``(ctx, item)``
+    takes_item: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,37 @@ class CompensationNode:
     timeout: float | None
 
 
-Node = StepNode | BranchNode
+@dataclass(frozen=True)
+class ParallelNode:
+    """Runs each of ``branches`` (a step or a block) concurrently on a copy of the context."""
+
+    name: str
+    branches: tuple[Node, ...]
+    on_error: str
+    into: Callable[[dict[str, Any], dict[str, Any]], Any] | None
+
+
+@dataclass(frozen=True)
+class ForEachNode:
+    """Runs ``body`` once per item of ``items(ctx)``; at most ``concurrency`` at once."""
+
+    name: str
+    items: Callable[[dict[str, Any]], Any]
+    concurrency: int
+    body: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class LoopNode:
+    """Repeats ``body`` while ``condition(ctx)`` holds, at most ``max_iterations`` times."""
+
+    name: str
+    condition: Callable[[dict[str, Any]], Any]
+    max_iterations: int
+    body: tuple[Node, ...]
+
+
+Node = StepNode | BranchNode | ParallelNode | ForEachNode | LoopNode
 
 
 def walk(body: tuple[Node, ...]) -> list[Node]:
@@ -64,4 +96,8 @@ def walk(body: tuple[Node, ...]) -> list[Node]:
         if isinstance(node, BranchNode):
             for case in node.cases + ((node.default,) if node.default else ()):
                 out.extend(walk(case.body))
+        elif isinstance(node, ParallelNode):
+            out.extend(walk(node.branches))
+        elif isinstance(node, (ForEachNode, LoopNode)):
+            out.extend(walk(node.body))
     return out

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, overload
 
 from durable_celery.dsl.blocks import Body, BranchBlock
-from durable_celery.dsl.nodes import CompensationNode, Node, StepKind, StepNode
+from durable_celery.dsl.nodes import CompensationNode, ForEachNode, LoopNode, Node, ParallelNode, StepKind, StepNode
 from durable_celery.dsl.options import NO_RETRY, Cron, Retry, timeout_seconds
 from durable_celery.durations import Duration
 from durable_celery.errors import DefinitionError, DurableError
@@ -114,7 +114,8 @@ class Workflow:
                 raise DefinitionError(self.name, f"a {kind} needs a name (pass name=...)")
             if step_name in self._names:
                 raise DefinitionError(self.name, "duplicate step name", step_name)
-            _check_arity(self.name, step_name, f, 1)
+            takes_item = self._takes_item()
+            _check_arity(self.name, step_name, f, 2 if takes_item else 1)
             queue = options.get("queue")
             if queue is not None and (not isinstance(queue, str) or not queue):
                 raise DefinitionError(self.name, f"queue must be a non-empty string, got {queue!r}", step_name)
@@ -134,6 +135,7 @@ class Workflow:
                 compensate=compensate,
                 queue=queue,
                 returns=returns,
+                takes_item=takes_item,
             )
             self._names.add(step_name)
             self._stack[-1].nodes.append(node)
@@ -156,12 +158,92 @@ class Workflow:
             yield block
         finally:
             self._pop(block.body)
-        node = block.build()
+        self._add_block(block.build())
+
+    @contextmanager
+    def parallel(self, *, on_error: str = "fail_fast", into: Callable[..., Any] | None = None,
+                 name: str | None = None) -> Iterator[None]:
+        """Run each step (or block) defined inside concurrently, each on a copy of the context.
+
+        The next step gets ``{**ctx, "__results__": {key: ["ok", value] | ["error", reason]}}``
+        (key: the step's ``returns`` or name); with ``into=fn(ctx, results)`` its return (a dict,
+        a ``goto``, or raising) decides instead. ``on_error="fail_fast"`` fails on the first
+        error and cancels what has not finished; ``"complete_all"`` waits for every branch.
+        """
+        if on_error not in ("fail_fast", "complete_all"):
+            raise DefinitionError(self.name, f"on_error must be 'fail_fast' or 'complete_all', got {on_error!r}", name)
+        if into is not None:
+            if not callable(into):
+                raise DefinitionError(self.name, f"into must be callable, got {into!r}", name)
+            _check_arity(self.name, name or "parallel", into, 2)
+        body = Body(self, self._takes_item())
+        self._push(body)
+        try:
+            yield
+        finally:
+            self._pop(body)
+        if not body.nodes:
+            raise DefinitionError(self.name, "a parallel block needs at least one step", name)
+        keys = [getattr(n, "returns", None) or n.name for n in body.nodes]
+        if len(set(keys)) != len(keys):
+            raise DefinitionError(self.name, f"two branches of a parallel block have the same result key: {keys}", name)
+        self._add_block(ParallelNode(name or f"parallel:{body.nodes[0].name}", tuple(body.nodes), on_error, into))
+
+    @contextmanager
+    def foreach(self, name: str, *, items: Callable[[dict[str, Any]], Any], concurrency: int = 1) -> Iterator[None]:
+        """Run the steps defined inside once per item of ``items(ctx)``; they take ``(ctx, item)``.
+
+        ``concurrency=1``: in order, each iteration getting the previous one's output context.
+        ``concurrency>1``: up to that many at once on isolated copies of the context; the next
+        step gets ``{**ctx, "__results__": [["ok", value] | ["error", reason], ...]}`` in item order.
+        Each iteration is checkpointed: after a crash only unfinished ones run.
+        """
+        if not callable(items):
+            raise DefinitionError(self.name, f"foreach(items=...) must be callable, got {items!r}", name)
+        _check_arity(self.name, name, items, 1)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise DefinitionError(self.name, f"concurrency must be an int >= 1, got {concurrency!r}", name)
+        body = Body(self, takes_item=True)
+        self._push(body)
+        try:
+            yield
+        finally:
+            self._pop(body)
+        if not body.nodes:
+            raise DefinitionError(self.name, "a foreach block needs at least one step", name)
+        self._add_block(ForEachNode(name, items, concurrency, tuple(body.nodes)))
+
+    @contextmanager
+    def loop(self, name: str, *, condition: Callable[[dict[str, Any]], Any],
+             max_iterations: int = 1000) -> Iterator[None]:
+        """Repeat the steps defined inside while ``condition(ctx)`` is true (checked before each
+        iteration); more than ``max_iterations`` iterations fail the execution."""
+        if not callable(condition):
+            raise DefinitionError(self.name, f"loop(condition=...) must be callable, got {condition!r}", name)
+        _check_arity(self.name, name, condition, 1)
+        if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 1:
+            raise DefinitionError(self.name, f"max_iterations must be an int >= 1, got {max_iterations!r}", name)
+        body = Body(self, self._takes_item())
+        self._push(body)
+        try:
+            yield
+        finally:
+            self._pop(body)
+        if not body.nodes:
+            raise DefinitionError(self.name, "a loop needs at least one step", name)
+        self._add_block(LoopNode(name, condition, max_iterations, tuple(body.nodes)))
+
+    def _add_block(self, node: Node) -> None:
+        if not isinstance(node.name, str) or not node.name:
+            raise DefinitionError(self.name, f"a block needs a non-empty string name, got {node.name!r}")
         if node.name in self._names:
             raise DefinitionError(self.name, "duplicate step or block name", node.name)
         self._names.add(node.name)
         self._stack[-1].nodes.append(node)
         self._compiled = None
+
+    def _takes_item(self) -> bool:
+        return self._stack[-1].takes_item
 
     def _push(self, body: Body) -> None:
         self._stack.append(body)

@@ -5,6 +5,7 @@ workflow and step, so Flower shows what each task is."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from celery import Celery
@@ -14,10 +15,17 @@ log = logging.getLogger(__name__)
 MAX_PRIORITY = 9
 
 
+QueueFor = Callable[[str, str | None, str], str]
+
+
 class Dispatcher:
-    def __init__(self, app: Celery, step_task_name: str) -> None:
+    """Publishes step messages. ``queue_for(workflow, state, execution_queue)`` picks the Celery
+    queue of the state a message will run (a step's own queue, else the execution's)."""
+
+    def __init__(self, app: Celery, step_task_name: str, queue_for: QueueFor) -> None:
         self._app = app
         self._task_name = step_task_name
+        self._queue_for = queue_for
         self._invert_priority: bool | None = None
 
     def _broker_priority(self, priority: int) -> int:
@@ -33,6 +41,7 @@ class Dispatcher:
              countdown: float | None = None) -> None:
         """Publish one step message. A failure is logged, not raised: the row is already
         committed as runnable, and the tick re-dispatches it."""
+        queue = self._queue_for(workflow, step, queue)
         options: dict[str, Any] = {"queue": queue, "routing_key": queue, "priority": self._broker_priority(priority)}
         if countdown:
             options["countdown"] = countdown
@@ -42,3 +51,9 @@ class Dispatcher:
         except Exception:
             log.warning("durable: publishing execution %s seq %s failed; the tick will re-dispatch it",
                         execution_id, seq, exc_info=True)
+
+    def publish(self, rows: Iterable[Mapping[Any, Any]]) -> None:
+        """Publish a message for each execution row (id, seq, workflow, current_node, queue, priority)."""
+        for row in rows:
+            self.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"], queue=row["queue"],
+                      priority=row["priority"])

@@ -67,13 +67,13 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def run_attempt(fn: Any, arg: Any, info: StepInfo, timeout: float | None) -> Attempt:
-    """Call ``fn(arg)`` as attempt ``info.attempt`` of ``info.step``."""
+def run_attempt(fn: Any, args: tuple[Any, ...], info: StepInfo, timeout: float | None) -> Attempt:
+    """Call ``fn(*args)`` as attempt ``info.attempt`` of ``info.step``."""
     started = time.perf_counter()
     with capture_output() as logs:
         try:
             with running(info), time_limit(timeout):
-                value = fn(arg)
+                value = fn(*args)
         except Suspend:
             return Attempt(False, suspended=True, logs=logs, duration_ms=_ms(started))
         except LeaseLost:

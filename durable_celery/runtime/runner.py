@@ -7,23 +7,27 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection
+
 from durable_celery import codec
-from durable_celery.compiler.ir import END, State, StateMachine
+from durable_celery.compiler.ir import END, FAN_OUT, JOIN, State, StateMachine
 from durable_celery.context import StepInfo
 from durable_celery.engine.backoff import retry_delay, should_retry
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus, StepStatus
 from durable_celery.engine.transitions import StepResultError, check_shape, interpret_result, queue_of, resolve
 from durable_celery.errors import ContextNotSerializable, WorkflowNotFound, WorkflowTimeout
 from durable_celery.runtime.executor import Attempt, error_dict, run_attempt
+from durable_celery.runtime.fanout import fan_out
 from durable_celery.runtime.waiting import WaitHandle
+from durable_celery.state.children import child_finished_txn
 from durable_celery.state.executions import advance_txn, claim_txn, peek_txn
 from durable_celery.state.steps import record_attempt_txn
-from durable_celery.state.waits import cancel_waits_txn, should_wake, wake_txn
+from durable_celery.state.waits import cancel_waits_txn, lock_execution_txn, should_wake, wake_txn
 from durable_celery.testing import faults
 
 if TYPE_CHECKING:
@@ -41,13 +45,15 @@ class _Lease:
     token: str
     queue: str
     started: float
+    #: iterations of the loops under way (persisted with the next checkpoint)
+    loops: dict[str, int] = field(default_factory=dict)
 
 
 class Runner:
     """Drives executions forward inside Celery tasks."""
 
     def __init__(self, durable: Durable) -> None:
-        self._durable = durable
+        self.durable = durable
         self._db = durable.db
         self._clock = durable.clock
         self._settings = durable.settings
@@ -62,7 +68,7 @@ class Runner:
             row = claim_txn(conn, execution_id, seq, token, now, now + timedelta(seconds=self._settings.stale_lock_timeout))
         if row is None:
             return self._unclaimed(execution_id, seq)
-        keeper = self._durable.leases
+        keeper = self.durable.leases
         keeper.hold(token)
         try:
             return self._drive(_Lease(row, token, queue or row["queue"], time.monotonic()))
@@ -76,9 +82,9 @@ class Runner:
             row = peek_txn(conn, execution_id)
         if (row is not None and row["seq"] == seq and row["lease_owner"] is None and row["ready_at"] is not None
                 and row["status"] in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)):
-            wait = (self._durable.as_utc(row["ready_at"]) - self._clock.now()).total_seconds()
+            wait = (self.durable.as_utc(row["ready_at"]) - self._clock.now()).total_seconds()
             if wait > 0:
-                self._durable.dispatcher.send(execution_id, seq, workflow=row["workflow"], step=row["current_node"],
+                self.durable.dispatcher.send(execution_id, seq, workflow=row["workflow"], step=row["current_node"],
                                               queue=row["queue"], priority=row["priority"], countdown=wait)
                 return "early"
         return "duplicate"
@@ -92,28 +98,32 @@ class Runner:
             if isinstance(located, str):
                 return located
             machine, state, ctx = located
-            outcome = self._run_state(lease, machine, state, ctx)
+            if state.kind in FAN_OUT:
+                outcome = fan_out(self, lease, machine, state, ctx)
+            else:
+                outcome = self._run_state(lease, machine, state, ctx)
             if outcome != "continue":
                 return outcome
 
     def _locate(self, lease: _Lease) -> str | tuple[StateMachine, State, dict[str, Any]]:
-        """The step to run next and its context, or how the execution ended before it: unknown
+        """The state to run next and its context, or how the execution ended before it: unknown
         workflow, workflow timeout, a changed definition, or routing that failed or finished."""
         row = lease.row
-        machine = self._durable.registry.get(row["workflow"])
+        machine = self.durable.registry.get(row["workflow"])
         if machine is None:
-            return self._fail(lease, error_dict(WorkflowNotFound(row["workflow"]), None))
+            return self.fail(lease, error_dict(WorkflowNotFound(row["workflow"]), None))
         deadline = row["deadline_at"]
-        if deadline is not None and self._durable.as_utc(deadline) <= self._clock.now():
-            return self._fail(lease, error_dict(WorkflowTimeout(row["workflow"], machine.timeout or 0), None))
+        if deadline is not None and self.durable.as_utc(deadline) <= self._clock.now():
+            return self.fail(lease, error_dict(WorkflowTimeout(row["workflow"], machine.timeout or 0), None))
+        lease.loops = dict(row["loops"] or {})
         try:
             if row["version"] != machine.version:
                 check_shape(machine, row["current_node"], row["node_shape"])
             ctx = codec.decode(row["context"])
-            state_id = resolve(machine, row["current_node"], ctx)
-        except Exception as exc:  # DefinitionChanged, BranchNoMatch, or a branch's `on` raised
-            return self._fail(lease, error_dict(exc, row["current_node"]))
-        if state_id == END:
+            state_id = resolve(machine, row["current_node"], ctx, lease.loops)
+        except Exception as exc:  # DefinitionChanged, BranchNoMatch, LoopLimitExceeded, or user routing code raised
+            return self.fail(lease, error_dict(exc, row["current_node"]))
+        if state_id in (END, JOIN):
             return self._complete(lease, row["context"], None, None)
         return machine, machine.states[state_id], ctx
 
@@ -121,41 +131,55 @@ class Runner:
         """Run one attempt of a step and checkpoint what happened."""
         row = lease.row
         assert state.step is not None
-        waits = WaitHandle(self._durable, row["id"], state.id, row["seq"], row["entered_seq"], lease.token)
-        info = StepInfo(row["id"], row["workflow"], state.id, row["attempt"], codec.decode(row["input"]), waits)
-        attempt = run_attempt(state.step.fn, ctx, info, state.step.timeout)
+        waits = WaitHandle(self.durable, row["id"], state.id, row["seq"], row["entered_seq"], lease.token)
+        info = StepInfo(row["root_id"] or row["id"], row["workflow"], state.id, row["attempt"],
+                        codec.decode(row["input"]), waits)
+        args = (ctx, codec.decode(row["item"])) if state.step.takes_item else (ctx,)
+        attempt = run_attempt(state.step.fn, args, info, state.step.timeout)
         if attempt.suspended:
-            return self._suspend(lease)
+            return self.suspend(lease)
         if attempt.lease_lost:
             return "lease-lost"
         step_row = self._step_row(lease, state, attempt)
         if not attempt.ok:
             return self._failed_attempt(lease, machine, state, attempt, step_row)
-        outcome = self._successor(machine, state, attempt)
+        outcome = self._successor(machine, state, attempt.value, lease.loops)
         if isinstance(outcome, dict):  # the step's result could not be used: not worth retrying
             attempt.ok, attempt.error, attempt.retryable = False, outcome, False
             step_row.update(status=StepStatus.FAILED.value, error=outcome, output=None)
             return self._failed_attempt(lease, machine, state, attempt, step_row)
+        return self._move_on(lease, machine, outcome, step_row)
+
+    def advance(self, lease: _Lease, machine: StateMachine, state: State, result: Any) -> str:
+        """Move on from ``state`` as if it returned ``result`` (a dict or a goto): joins use it."""
+        outcome = self._successor(machine, state, result, lease.loops)
+        if isinstance(outcome, dict):
+            return self.fail(lease, outcome)
+        return self._move_on(lease, machine, outcome, None)
+
+    def _move_on(self, lease: _Lease, machine: StateMachine, outcome: tuple[str, Any, dict[str, Any] | None],
+                 step_row: dict[str, Any] | None) -> str:
         next_id, encoded_ctx, routing_error = outcome
-        step_row["output"] = encoded_ctx
-        if routing_error is not None or next_id == END:
+        if step_row is not None:
+            step_row["output"] = encoded_ctx
+        if routing_error is not None or next_id in (END, JOIN):
             return self._complete(lease, encoded_ctx, step_row, routing_error)
         return self._hand_over(lease, machine, next_id, encoded_ctx, step_row)
 
-    def _successor(self, machine: StateMachine, state: State,
-                   attempt: Attempt) -> tuple[str, Any, dict[str, Any] | None] | dict[str, Any]:
-        """(next step id, encoded context, error from routing) or an error dict if the step's
-        return value is unusable."""
+    def _successor(self, machine: StateMachine, state: State, result: Any,
+                   loops: dict[str, int]) -> tuple[str, Any, dict[str, Any] | None] | dict[str, Any]:
+        """(next state id, encoded context, error from routing) or an error dict if the
+        result is unusable. Updates ``loops`` as routing passes loop tests."""
         try:
-            next_id, new_ctx = interpret_result(machine, state, attempt.value)
+            next_id, new_ctx = interpret_result(machine, state, result)
             encoded = codec.encode(new_ctx)
         except StepResultError as exc:
             return error_dict(exc, state.id)
         except codec.Unencodable as exc:
             return error_dict(ContextNotSerializable(state.id, exc.path, exc.type_name), state.id)
         try:
-            return resolve(machine, next_id, new_ctx), encoded, None
-        except Exception as exc:  # BranchNoMatch, DefinitionChanged, or a raising `on`
+            return resolve(machine, next_id, new_ctx, loops), encoded, None
+        except Exception as exc:  # BranchNoMatch, LoopLimitExceeded, DefinitionChanged, or user routing code
             return next_id, encoded, error_dict(exc, next_id)
 
     # -- checkpoints: each one transaction, fenced by seq and lease -----------------------------------
@@ -163,7 +187,7 @@ class Runner:
     def _step_row(self, lease: _Lease, state: State, attempt: Attempt) -> dict[str, Any]:
         row = lease.row
         now = self._clock.now()
-        started = self._durable.as_utc(row["step_started_at"]) if row["step_started_at"] else now
+        started = self.durable.as_utc(row["step_started_at"]) if row["step_started_at"] else now
         return {
             "execution_id": row["id"], "seq": row["seq"], "step_name": state.id, "attempt": row["attempt"],
             "status": (StepStatus.COMPLETED if attempt.ok else StepStatus.FAILED).value,
@@ -172,25 +196,39 @@ class Runner:
             "worker": WORKER,
         }
 
-    def _commit(self, lease: _Lease, values: dict[str, Any], step_row: dict[str, Any] | None) -> bool:
+    def commit(self, lease: _Lease, values: dict[str, Any], step_row: dict[str, Any] | None,
+                also: Callable[[Connection], list[Mapping[Any, Any]]] | None = None) -> bool:
+        """One checkpoint transaction, fenced by seq and lease: the execution's new values, the
+        attempt's row, and ``also`` (which returns rows to publish). A finishing child also
+        releases a parked sibling or wakes its parent. Publishes after commit."""
         row = lease.row
         now = self._clock.now()
         values.setdefault("updated_at", now)
+        finishing = values.get("status") in TERMINAL
+        to_publish: list[Mapping[Any, Any]] = []
         with self._db.begin() as conn:
+            if finishing and row["parent_id"] and row["kind"] != "workflow":
+                lock_execution_txn(conn, row["parent_id"])  # lock order: parent, then child
             if not advance_txn(conn, row["id"], row["seq"], lease.token, values):
                 log.warning("durable: execution %s lost its lease at seq %s; discarding this attempt",
                             row["id"], row["seq"])
                 return False
             if step_row is not None:
                 record_attempt_txn(conn, step_row)
-            if values.get("status") in TERMINAL:
+            if also is not None:
+                to_publish.extend(also(conn))
+            if finishing:
                 cancel_waits_txn(conn, row["id"], now)
+                if row["parent_id"] and row["kind"] != "workflow":
+                    to_publish.extend(child_finished_txn(conn, row, ExecutionStatus(values["status"]),
+                                                         values.get("context", row["context"]), now))
         if step_row is not None:
             faults.trip("after_checkpoint", step_row["step_name"])
+        self.durable.dispatcher.publish(to_publish)
         return True
 
     def _hand_over(self, lease: _Lease, machine: StateMachine, next_id: str, ctx: Any,
-                   step_row: dict[str, Any]) -> str:
+                   step_row: dict[str, Any] | None) -> str:
         """Checkpoint a completed step and move to ``next_id``: keep the lease and return
         "continue" (continuation mode), or release it and publish ("dispatched")."""
         settings = self._settings
@@ -202,19 +240,19 @@ class Runner:
         values: dict[str, Any] = {
             "context": ctx, "current_node": next_id, "node_shape": machine.states[next_id].shape,
             "version": machine.version, "attempt": 1, "status": ExecutionStatus.RUNNING.value,
-            "entered_seq": row["seq"] + 1,
+            "entered_seq": row["seq"] + 1, "loops": lease.loops or None,
         }
         if keep:
             values.update(lease_expires_at=now + timedelta(seconds=settings.stale_lock_timeout), step_started_at=now)
         else:
             values.update(lease_owner=None, lease_expires_at=None, step_started_at=None, ready_at=now,
                           dispatched_at=now)
-        if not self._commit(lease, values, step_row):
+        if not self.commit(lease, values, step_row):
             return "lease-lost"
         if keep:
             lease.row = {**row, **values, "seq": row["seq"] + 1}
             return "continue"
-        self._durable.dispatcher.send(row["id"], row["seq"] + 1, workflow=row["workflow"], step=next_id,
+        self.durable.dispatcher.send(row["id"], row["seq"] + 1, workflow=row["workflow"], step=next_id,
                                       queue=next_queue, priority=row["priority"])
         return "dispatched"
 
@@ -224,22 +262,22 @@ class Runner:
         row = lease.row
         n = row["attempt"]
         if not (attempt.retryable and should_retry(state.step.retry, n)):
-            return self._fail(lease, attempt.error, step_row)
+            return self.fail(lease, attempt.error, step_row)
         delay = retry_delay(state.step.retry, n)
         now = self._clock.now()
         ready_at = now + timedelta(seconds=delay)
         via_message = delay <= self._settings.max_countdown
         values = {"attempt": n + 1, "lease_owner": None, "lease_expires_at": None, "step_started_at": None,
                   "ready_at": ready_at, "dispatched_at": ready_at if via_message else None}
-        if not self._commit(lease, values, step_row):
+        if not self.commit(lease, values, step_row):
             return "lease-lost"
         if via_message:  # long backoffs are left to the tick: no ETA message held for hours
-            self._durable.dispatcher.send(row["id"], row["seq"] + 1, workflow=row["workflow"], step=state.id,
+            self.durable.dispatcher.send(row["id"], row["seq"] + 1, workflow=row["workflow"], step=state.id,
                                           queue=queue_of(machine, state.id, row["queue"]), priority=row["priority"],
                                           countdown=delay)
         return "retry-scheduled"
 
-    def _suspend(self, lease: _Lease) -> str:
+    def suspend(self, lease: _Lease) -> str:
         """The step reached an unsatisfied wait: release the execution as ``waiting``. If an
         event or a due timeout slipped in since the step looked, make it runnable at once."""
         row = lease.row
@@ -252,8 +290,7 @@ class Runner:
             woken = wake_txn(conn, row["id"], now) if should_wake(conn, row["id"], row["entered_seq"], now) else None
         if woken is None:
             return "waiting"
-        self._durable.dispatcher.send(woken["id"], woken["seq"], workflow=woken["workflow"],
-                                      step=woken["current_node"], queue=woken["queue"], priority=woken["priority"])
+        self.durable.dispatcher.publish([woken])
         return "woken"
 
     def _complete(self, lease: _Lease, ctx: Any, step_row: dict[str, Any] | None,
@@ -263,11 +300,13 @@ class Runner:
         values = {"status": status.value, "context": ctx, "error": error, "lease_owner": None,
                   "lease_expires_at": None, "step_started_at": None, "ready_at": None, "deadline_at": None,
                   "completed_at": now, "current_node": None if error is None else lease.row["current_node"]}
-        return status.value if self._commit(lease, values, step_row) else "lease-lost"
+        return status.value if self.commit(lease, values, step_row) else "lease-lost"
 
-    def _fail(self, lease: _Lease, error: dict[str, Any] | None, step_row: dict[str, Any] | None = None) -> str:
+    def fail(self, lease: _Lease, error: dict[str, Any] | None, step_row: dict[str, Any] | None = None,
+             also: Callable[[Connection], list[Mapping[Any, Any]]] | None = None) -> str:
+        """Fail the execution with ``error`` (in the same transaction: ``step_row``, ``also``)."""
         now = self._clock.now()
         values = {"status": ExecutionStatus.FAILED.value, "error": error, "lease_owner": None,
                   "lease_expires_at": None, "step_started_at": None, "ready_at": None, "deadline_at": None,
                   "completed_at": now}
-        return "failed" if self._commit(lease, values, step_row) else "lease-lost"
+        return "failed" if self.commit(lease, values, step_row, also) else "lease-lost"

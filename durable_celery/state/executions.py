@@ -136,7 +136,7 @@ def finish_txn(conn: Connection, execution_id: str, status: ExecutionStatus, now
 
 def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queue: str | None,
              parent_id: str | None = None, limit: int, offset: int) -> list[RowMapping]:
-    stmt = select(t)
+    stmt = select(t).where(t.c.kind == "workflow")  # not the branches and iterations it fanned out into
     if workflow is not None:
         stmt = stmt.where(t.c.workflow == workflow)
     if status is not None:
@@ -152,3 +152,17 @@ def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queu
 def count_by_status_txn(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(t.c.status, func.count()).group_by(t.c.status))
     return {status: count for status, count in rows}
+
+
+def cancel_tree_txn(conn: Connection, parent_id: str, now: datetime, error: dict[str, Any]) -> int:
+    """Cancel the active descendants of an execution (its parallel branches, foreach iterations
+    and child workflows), depth first; returns how many were cancelled."""
+    from durable_celery.state.waits import cancel_waits_txn
+
+    active = select(t.c.id).where(t.c.parent_id == parent_id, t.c.status.in_([s.value for s in ACTIVE]))
+    cancelled = 0
+    for child_id in list(conn.execute(active).scalars()):
+        if finish_txn(conn, child_id, ExecutionStatus.CANCELLED, now, error) is not None:
+            cancel_waits_txn(conn, child_id, now)
+            cancelled += 1 + cancel_tree_txn(conn, child_id, now, error)
+    return cancelled

@@ -25,19 +25,28 @@ def to_step(row: Mapping[Any, Any], include_logs: bool) -> StepRecord:
     )
 
 
-def to_execution(row: Mapping[Any, Any], steps: Sequence[Mapping[Any, Any]] | None, include_logs: bool) -> Execution:
+def _in_flight(row: Mapping[Any, Any]) -> StepRecord | None:
+    """The attempt in flight (running, or suspended in a wait) has no row until it
+    checkpoints; it is shown from the execution."""
+    if not row["current_node"] or not (row["lease_owner"] is not None or row["status"] == ExecutionStatus.WAITING):
+        return None
+    running = row["status"] != ExecutionStatus.WAITING
+    return StepRecord(
+        step_name=row["current_node"], attempt=row["attempt"],
+        status=(StepStatus.RUNNING if running else StepStatus.WAITING).value,
+        started_at=_dt(row["step_started_at"]), completed_at=None, duration_ms=None,
+        input=codec.decode(row["context"]), output=None, error=None, logs=None,
+    )
+
+
+def to_execution(row: Mapping[Any, Any], steps: Sequence[Mapping[Any, Any]] | None, include_logs: bool,
+                 children: Sequence[Mapping[Any, Any]] = ()) -> Execution:
     records = [to_step(s, include_logs) for s in steps or ()]
-    in_flight = row["lease_owner"] is not None or row["status"] == ExecutionStatus.WAITING
-    if steps is not None and in_flight and row["current_node"]:
-        # The attempt in flight (running, or suspended in a wait) has no row until it
-        # checkpoints; show it from the execution.
-        running = row["status"] != ExecutionStatus.WAITING
-        records.append(StepRecord(
-            step_name=row["current_node"], attempt=row["attempt"],
-            status=(StepStatus.RUNNING if running else StepStatus.WAITING).value,
-            started_at=_dt(row["step_started_at"]), completed_at=None, duration_ms=None,
-            input=codec.decode(row["context"]), output=None, error=None, logs=None,
-        ))
+    if steps is not None:
+        for source in (*children, row):
+            current = _in_flight(source)
+            if current is not None:
+                records.append(current)
     return Execution(
         id=row["id"], workflow=row["workflow"], status=ExecutionStatus(row["status"]),
         input=codec.decode(row["input"]), context=codec.decode(row["context"]), current_step=row["current_node"],

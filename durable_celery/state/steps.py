@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select
+from sqlalchemy import Connection, RowMapping, insert, or_, select
 
 from durable_celery.state.tables import step_executions as s
+from durable_celery.state.tables import workflow_executions as e
 
 
 def record_attempt_txn(conn: Connection, row: dict[str, Any]) -> None:
@@ -16,4 +17,15 @@ def record_attempt_txn(conn: Connection, row: dict[str, Any]) -> None:
 
 
 def list_attempts_txn(conn: Connection, execution_id: str) -> list[RowMapping]:
-    return list(conn.execute(select(s).where(s.c.execution_id == execution_id).order_by(s.c.seq, s.c.id)).mappings())
+    """Every finished attempt of an execution and of the branches and iterations it fanned out
+    into, in the order they finished."""
+    tree = select(e.c.id).where(or_(e.c.id == execution_id, e.c.root_id == execution_id))
+    stmt = select(s).where(s.c.execution_id.in_(tree)).order_by(s.c.completed_at, s.c.id)
+    return list(conn.execute(stmt).mappings())
+
+
+def in_flight_children_txn(conn: Connection, root_id: str) -> list[RowMapping]:
+    """Branches and iterations of an execution with a step running or waiting right now."""
+    stmt = select(e).where(e.c.root_id == root_id, e.c.id != root_id,
+                           or_(e.c.lease_owner.is_not(None), e.c.status == "waiting"))
+    return list(conn.execute(stmt.order_by(e.c.created_at, e.c.branch_index)).mappings())

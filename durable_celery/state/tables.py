@@ -74,6 +74,19 @@ workflow_executions = Table(
     Column("deadline_at", DateTime(timezone=True), nullable=True),
     Column("error", Json, nullable=True),
     Column("parent_id", String(36), nullable=True),
+    # Executions a workflow fans out into (parallel branches, foreach iterations) are child rows:
+    # kind says which; root_id is the top-level execution; parent_seq the parent's entered_seq
+    # at the fan-out; branch_key/branch_index/item say which branch or item it runs.
+    Column("kind", String(16), nullable=False, server_default="workflow"),
+    Column("root_id", String(36), nullable=True),
+    Column("parent_seq", Integer, nullable=True),
+    Column("branch_key", String(255), nullable=True),
+    Column("branch_index", Integer, nullable=True),
+    Column("item", Json, nullable=True),
+    # iterations of the loops under way, by loop id
+    Column("loops", Json, nullable=True),
+    # compensations still to run, newest completed step first (saga), while compensating
+    Column("compensation_plan", Json, nullable=True),
     Column("idempotency_key", String(255), nullable=True),
     Column("scheduled_at", DateTime(timezone=True), nullable=True),
     Column("compensation_results", Json, nullable=True),
@@ -82,11 +95,13 @@ workflow_executions = Table(
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint(_in("status", [s.value for s in ExecutionStatus]), name="status"),
+    CheckConstraint(_in("kind", ["workflow", "branch", "iteration", "sequence"]), name="kind"),
     UniqueConstraint("idempotency_key"),
     # list_executions filters, newest first
     Index(None, "workflow", "status", "created_at"),
     Index(None, "status", "created_at"),
-    Index(None, "parent_id"),
+    Index(None, "parent_id", "parent_seq", "branch_index"),
+    Index(None, "root_id"),
     # the tick's three sweeps: runnable-but-undispatched, expired leases, workflow deadlines
     Index("ix_workflow_executions_ready", "ready_at", postgresql_where=text("lease_owner IS NULL AND ready_at IS NOT NULL"),
           sqlite_where=text("lease_owner IS NULL AND ready_at IS NOT NULL")),

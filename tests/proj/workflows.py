@@ -249,3 +249,162 @@ def ask(ctx):
     else:
         answer = wait.wait_for_text("comment")
     return {**ctx, "answer": answer}
+
+
+# ---- composition ------------------------------------------------------------------------------
+def _slow(ctx, key="sleep"):
+    time.sleep(ctx.get(key, 0))
+
+
+fanout = Workflow("fanout")
+
+
+@fanout.step
+def prepare(ctx):
+    return {**ctx, "prepared": True}
+
+
+with fanout.parallel(on_error="complete_all"):
+    @fanout.step(returns="user")
+    def fetch_user(ctx):
+        record()
+        _slow(ctx)
+        return {"user": ctx["id"]}
+
+    @fanout.step(retry=Retry(max_attempts=2, backoff="constant", base=0.1))
+    def fetch_orders(ctx):
+        from durable_celery import context
+
+        record()
+        _slow(ctx, "orders_sleep")
+        if ctx.get("orders_fail") == "always" or (ctx.get("orders_fail") == "once" and context.attempt() == 1):
+            raise RuntimeError("orders service down")
+        return {"orders": [1, 2]}
+
+
+@fanout.step
+def combine(ctx):
+    return {"results": ctx["__results__"], "prepared": ctx["prepared"]}
+
+
+fail_fast = Workflow("fail_fast")
+with fail_fast.parallel(on_error="fail_fast"):
+    @fail_fast.step
+    def slow_branch(ctx):
+        record("started")
+        time.sleep(3)
+        record("finished")
+        return ctx
+
+    @fail_fast.step
+    def broken_branch(ctx):
+        time.sleep(0.3)
+        raise ValueError("broken for good")
+
+
+@fail_fast.step
+def never_reached(ctx):
+    return ctx
+
+
+into_goto = Workflow("into_goto")
+with into_goto.parallel(into=lambda ctx, results: goto("rescue", {**ctx, "why": results["check_a"][1]["message"]})
+                        if results["check_a"][0] == "error" else {**ctx, "checked": sorted(results)},
+                        on_error="complete_all"):
+    @into_goto.step
+    def check_a(ctx):
+        if ctx.get("fail_a"):
+            raise RuntimeError("a is broken")
+        return ctx
+
+    @into_goto.step
+    def check_b(ctx):
+        return ctx
+
+
+@into_goto.step
+def normal(ctx):
+    return goto("finish_line", {**ctx, "path": "normal"})
+
+
+@into_goto.step
+def rescue(ctx):
+    return {**ctx, "path": "rescue"}
+
+
+@into_goto.step
+def finish_line(ctx):
+    return ctx
+
+
+adder = Workflow("adder")
+with adder.foreach("add_up", items=lambda ctx: ctx["items"]):
+    @adder.step
+    def add(ctx, item):
+        record(str(item))
+        time.sleep(ctx.get("sleep", 0))
+        return {**ctx, "total": ctx.get("total", 0) + item}
+
+
+@adder.step
+def report_total(ctx):
+    return {"total": ctx.get("total", 0), "count": len(ctx["items"])}
+
+
+squares = Workflow("squares")
+with squares.foreach("square_all", items=lambda ctx: ctx["items"], concurrency=3):
+    @squares.step
+    def square(ctx, item):
+        record(str(item))
+        time.sleep(ctx.get("sleep", 0))
+        if item == ctx.get("bad"):
+            raise ValueError(f"cannot square {item}")
+        return {"square": item * item}
+
+    @squares.step
+    def tag(ctx, item):
+        return {**ctx, "item": item}
+
+
+poller = Workflow("poller")
+
+
+@poller.step
+def init_poll(ctx):
+    return {**ctx, "n": 0}
+
+
+with poller.loop("poll", condition=lambda ctx: ctx["n"] < ctx["until"], max_iterations=5):
+    @poller.step
+    def poll_once(ctx):
+        return {**ctx, "n": ctx["n"] + 1}
+
+
+@poller.step
+def after_poll(ctx):
+    return {**ctx, "done": True}
+
+
+nested = Workflow("nested")
+with nested.foreach("each_region", items=lambda ctx: ctx["regions"], concurrency=2):
+    with nested.parallel(on_error="complete_all"):
+        @nested.step
+        def count_a(ctx, item):
+            return {"a": item.upper()}
+
+        with nested.branch(on=lambda ctx: ctx.get("mode"), name="pick_mode") as mode:
+            with mode.case("fast"):
+                @nested.step
+                def quick(ctx, item):
+                    return {"quick": item}
+
+            with mode.default():
+                with nested.loop("spin", condition=lambda ctx: ctx.get("i", 0) < 2):
+                    @nested.step
+                    def spin_once(ctx, item):
+                        return {**ctx, "i": ctx.get("i", 0) + 1, "spun": item}
+
+    @nested.step
+    def merge_region(ctx, item):
+        results = ctx["__results__"]
+        return {"region": item, "a": results["count_a"][1]["a"], "mode": results["pick_mode"][1]}

@@ -1,0 +1,36 @@
+"""Option parsers shared by the commands: JSON given on the command line."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+def _parse(value: str, ctx: click.Context | None, param: click.Parameter | None) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        hint = ""
+        if value.strip() and value.strip()[0] not in '{["-0123456789':
+            hint = f"; a string needs JSON quotes, e.g. '\"{value}\"'"
+        raise click.BadParameter(f"not valid JSON ({exc}){hint}", ctx, param) from None
+
+
+def json_object(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
+    """Parse an option given as a JSON object, e.g. ``--input '{"id": 1}'``."""
+    if value is None:
+        return None
+    parsed = _parse(value, ctx, param)
+    if not isinstance(parsed, dict):
+        raise click.BadParameter(f"expected a JSON object ({{...}}), got {type(parsed).__name__}", ctx, param)
+    return parsed
+
+
+def json_value(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """Parse an option given as any JSON value: ``'"approved"'``, ``'{"id": 1}'``, ``true``, ``3``.
+    Absent, it is ``None`` (JSON null)."""
+    if value is None:
+        return None
+    return _parse(value, ctx, param)
