@@ -19,7 +19,7 @@ from durable_celery.compiler.ir import StateMachine
 from durable_celery.dsl.registry import Registry
 from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
-from durable_celery.engine.statuses import ACTIVE, RETRYABLE, TERMINAL, ExecutionStatus
+from durable_celery.engine.statuses import RETRYABLE, TERMINAL, ExecutionStatus
 from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState, SchemaOutOfDate
 from durable_celery.models import Execution, PendingInput
 from durable_celery.runtime import deliver
@@ -27,13 +27,14 @@ from durable_celery.runtime.dispatch import Dispatcher
 from durable_celery.runtime.install import broker_configured, install, task_names, use_embedded_broker
 from durable_celery.runtime.leases import LeaseKeeper
 from durable_celery.runtime.runner import Runner
+from durable_celery.runtime.saga import stop_txn
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
 from durable_celery.state.db import Database
-from durable_celery.state.executions import count_by_status_txn, finish_txn, insert_execution_txn, list_txn, peek_txn
+from durable_celery.state.executions import count_by_status_txn, insert_execution_txn, list_txn, peek_txn
 from durable_celery.state.records import to_execution, to_pending_input
 from durable_celery.state.steps import in_flight_children_txn, list_attempts_txn
-from durable_celery.state.waits import cancel_waits_txn, list_events_txn, list_inputs_txn
+from durable_celery.state.waits import list_events_txn, list_inputs_txn, lock_execution_txn
 
 
 class Durable:
@@ -281,29 +282,26 @@ class Durable:
         return {status.value: stored.get(status.value, 0) for status in ExecutionStatus}
 
     def cancel(self, execution_id: str, reason: str | None = None, compensate: bool = False) -> None:
-        """Cancel an active execution and its active children. A step running at that moment
-        finishes, but its result is discarded."""
+        """Cancel an active execution and everything it started (branches, iterations, child
+        workflows). A step running at that moment finishes, but its result is discarded. With
+        ``compensate=True`` the compensations of its completed steps run first (it then ends
+        ``compensated`` or ``compensation_failed``)."""
         _check_id(execution_id)
-        if compensate:
-            raise InvalidInput("cancel(compensate=True) needs saga support, which this version does not have yet")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidInput(f"reason must be a string, got {reason!r}")
         self.ensure_schema()
         error = {"type": "Cancelled", "message": reason or "cancelled", "step": None, "traceback": None}
         with self.db.begin() as conn:
-            if finish_txn(conn, execution_id, ExecutionStatus.CANCELLED, self.clock.now(), error) is None:
-                row = peek_txn(conn, execution_id)
-                if row is None:
-                    raise ExecutionNotFound(execution_id)
-                raise InvalidState(execution_id, row["status"], "only pending, running or waiting executions can be cancelled")
-            cancel_waits_txn(conn, execution_id, self.clock.now())
-            self._cancel_children(conn, execution_id, error)
-
-    def _cancel_children(self, conn: Connection, parent_id: str, error: dict[str, Any]) -> None:
-        children = list_txn(conn, workflow=None, status=None, queue=None, parent_id=parent_id, limit=10_000, offset=0)
-        for child in children:
-            if child["status"] in ACTIVE and finish_txn(conn, child["id"], ExecutionStatus.CANCELLED,
-                                                        self.clock.now(), error) is not None:
-                cancel_waits_txn(conn, child["id"], self.clock.now())
-                self._cancel_children(conn, child["id"], error)
+            row = lock_execution_txn(conn, execution_id)
+            if row is None:
+                raise ExecutionNotFound(execution_id)
+            machine = self.registry.get(row["workflow"])
+            stopped = stop_txn(conn, machine, execution_id, ExecutionStatus.CANCELLED, error, self.clock.now(),
+                               compensate=compensate and row["kind"] == "workflow"
+                               and row["status"] != ExecutionStatus.COMPENSATING)
+            if stopped is None:
+                raise InvalidState(execution_id, row["status"], "only active executions can be cancelled")
+        self.dispatcher.publish(stopped)
 
     def send_event(self, execution_id: str, name: str, payload: Any = None) -> None:
         """Send an event to an execution. If it waits for ``name`` it resumes; otherwise the

@@ -33,7 +33,7 @@ class StepStatus(StrEnum):
 ACTIVE = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING,
                     ExecutionStatus.COMPENSATING})
 #: Executions that a worker may claim and advance.
-RUNNABLE = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING})
+RUNNABLE = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.COMPENSATING})
 #: Final statuses: nothing changes an execution once it is here.
 TERMINAL = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED,
                       ExecutionStatus.COMPENSATED, ExecutionStatus.COMPENSATION_FAILED})
@@ -44,7 +44,7 @@ RETRYABLE = frozenset({ExecutionStatus.FAILED, ExecutionStatus.CANCELLED, Execut
 #: The allowed moves; every status change in the store is one of these.
 ALLOWED_MOVES: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
     ExecutionStatus.PENDING: frozenset({ExecutionStatus.RUNNING, ExecutionStatus.CANCELLED, ExecutionStatus.FAILED,
-                                        ExecutionStatus.COMPLETED}),
+                                        ExecutionStatus.COMPLETED, ExecutionStatus.COMPENSATING}),
     ExecutionStatus.RUNNING: frozenset({ExecutionStatus.RUNNING, ExecutionStatus.WAITING,
                                         ExecutionStatus.COMPLETED, ExecutionStatus.FAILED,
                                         ExecutionStatus.CANCELLED, ExecutionStatus.COMPENSATING}),

@@ -18,11 +18,12 @@ from durable_celery import codec
 from durable_celery.compiler.ir import END, FAN_OUT, JOIN, State, StateMachine
 from durable_celery.context import StepInfo
 from durable_celery.engine.backoff import retry_delay, should_retry
-from durable_celery.engine.statuses import TERMINAL, ExecutionStatus, StepStatus
+from durable_celery.engine.statuses import RUNNABLE, TERMINAL, ExecutionStatus, StepStatus
 from durable_celery.engine.transitions import StepResultError, check_shape, interpret_result, queue_of, resolve
 from durable_celery.errors import ContextNotSerializable, WorkflowNotFound, WorkflowTimeout
 from durable_celery.runtime.executor import Attempt, error_dict, run_attempt
 from durable_celery.runtime.fanout import fan_out
+from durable_celery.runtime.saga import compensate, compensating_values, plan_txn
 from durable_celery.runtime.waiting import WaitHandle
 from durable_celery.state.children import child_finished_txn
 from durable_celery.state.executions import advance_txn, claim_txn, peek_txn
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from durable_celery.durable import Durable
 
 log = logging.getLogger(__name__)
+_KEEP: Any = object()  # "leave the context as it is"
 WORKER = f"{socket.gethostname()}"
 
 
@@ -81,7 +83,7 @@ class Runner:
         with self._db.connect() as conn:
             row = peek_txn(conn, execution_id)
         if (row is not None and row["seq"] == seq and row["lease_owner"] is None and row["ready_at"] is not None
-                and row["status"] in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)):
+                and row["status"] in RUNNABLE):
             wait = (self.durable.as_utc(row["ready_at"]) - self._clock.now()).total_seconds()
             if wait > 0:
                 self.durable.dispatcher.send(execution_id, seq, workflow=row["workflow"], step=row["current_node"],
@@ -93,6 +95,11 @@ class Runner:
 
     def _drive(self, lease: _Lease) -> str:
         """Run steps while the lease is kept (continuation); return how the task ended."""
+        if lease.row["status"] == ExecutionStatus.COMPENSATING:
+            machine = self.durable.registry.get(lease.row["workflow"])
+            if machine is None:
+                return self.fail(lease, error_dict(WorkflowNotFound(lease.row["workflow"]), None))
+            return compensate(self, lease, machine)
         while True:
             located = self._locate(lease)
             if isinstance(located, str):
@@ -196,17 +203,21 @@ class Runner:
             "worker": WORKER,
         }
 
-    def commit(self, lease: _Lease, values: dict[str, Any], step_row: dict[str, Any] | None,
-                also: Callable[[Connection], list[Mapping[Any, Any]]] | None = None) -> bool:
-        """One checkpoint transaction, fenced by seq and lease: the execution's new values, the
-        attempt's row, and ``also`` (which returns rows to publish). A finishing child also
-        releases a parked sibling or wakes its parent. Publishes after commit."""
+    def commit(self, lease: _Lease, values: dict[str, Any] | Callable[[Connection], dict[str, Any]],
+               step_row: dict[str, Any] | None, also: Callable[[Connection], list[Mapping[Any, Any]]] | None = None,
+               ) -> bool:
+        """One checkpoint transaction, fenced by seq and lease: the execution's new values (or a
+        function of the transaction deciding them), the attempt's row, and ``also`` (which returns
+        rows to publish). A finishing child also releases a parked sibling or wakes its parent.
+        Publishes after commit."""
         row = lease.row
         now = self._clock.now()
-        values.setdefault("updated_at", now)
-        finishing = values.get("status") in TERMINAL
         to_publish: list[Mapping[Any, Any]] = []
         with self._db.begin() as conn:
+            if callable(values):
+                values = values(conn)
+            values.setdefault("updated_at", now)
+            finishing = values.get("status") in TERMINAL
             if finishing and row["parent_id"] and row["kind"] != "workflow":
                 lock_execution_txn(conn, row["parent_id"])  # lock order: parent, then child
             if not advance_txn(conn, row["id"], row["seq"], lease.token, values):
@@ -215,6 +226,8 @@ class Runner:
                 return False
             if step_row is not None:
                 record_attempt_txn(conn, step_row)
+            if values.get("status") == ExecutionStatus.COMPENSATING:
+                to_publish.append({**row, "seq": row["seq"] + 1, "current_node": None})
             if also is not None:
                 to_publish.extend(also(conn))
             if finishing:
@@ -295,18 +308,31 @@ class Runner:
 
     def _complete(self, lease: _Lease, ctx: Any, step_row: dict[str, Any] | None,
                   error: dict[str, Any] | None) -> str:
-        now = self._clock.now()
-        status = ExecutionStatus.FAILED if error else ExecutionStatus.COMPLETED
-        values = {"status": status.value, "context": ctx, "error": error, "lease_owner": None,
+        """Finish the execution with ``ctx``; with a routing ``error`` it fails instead."""
+        if error is not None:
+            return self.fail(lease, error, step_row, context=ctx)
+        values = {"status": ExecutionStatus.COMPLETED.value, "context": ctx, "error": None, "lease_owner": None,
                   "lease_expires_at": None, "step_started_at": None, "ready_at": None, "deadline_at": None,
-                  "completed_at": now, "current_node": None if error is None else lease.row["current_node"]}
-        return status.value if self.commit(lease, values, step_row) else "lease-lost"
+                  "completed_at": self._clock.now(), "current_node": None}
+        return "completed" if self.commit(lease, values, step_row) else "lease-lost"
 
     def fail(self, lease: _Lease, error: dict[str, Any] | None, step_row: dict[str, Any] | None = None,
-             also: Callable[[Connection], list[Mapping[Any, Any]]] | None = None) -> str:
-        """Fail the execution with ``error`` (in the same transaction: ``step_row``, ``also``)."""
+             also: Callable[[Connection], list[Mapping[Any, Any]]] | None = None, context: Any = _KEEP) -> str:
+        """Fail the execution with ``error`` (in the same transaction: ``step_row``, ``also``).
+        A workflow with completed steps to compensate starts compensating instead."""
+        row = lease.row
         now = self._clock.now()
-        values = {"status": ExecutionStatus.FAILED.value, "error": error, "lease_owner": None,
-                  "lease_expires_at": None, "step_started_at": None, "ready_at": None, "deadline_at": None,
-                  "completed_at": now}
-        return "failed" if self.commit(lease, values, step_row, also) else "lease-lost"
+        machine = self.durable.registry.get(row["workflow"]) if row["kind"] == "workflow" else None
+        outcome = ExecutionStatus.FAILED
+
+        def decide(conn: Connection) -> dict[str, Any]:
+            nonlocal outcome
+            plan = plan_txn(conn, machine, row["id"])
+            values: dict[str, Any] = {"error": error} if context is _KEEP else {"error": error, "context": context}
+            if plan:
+                outcome = ExecutionStatus.COMPENSATING
+                return {**values, **compensating_values(plan, now)}
+            return {**values, "status": ExecutionStatus.FAILED.value, "lease_owner": None, "lease_expires_at": None,
+                    "step_started_at": None, "ready_at": None, "deadline_at": None, "completed_at": now}
+
+        return outcome.value if self.commit(lease, decide, step_row, also) else "lease-lost"

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.errors import WorkflowTimeout
 from durable_celery.runtime.executor import error_dict
+from durable_celery.runtime.saga import stop_txn
 from durable_celery.state.executions import (
-    finish_txn,
     take_dispatchable_txn,
     take_expired_leases_txn,
     take_overdue_txn,
 )
-from durable_celery.state.waits import cancel_waits_txn, take_due_waits_txn
+from durable_celery.state.waits import take_due_waits_txn
 
 if TYPE_CHECKING:
     from durable_celery.durable import Durable
@@ -58,12 +58,15 @@ def tick(durable: Durable) -> TickReport:
         durable.dispatcher.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"],
                                 queue=row["queue"], priority=row["priority"])
     timed_out = 0
+    compensating = []
     with durable.db.begin() as conn:
         for row in take_overdue_txn(conn, now, settings.tick_batch):
             machine = durable.registry.get(row["workflow"])
             seconds = machine.timeout if machine and machine.timeout else 0
             error = error_dict(WorkflowTimeout(row["workflow"], seconds), row["current_node"])
-            if finish_txn(conn, row["id"], ExecutionStatus.FAILED, now, error) is not None:
-                cancel_waits_txn(conn, row["id"], now)
+            stopped = stop_txn(conn, machine, row["id"], ExecutionStatus.FAILED, error, now, compensate=True)
+            if stopped is not None:
                 timed_out += 1
+                compensating.extend(stopped)
+    durable.dispatcher.publish(compensating)
     return TickReport(len(recovered), len(due), timed_out, len(woken))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from durable_celery.engine.statuses import ACTIVE, RUNNABLE, ExecutionStatus, sources_of
@@ -46,7 +46,10 @@ def claim_txn(conn: Connection, execution_id: str, seq: int, token: str, now: da
         update(t)
         .where(t.c.id == execution_id, t.c.seq == seq, t.c.status.in_([s.value for s in RUNNABLE]),
                t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now)
-        .values(lease_owner=token, lease_expires_at=lease_until, ready_at=None, status=ExecutionStatus.RUNNING.value,
+        .values(lease_owner=token, lease_expires_at=lease_until, ready_at=None,
+                # a compensating execution stays compensating while its compensations run
+                status=case((t.c.status == ExecutionStatus.COMPENSATING.value, t.c.status),
+                            else_=ExecutionStatus.RUNNING.value),
                 started_at=func.coalesce(t.c.started_at, now), step_started_at=now, updated_at=now)
         .returning(*t.c)
     )

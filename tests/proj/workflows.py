@@ -408,3 +408,66 @@ with nested.foreach("each_region", items=lambda ctx: ctx["regions"], concurrency
     def merge_region(ctx, item):
         results = ctx["__results__"]
         return {"region": item, "a": results["count_a"][1]["a"], "mode": results["pick_mode"][1]}
+
+
+# ---- saga -------------------------------------------------------------------------------------
+trip = Workflow("trip", timeout=seconds(30))
+
+
+@trip.step(compensate="cancel_flight")
+def book_flight(ctx):
+    record()
+    return {**ctx, "flight": "F-1"}
+
+
+@trip.step(compensate="cancel_hotel")
+def book_hotel(ctx):
+    record()
+    return {**ctx, "hotel": "H-2"}
+
+
+@trip.step
+def book_car(ctx):
+    if ctx.get("car") == "fails":
+        raise RuntimeError("no cars left")
+    if ctx.get("car") == "waits":
+        wait.wait_for_event("car_confirmed", timeout=ctx.get("car_timeout"))
+    return {**ctx, "car": "C-3"}
+
+
+@trip.compensation
+def cancel_flight(ctx):
+    record(ctx["flight"])
+    if ctx.get("flight_cancel") == "fails":
+        raise RuntimeError("airline unreachable")
+    return {"cancelled": ctx["flight"]}
+
+
+@trip.compensation(retry=Retry(max_attempts=2, backoff="constant", base=0.1))
+def cancel_hotel(ctx):
+    from durable_celery import context
+
+    record(ctx["hotel"])
+    if ctx.get("hotel_cancel") == "flaky" and context.attempt() == 1:
+        raise RuntimeError("hotel busy")
+    return {"cancelled": ctx["hotel"]}
+
+
+trip_deadline = Workflow("trip_deadline", timeout=seconds(1))
+
+
+@trip_deadline.step(compensate="release_seat")
+def hold_seat(ctx):
+    return {**ctx, "seat": "12A"}
+
+
+@trip_deadline.step
+def await_payment_forever(ctx):
+    wait.wait_for_event("paid")
+    return ctx
+
+
+@trip_deadline.compensation
+def release_seat(ctx):
+    record(ctx["seat"])
+    return ctx
