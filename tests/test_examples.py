@@ -31,3 +31,17 @@ def test_the_expense_approval_example_approves_one_and_times_out_the_other(tmp_p
     assert "pending: Approve ada's expense of 120?" in out
     assert "ada: approved -> paid" in out
     assert "bob: auto_rejected -> rejected" in out
+
+
+def test_the_trip_booking_saga_rolls_back_the_hotel_then_the_flight(tmp_path: Path) -> None:
+    out = run_example("examples.trip_booking", tmp_path)
+    assert "ada: completed" in out
+    assert "bob: compensated after 'no cars available'" in out
+    assert out.index("cancel_hotel (for book_hotel): completed") < out.index("cancel_flight (for book_flight): completed")
+
+
+def test_the_dashboard_fans_out_and_renders_the_sections_that_loaded(tmp_path: Path) -> None:
+    out = run_example("examples.dashboard_fanout", tmp_path)
+    assert "dashboard: completed" in out
+    assert "fetch_recommendations  failed    recommendation service timed out" in out
+    assert "widgets: ['<user>', '<orders>']" in out

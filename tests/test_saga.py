@@ -3,7 +3,7 @@ newest first, each recorded as a step attempt; a failing one does not stop the o
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from tests.conftest import Project
 

@@ -41,15 +41,17 @@ class Registry:
     def load(self) -> None:
         """Import the pending modules and register every ``Workflow`` they define."""
         with self._lock:
-            pending, self._pending = self._pending, []
-            for source in pending:
+            while self._pending:
+                source = self._pending[0]
                 if isinstance(source, Workflow):
                     self.register(source)
-                    continue
-                module = importlib.import_module(source)
-                found = [v for v in vars(module).values() if isinstance(v, Workflow)]
-                for workflow in found:
-                    self.register(workflow)
+                else:
+                    module = importlib.import_module(source)
+                    for workflow in [v for v in vars(module).values() if isinstance(v, Workflow)]:
+                        self.register(workflow)
+                # dropped only once loaded: a module that failed to import is tried again on
+                # the next use instead of silently vanishing with the ones after it
+                self._pending.pop(0)
 
     def get(self, name: str) -> StateMachine | None:
         machine = self._machines.get(name)

@@ -28,7 +28,8 @@ class Dispatcher:
         self._queue_for = queue_for
         self._invert_priority: bool | None = None
 
-    def _broker_priority(self, priority: int) -> int:
+    def broker_priority(self, priority: int) -> int:
+        """The message priority for the broker in use, from an API priority (0..9, higher first)."""
         # API priority: higher = more important (0..9). RabbitMQ agrees; kombu's Redis transport
         # serves lower numbers first, so it is inverted there.
         if self._invert_priority is None:
@@ -42,7 +43,7 @@ class Dispatcher:
         """Publish one step message. A failure is logged, not raised: the row is already
         committed as runnable, and the tick re-dispatches it."""
         queue = self._queue_for(workflow, step, queue)
-        options: dict[str, Any] = {"queue": queue, "routing_key": queue, "priority": self._broker_priority(priority)}
+        options: dict[str, Any] = {"queue": queue, "routing_key": queue, "priority": self.broker_priority(priority)}
         if countdown:
             options["countdown"] = countdown
         try:

@@ -4,6 +4,7 @@ embedded broker, and the worker signals. Written out in one place, in order."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from kombu.entity import Queue
 if TYPE_CHECKING:
     from durable_celery.durable import Durable
 
+log = logging.getLogger(__name__)
 MAX_PRIORITY = 10
 
 # Which Durable instances each app carries (for the CLI, which is handed only the app).
@@ -41,8 +43,10 @@ def use_embedded_broker(app: Celery, data_dir: Path) -> None:
     folder = (data_dir / "broker").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     app.conf.broker_url = "filesystem://"
+    control = (data_dir / "control").resolve()
+    control.mkdir(parents=True, exist_ok=True)
     app.conf.broker_transport_options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
-                                         "store_processed": False}
+                                         "control_folder": str(control), "store_processed": False}
     app.conf.worker_enable_remote_control = False
 
 
@@ -73,14 +77,23 @@ def install(durable: Durable) -> None:
     schedule[f"{tick_name}"] = {
         "task": tick_name,
         "schedule": settings.tick_interval,
-        "options": {"queue": settings.queue, "expires": max(settings.tick_interval * 5, 5)},
+        # Highest priority: recovery must not wait behind a backlog of steps.
+        "options": {"queue": settings.queue, "expires": max(settings.tick_interval * 5, 5),
+                    "priority": durable.dispatcher.broker_priority(9)},
     }
     app.conf.beat_schedule = schedule
 
     @signals.worker_init.connect(weak=False)
     def on_worker_init(sender: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", None) is app:
+        if getattr(sender, "app", None) is not app:
+            return
+        try:
             durable.prepare()  # migrate or verify the schema and compile every workflow at boot
+        except Exception:
+            # Celery's signal dispatch would log and swallow this and start the worker anyway,
+            # leaving a worker that fails every step; refuse to start instead.
+            log.critical("durable: this worker cannot start", exc_info=True)
+            os._exit(78)  # EX_CONFIG
 
 
 def _declare_queues(app: Celery, names: list[str]) -> None:

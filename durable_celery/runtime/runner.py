@@ -200,7 +200,7 @@ class Runner:
             "status": (StepStatus.COMPLETED if attempt.ok else StepStatus.FAILED).value,
             "started_at": started, "completed_at": now, "duration_ms": attempt.duration_ms,
             "input": row["context"], "output": None, "error": attempt.error, "logs": attempt.logs or None,
-            "worker": WORKER,
+            "worker": WORKER, "is_compensation": False,
         }
 
     def commit(self, lease: _Lease, values: dict[str, Any] | Callable[[Connection], dict[str, Any]],

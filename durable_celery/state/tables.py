@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -129,7 +130,7 @@ step_executions = Table(
     Column("error", Json, nullable=True),
     Column("logs", Json, nullable=True),
     Column("worker", String(255), nullable=True),
-    Column("is_compensation", Boolean, nullable=False, server_default="false"),
+    Column("is_compensation", Boolean, nullable=False, server_default=false()),
     Column("compensation_for", String(255), nullable=True),
     CheckConstraint(_in("status", [StepStatus.RUNNING, StepStatus.COMPLETED, StepStatus.FAILED]), name="status"),
     UniqueConstraint("execution_id", "seq"),

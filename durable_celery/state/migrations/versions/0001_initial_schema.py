@@ -71,7 +71,7 @@ def upgrade() -> None:
     sa.Column('error', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('logs', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('worker', sa.String(length=255), nullable=True),
-    sa.Column('is_compensation', sa.Boolean(), server_default='false', nullable=False),
+    sa.Column('is_compensation', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('compensation_for', sa.String(length=255), nullable=True),
     sa.CheckConstraint("status IN ('running', 'completed', 'failed')", name=op.f('ck_step_executions_status')),
     sa.ForeignKeyConstraint(['execution_id'], ['workflow_executions.id'], name=op.f('fk_step_executions_execution_id'), ondelete='CASCADE'),
