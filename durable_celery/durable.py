@@ -21,6 +21,7 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.engine.statuses import RETRYABLE, TERMINAL, ExecutionStatus
 from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState, SchemaOutOfDate
+from durable_celery.graph import Graph, build_graph
 from durable_celery.models import Execution, PendingInput
 from durable_celery.runtime import deliver
 from durable_celery.runtime.dispatch import Dispatcher
@@ -352,6 +353,15 @@ class Durable:
         return [{"id": r["id"], "execution_id": r["execution_id"], "kind": r["kind"], "name": r["name"],
                  "payload": codec.decode(r["payload"]), "status": r["status"], "created_at": as_utc(r["created_at"])}
                 for r in rows]
+
+    def graph(self, workflow: Workflow | str, execution_id: str | None = None) -> Graph:
+        """The workflow's state machine as a ``Graph`` (``.nodes``, ``.edges``, ``.to_dot()``,
+        ``.to_mermaid()``, ``.to_dict()``); with ``execution_id`` each node carries its state."""
+        machine = self.registry.machine_for(workflow)
+        execution = self.get_execution(execution_id, include_steps=True) if execution_id is not None else None
+        if execution is not None and execution.workflow != machine.workflow:
+            raise InvalidInput(f"execution {execution_id} runs {execution.workflow!r}, not {machine.workflow!r}")
+        return build_graph(machine, execution)
 
     def retry(self, execution_id: str) -> str:
         """Start a new execution with the workflow, input, queue and priority of a failed or

@@ -181,3 +181,14 @@ def test_a_worker_killed_during_a_parallel_block_does_not_rerun_finished_branche
     execution = p.wait(execution_id, timeout=40)
     assert execution.status == "completed"
     assert p.effects(execution_id) == {"fetch_user": 1, "fetch_orders": 2}
+
+
+def test_the_graph_of_an_execution_marks_what_ran(running_project: Project) -> None:
+    p = running_project
+    execution = p.wait(p.durable.start("fanout", {"id": 5, "orders_fail": "always"}))
+    graph = p.durable.graph("fanout", execution.id)
+    states = {n.id: (n.state, n.attempts) for n in graph.nodes}
+    assert states["prepare"] == ("completed", 1)
+    assert states["fetch_orders"] == ("failed", 2)
+    assert states["combine"] == ("completed", 1)
+    assert 'fillcolor="salmon"' in graph.to_dot()
