@@ -50,13 +50,9 @@ order = Workflow("order")
 
 
 @order.step
-def approve(ctx):
-    return {**ctx, "decision": wait_for_approval("manager", prompt=f"ship order {ctx['order']}?")}
-
-
-@order.step
-def ship(ctx):
-    return {**ctx, "shipment": wait_for_event("shipped")}
+def fulfil(ctx):
+    decision = wait_for_approval("manager", prompt=f"ship order {ctx['order']}?")
+    return {**ctx, "decision": decision, "shipment": wait_for_event("shipped")}
 
 
 if not os.environ.get("CLI_NO_DURABLE"):
