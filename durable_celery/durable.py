@@ -251,9 +251,9 @@ class Durable:
         """
         limit = None if timeout is None else time.monotonic() + to_seconds(timeout, "timeout")
         while True:
-            execution = self.get_execution(execution_id, include_steps=True)
+            execution = self.get_execution(execution_id)  # cheap: steps are read once, at the end
             if execution.status in TERMINAL:
-                return execution
+                return self.get_execution(execution_id, include_steps=True)
             if limit is not None and time.monotonic() > limit:
                 raise TimeoutError(f"execution {execution_id} is still {execution.status.value}")
             time.sleep(poll)

@@ -192,3 +192,47 @@ def test_the_graph_of_an_execution_marks_what_ran(running_project: Project) -> N
     assert states["fetch_orders"] == ("failed", 2)
     assert states["combine"] == ("completed", 1)
     assert 'fillcolor="salmon"' in graph.to_dot()
+
+
+def test_a_foreach_over_ten_thousand_items_fans_out_lazily_and_cancels_as_a_whole(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    p.worker()
+    # Given a foreach over 10,000 items, 50 at a time
+    execution_id = p.durable.start("many", {"n": 10_000})
+    p.wait(execution_id, statuses={"waiting"}, timeout=30)
+    # Then every item is a row of its own, created in one checkpoint, and at most 50 ever run
+    counts = dict(p.sql("SELECT status, count(*) FROM {schema}.workflow_executions WHERE parent_id = :id "
+                        "GROUP BY status", id=execution_id))
+    assert sum(counts.values()) == 10_000
+    released = p.sql("SELECT count(*) FROM {schema}.workflow_executions WHERE parent_id = :id "
+                     "AND dispatched_at IS NOT NULL AND status <> 'completed'", id=execution_id)[0][0]
+    assert released <= 50
+    # and the messages carry ids, not the items
+    biggest = p.sql("SELECT max(length(item::text)) FROM {schema}.workflow_executions WHERE parent_id = :id",
+                    id=execution_id)[0][0]
+    assert biggest <= 5
+    time.sleep(2)
+    done = p.sql("SELECT count(*) FROM {schema}.workflow_executions WHERE parent_id = :id AND status = 'completed'",
+                 id=execution_id)[0][0]
+    assert done > 0
+    # When it is cancelled, every unfinished iteration is cancelled with it
+    p.durable.cancel(execution_id)
+    left = p.sql("SELECT count(*) FROM {schema}.workflow_executions WHERE parent_id = :id AND status IN "
+                 "('pending', 'running', 'waiting')", id=execution_id)[0][0]
+    assert left == 0
+
+
+def test_a_foreach_of_a_thousand_items_completes_with_results_in_order(project_factory: Factory) -> None:
+    p = project_factory("redis", dispatch_mode="continuation")
+    p.worker()
+    execution = p.durable.wait(p.durable.start("many", {"n": 1000}), timeout=120, poll=0.5)
+    assert execution.status == "completed"
+    assert execution.context == {"count": 1000, "in_order": True}
+
+
+def test_complete_all_waits_for_slower_branches_after_one_failed(running_project: Project) -> None:
+    p = running_project
+    # the failing branch finishes first; the join must still wait for the slow one
+    execution = p.wait(p.durable.start("fanout", {"id": 9, "orders_fail": "always", "sleep": 1.5}))
+    assert execution.context["results"]["user"] == ["ok", {"user": 9}]
+    assert execution.context["results"]["fetch_orders"][0] == "error"

@@ -41,7 +41,7 @@ def fan_out(runner: Runner, lease: _Lease, machine: StateMachine, state: State, 
         children = children_txn(conn, row["id"], row["entered_seq"])
         # Decide and wait under the parent's lock: a child finishing now waits for this commit,
         # then finds the parent waiting and wakes it.
-        if children and not decided(children):
+        if children and not decided(children, fails_fast(state)):
             advance_txn(conn, row["id"], row["seq"], lease.token, waiting)
             return "waiting"
     if children:
@@ -54,6 +54,11 @@ def fan_out(runner: Runner, lease: _Lease, machine: StateMachine, state: State, 
         return runner.advance(lease, machine, state, ctx if state.concurrency == 1 else {**ctx, "__results__": []})
     ok = runner.commit(lease, waiting, None, also=lambda conn: insert_children_txn(conn, rows))
     return "waiting" if ok else "lease-lost"
+
+
+def fails_fast(state: State | None) -> bool:
+    """Whether one failed child decides the block: fail_fast parallels, and every foreach."""
+    return state is None or state.kind == "foreach" or state.on_error == "fail_fast"
 
 
 def _children_rows(now: datetime, parent: Mapping[str, Any], machine: StateMachine, state: State,

@@ -22,7 +22,7 @@ from durable_celery.engine.statuses import RUNNABLE, TERMINAL, ExecutionStatus, 
 from durable_celery.engine.transitions import StepResultError, check_shape, interpret_result, queue_of, resolve
 from durable_celery.errors import ContextNotSerializable, WorkflowNotFound, WorkflowTimeout
 from durable_celery.runtime.executor import Attempt, error_dict, run_attempt
-from durable_celery.runtime.fanout import fan_out
+from durable_celery.runtime.fanout import fails_fast, fan_out
 from durable_celery.runtime.saga import compensate, compensating_values, plan_txn
 from durable_celery.runtime.waiting import WaitHandle
 from durable_celery.state.children import child_finished_txn
@@ -218,8 +218,8 @@ class Runner:
                 values = values(conn)
             values.setdefault("updated_at", now)
             finishing = values.get("status") in TERMINAL
-            if finishing and row["parent_id"] and row["kind"] != "workflow":
-                lock_execution_txn(conn, row["parent_id"])  # lock order: parent, then child
+            is_child = row["parent_id"] is not None and row["kind"] != "workflow"
+            parent = lock_execution_txn(conn, row["parent_id"]) if finishing and is_child else None  # parent first
             if not advance_txn(conn, row["id"], row["seq"], lease.token, values):
                 log.warning("durable: execution %s lost its lease at seq %s; discarding this attempt",
                             row["id"], row["seq"])
@@ -232,13 +232,18 @@ class Runner:
                 to_publish.extend(also(conn))
             if finishing:
                 cancel_waits_txn(conn, row["id"], now)
-                if row["parent_id"] and row["kind"] != "workflow":
+                if parent is not None:
                     to_publish.extend(child_finished_txn(conn, row, ExecutionStatus(values["status"]),
-                                                         values.get("context", row["context"]), now))
+                                                         values.get("context", row["context"]), now,
+                                                         self._fails_fast(parent)))
         if step_row is not None:
             faults.trip("after_checkpoint", step_row["step_name"])
         self.durable.dispatcher.publish(to_publish)
         return True
+
+    def _fails_fast(self, parent: Mapping[Any, Any]) -> bool:
+        machine = self.durable.registry.get(parent["workflow"])
+        return fails_fast(machine.state(parent["current_node"]) if machine else None)
 
     def _hand_over(self, lease: _Lease, machine: StateMachine, next_id: str, ctx: Any,
                    step_row: dict[str, Any] | None) -> str:

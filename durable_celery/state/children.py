@@ -37,14 +37,15 @@ def children_txn(conn: Connection, parent_id: str, parent_seq: int) -> list[RowM
     return list(conn.execute(stmt).mappings())
 
 
-def decided(children: list[RowMapping]) -> bool:
-    """A block is decided when every child finished or one of them failed."""
-    return all(c["status"] in TERMINAL for c in children) or any(c["status"] in FAILED for c in children)
+def decided(children: list[RowMapping], fail_fast: bool) -> bool:
+    """A block is decided when every child finished, or (failing fast) one of them failed."""
+    return all(c["status"] in TERMINAL for c in children) or (
+        fail_fast and any(c["status"] in FAILED for c in children))
 
 
-def _block_decided(conn: Connection, child: Mapping[Any, Any], status: ExecutionStatus) -> bool:
+def _block_decided(conn: Connection, child: Mapping[Any, Any], status: ExecutionStatus, fail_fast: bool) -> bool:
     """Counted in SQL, not loaded: a foreach may have thousands of siblings."""
-    if status in FAILED:
+    if fail_fast and status in FAILED:
         return True
     siblings = and_(t.c.parent_id == child["parent_id"], t.c.parent_seq == child["parent_seq"], t.c.id != child["id"])
     unfinished = conn.execute(select(func.count()).where(
@@ -53,10 +54,10 @@ def _block_decided(conn: Connection, child: Mapping[Any, Any], status: Execution
 
 
 def child_finished_txn(conn: Connection, child: Mapping[Any, Any], status: ExecutionStatus, final_ctx: Any,
-                       now: datetime) -> list[Mapping[Any, Any]]:
+                       now: datetime, fail_fast: bool) -> list[Mapping[Any, Any]]:
     """Called in the transaction that finishes ``child`` (after the parent row was locked):
-    release the next parked sibling, wake the parent if the block is decided. Returns rows to
-    publish."""
+    release the next parked sibling, wake the parent if the block is decided (``fail_fast``: a
+    failed child decides it). Returns rows to publish."""
     to_publish: list[Mapping[Any, Any]] = []
     if status == ExecutionStatus.COMPLETED:
         parked = conn.execute(
@@ -72,7 +73,7 @@ def child_finished_txn(conn: Connection, child: Mapping[Any, Any], status: Execu
                                     .returning(*DISPATCH_COLUMNS)).mappings().first()
             if released is not None:
                 to_publish.append(released)
-    if _block_decided(conn, child, status):
+    if _block_decided(conn, child, status, fail_fast):
         woken = wake_txn(conn, child["parent_id"], now)
         if woken is not None:
             to_publish.append(woken)

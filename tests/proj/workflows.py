@@ -471,3 +471,16 @@ def await_payment_forever(ctx):
 def release_seat(ctx):
     record(ctx["seat"])
     return ctx
+
+
+many = Workflow("many")
+with many.foreach("each", items=lambda ctx: list(range(ctx["n"])), concurrency=50):
+    @many.step
+    def touch(ctx, item):
+        return {"i": item}
+
+
+@many.step
+def count_them(ctx):
+    results = ctx["__results__"]
+    return {"count": len(results), "in_order": [r[1]["i"] for r in results] == list(range(ctx["n"]))}
