@@ -386,3 +386,11 @@ def test_a_waiting_execution_resumes_on_its_input_and_event(cli: Cli) -> None:
     assert "a finished execution takes no input" in cli.fails("provide-input", execution_id, "manager", "--data",
                                                               '"approved"', code=1)
     assert "finished execution" in cli.fails("send-event", execution_id, "shipped", code=1)
+
+
+def test_graph_draws_a_workflow_as_mermaid_dot_or_json(cli: Cli) -> None:
+    assert cli.ok("graph", "greet").startswith("flowchart TD")
+    assert cli.ok("graph", "greet", "--format", "dot").startswith('digraph "greet"')
+    nodes = {n["id"] for n in cli.json("graph", "greet", "--format", "json")["nodes"]}
+    assert {"$start", "hello", "$end"} <= nodes
+    assert "no workflow named 'nope'" in cli.fails("graph", "nope", code=2)

@@ -17,7 +17,7 @@ from durable_celery.cli.executions import cancel, list_executions, retry, run, s
 from durable_celery.cli.instance import CliState
 from durable_celery.cli.maintenance import migrate
 from durable_celery.cli.waits import pending, provide_input, send_event
-from durable_celery.cli.workflows import workflows
+from durable_celery.cli.workflows import graph, workflows
 
 
 class DurableGroup(click.Group):
@@ -46,7 +46,7 @@ def durable(ctx: click.Context, instance: str | None) -> None:
     ctx.call_on_close(state.close)
 
 
-for command in (status, list_executions, show, run, cancel, retry, pending, send_event, provide_input, workflows,
+for command in (status, list_executions, show, run, cancel, retry, pending, send_event, provide_input, workflows, graph,
                 migrate):
     durable.add_command(command)
 

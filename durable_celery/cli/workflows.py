@@ -23,3 +23,14 @@ def workflows(state: CliState, fmt: str) -> None:
         click.echo("no workflows registered")
     else:
         click.echo(table(["NAME", "QUEUE", "TIMEOUT", "SCHEDULE"], [list(r.values()) for r in rows]))
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--execution", "execution_id", default=None, help="Mark each node with this execution's state.")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]), default="mermaid", show_default=True)
+@pass_state
+def graph(state: CliState, workflow: str, execution_id: str | None, fmt: str) -> None:
+    """A workflow's state machine as Mermaid, DOT or JSON."""
+    drawn = state.durable.graph(workflow, execution_id)
+    click.echo({"mermaid": drawn.to_mermaid, "dot": drawn.to_dot, "json": drawn.to_json}[fmt]())
