@@ -1,0 +1,1 @@
+"""Benchmarks of durable-celery against plain Celery (run ``python -m bench.bench``)."""

@@ -1,0 +1,527 @@
+"""Throughput of durable-celery against a plain Celery chain, in one run on one machine.
+
+Scenarios (``--modes``, all three by default):
+
+* ``per_step``: the engine with ``dispatch_mode="per_step"`` (one Celery task per step);
+* ``continuation``: the engine with ``dispatch_mode="continuation"`` (a task goes on with the
+  next step after each checkpoint, for up to ``--continuation-budget`` seconds);
+* ``chain``: ``W`` plain ``celery.chain``\\ s of ``N`` no-op tasks with a Redis result backend.
+
+The engine runs ``W`` executions of the ``bench_noop`` workflow (``N`` no-op steps, see
+``bench/app.py``). Every scenario gets a fresh ``celery worker`` subprocess (prefork,
+concurrency 2, default prefetch) on the same broker and its own queue; its start-up and a few
+warm-up workflows are not timed. The clock runs from just before the first start (all ``W`` are
+started as fast as the bench process can) to the last completion: ``max(completed_at)`` of the
+executions for the engine, the return of the last chain's ``get()`` for plain Celery.
+
+Reported per scenario: wall time, workflows/s, steps/s, per-step overhead (milliseconds of
+worker-process time per step: ``concurrency * wall / (W * N)``), CPU time per step (of the worker
+process tree, and of the whole machine: worker, bench, Postgres, broker; Linux only), and for the
+engine Postgres
+commits per step: the ``xact_commit`` delta of the dedicated ``durable_bench`` database from just
+before the first start until every connection of the run has closed, minus the bench's own
+completion polls, divided by ``W * N``. It includes the start transactions and the lease
+heartbeats. Postgres flushes an idle backend's statistics up to 10 s late, so the baseline is
+read after ``--stats-settle`` seconds of quiet, and the final figure after the worker has stopped
+and the bench has closed its connections (a closing backend flushes at once). Stats are read over
+a connection to the admin database, so those reads do not count.
+
+Run from the repository root::
+
+    python -m bench.bench [--workflows 200] [--steps 10] [--broker URL] [--modes per_step,continuation,chain]
+                          [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # also runnable as `python bench/bench.py`
+    sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from celery import Celery, chain  # noqa: E402
+from celery.result import AsyncResult  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from bench.app import WORKFLOW, chain_env, engine_env, make_chain, make_engine  # noqa: E402
+from durable_celery import Durable  # noqa: E402
+from durable_celery.testing.workers import CeleryProcess, worker  # noqa: E402
+
+MODES = ("per_step", "continuation", "chain")
+ENGINE_MODES = ("per_step", "continuation")
+DATABASE = "durable_bench"
+PREFIX = "bench"
+FINISHED = ("completed", "failed")
+GOALS = (  # (description, metric, threshold, higher is better)
+    ("per_step steps/s >= 0.6x chain", "per_step_vs_chain", 0.6, True),
+    ("continuation steps/s >= 1.5x chain", "continuation_vs_chain", 1.5, True),
+    ("continuation commits/step <= 1", "continuation_commits_per_step", 1.0, False),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to run, and where."""
+
+    workflows: int = 200
+    steps: int = 10
+    broker: str = "redis://127.0.0.1:6379/9"
+    result_backend: str = "redis://127.0.0.1:6379/10"
+    postgres: str = "postgresql://postgres@127.0.0.1:5432"
+    admin_database: str = "test"
+    modes: tuple[str, ...] = MODES
+    concurrency: int = 2
+    warmup: int = 10
+    continuation_budget: float = 1.0
+    poll_interval: float = 0.2
+    stats_settle: float = 11.0
+    stall: float = 60.0
+    json_path: str | None = None
+
+    def dsn(self, database: str) -> str:
+        """A libpq URL of ``database`` on the benchmark's server."""
+        return f"{self.postgres.rstrip('/')}/{database}"
+
+    @property
+    def database_url(self) -> str:
+        """The engine's SQLAlchemy URL (psycopg 3)."""
+        return self.dsn(DATABASE).replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@dataclass
+class Result:
+    """The figures of one scenario."""
+
+    scenario: str
+    workflows: int
+    steps: int
+    concurrency: int
+    wall_s: float
+    failed: int = 0
+    commits: int | None = None
+    own_queries: int | None = None
+    commits_raw: int | None = None
+    cpu_worker_s: float | None = None
+    cpu_machine_s: float | None = None
+
+    @property
+    def total_steps(self) -> int:
+        return self.workflows * self.steps
+
+    @property
+    def workflows_per_s(self) -> float:
+        return self.workflows / self.wall_s
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.total_steps / self.wall_s
+
+    @property
+    def overhead_ms(self) -> float:
+        """Milliseconds of worker-process time per step."""
+        return self.concurrency * self.wall_s / self.total_steps * 1000
+
+    @property
+    def commits_per_step(self) -> float | None:
+        return None if self.commits is None else self.commits / self.total_steps
+
+    def cpu_ms_per_step(self, seconds: float | None) -> float | None:
+        return None if seconds is None else seconds / self.total_steps * 1000
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "workflows_per_s": self.workflows_per_s, "steps_per_s": self.steps_per_s,
+                "overhead_ms_per_step_per_process": self.overhead_ms, "commits_per_step": self.commits_per_step,
+                "cpu_worker_ms_per_step": self.cpu_ms_per_step(self.cpu_worker_s),
+                "cpu_machine_ms_per_step": self.cpu_ms_per_step(self.cpu_machine_s)}
+
+
+# -- CPU time (Linux /proc; None elsewhere) ------------------------------------------------------------------
+
+
+def _ticks() -> int:
+    return os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def machine_cpu() -> float | None:
+    """Seconds of CPU the whole machine has spent busy (not idle, not waiting on I/O) since boot."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy / _ticks()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        return [int(c) for task in tasks for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def tree_cpu(pid: int) -> float | None:
+    """Seconds of CPU used so far by process ``pid`` and its live descendants (user + system)."""
+    total = 0
+    try:
+        for proc in [pid, *_children(pid)]:
+            stat = Path(f"/proc/{proc}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is fields[0]
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / _ticks()
+
+
+class CpuMeter:
+    """CPU used by a worker's process tree and by the whole machine between ``start`` and ``stop``."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._worker = tree_cpu(pid)
+        self._machine = machine_cpu()
+        self.worker: float | None = None
+        self.machine: float | None = None
+
+    def stop(self) -> None:
+        """Read the deltas (before the worker stops: its pool processes must still be alive)."""
+        worker, machine = tree_cpu(self._pid), machine_cpu()
+        if worker is not None and self._worker is not None:
+            self.worker = worker - self._worker
+        if machine is not None and self._machine is not None:
+            self.machine = machine - self._machine
+
+
+# -- Postgres ------------------------------------------------------------------------------------------
+
+
+def ensure_database(cfg: Config) -> None:
+    """Create the dedicated ``durable_bench`` database if it does not exist yet."""
+    with psycopg.connect(cfg.dsn(cfg.admin_database), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        if exists is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+
+
+def drop_schema(cfg: Config) -> None:
+    """Drop the benchmark's schema, so every engine scenario starts from empty tables."""
+    with psycopg.connect(cfg.dsn(DATABASE), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(PREFIX)))
+
+
+class Stats:
+    """Reads ``pg_stat_database`` over a connection to the admin database (so not counted)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self._dsn = cfg.dsn(cfg.admin_database)
+
+    def commits(self) -> int:
+        """``xact_commit`` of the benchmark database, as last flushed by its backends."""
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (DATABASE,)).fetchone()
+        assert row is not None, f"no statistics for database {DATABASE}"
+        return int(row[0])
+
+    def wait_disconnected(self, timeout: float = 30.0) -> None:
+        """Until no client is connected to the benchmark database (a closing backend flushes its
+        statistics as it exits), plus a moment for the last flush."""
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                                   "AND backend_type = 'client backend'", (DATABASE,)).fetchone()
+                if row is not None and row[0] == 0:
+                    time.sleep(0.3)
+                    return
+                time.sleep(0.1)
+        raise RuntimeError(f"clients still connected to {DATABASE} after {timeout}s")
+
+
+class Poller:
+    """Watches the executions table over one autocommit connection, counting its own queries
+    (each is one committed transaction that must not be charged to the engine)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self._conn = psycopg.connect(cfg.dsn(DATABASE), autocommit=True)
+        self._table = sql.Identifier(PREFIX, "workflow_executions")
+        self._interval = cfg.poll_interval
+        self.queries = 0
+
+    def _one(self, query: sql.Composed) -> tuple[Any, ...]:
+        self.queries += 1
+        row = self._conn.execute(query).fetchone()
+        assert row is not None
+        return tuple(row)
+
+    def finished(self) -> int:
+        query = sql.SQL("SELECT count(*) FROM {} WHERE status IN ({})").format(
+            self._table, sql.SQL(", ").join(sql.Literal(s) for s in FINISHED))
+        return int(self._one(query)[0])
+
+    def wait_finished(self, count: int, stall: float, proc: CeleryProcess) -> None:
+        """Poll every ``poll_interval`` until ``count`` executions are completed or failed; give up
+        when none has finished for ``stall`` seconds, or the worker died."""
+        done, last_progress = 0, time.monotonic()
+        while (now_done := self.finished()) < count:
+            if now_done != done:
+                done, last_progress = now_done, time.monotonic()
+            if time.monotonic() - last_progress > stall or not proc.alive():
+                raise RuntimeError(f"{done}/{count} executions finished, no progress for {stall:g}s; "
+                                   f"worker log:\n{proc.log()[-4000:]}")
+            time.sleep(self._interval)
+
+    def outcome(self) -> tuple[int, datetime]:
+        """(failed executions, latest completion time)."""
+        query = sql.SQL("SELECT count(*) FILTER (WHERE status = 'failed'), max(completed_at) FROM {}").format(
+            self._table)
+        failed, last = self._one(query)
+        return int(failed), last
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+# -- workers and queues -----------------------------------------------------------------------------
+
+
+def start_worker(cfg: Config, queue: str, env: dict[str, str]) -> CeleryProcess:
+    """A fresh worker on ``queue``, with the settings every scenario shares (not yet started)."""
+    return worker("bench.app", [queue], concurrency=cfg.concurrency, pool="prefork", env=env, cwd=str(ROOT))
+
+
+def delete_queue(app: Celery, queue: str) -> None:
+    """Remove the run's queue from the broker (queues are unique per run, so they would pile up)."""
+    try:
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_delete(queue)
+    except Exception as exc:  # tidying up only
+        print(f"  (could not delete queue {queue}: {exc})")
+
+
+# -- the scenarios ----------------------------------------------------------------------------------
+
+
+def start_executions(durable: Durable, count: int) -> list[str]:
+    """Start ``count`` executions of ``bench_noop`` back to back."""
+    return [durable.start(WORKFLOW) for _ in range(count)]
+
+
+def run_engine(cfg: Config, mode: str, queue: str) -> Result:
+    """W workflows of N no-op steps on the engine in ``mode``; see the module docstring."""
+    drop_schema(cfg)
+    app, durable = make_engine(cfg.broker, cfg.database_url, PREFIX, queue, cfg.steps, mode, cfg.continuation_budget)
+    durable.prepare()  # migrate before the worker boots, outside any measurement
+    env = engine_env(cfg.broker, cfg.database_url, PREFIX, queue, cfg.steps, mode, cfg.continuation_budget)
+    stats = Stats(cfg)
+    try:
+        with start_worker(cfg, queue, env) as proc:
+            poller = Poller(cfg)
+            start_executions(durable, cfg.warmup)
+            poller.wait_finished(cfg.warmup, cfg.stall, proc)
+            time.sleep(cfg.stats_settle)  # let idle backends flush the warm-up's statistics
+            before = stats.commits()
+            poller.queries = 0
+            cpu = CpuMeter(proc.pid)
+            began = time.time()
+            start_executions(durable, cfg.workflows)
+            poller.wait_finished(cfg.warmup + cfg.workflows, cfg.stall, proc)
+            cpu.stop()
+            failed, last = poller.outcome()
+        durable.db.dispose()
+        poller.close()
+        stats.wait_disconnected()
+        raw = stats.commits() - before
+    finally:
+        delete_queue(app, queue)
+    wall = last.timestamp() - began
+    return Result(mode, cfg.workflows, cfg.steps, cfg.concurrency, wall, failed=failed,
+                  commits=raw - poller.queries, own_queries=poller.queries, commits_raw=raw,
+                  cpu_worker_s=cpu.worker, cpu_machine_s=cpu.machine)
+
+
+def start_chains(task: Any, count: int, steps: int) -> list[AsyncResult]:
+    """Send ``count`` chains of ``steps`` no-op tasks back to back; their last results."""
+    return [chain(task.s(i), *(task.s() for _ in range(steps - 1))).apply_async() for i in range(count)]
+
+
+def wait_chains(results: list[AsyncResult], timeout: float) -> int:
+    """Wait for every chain (at most ``timeout`` seconds for each); returns how many failed."""
+    failed = 0
+    for result in results:
+        try:
+            result.get(timeout=timeout)
+        except Exception:
+            failed += 1
+    return failed
+
+
+def run_chain(cfg: Config, queue: str) -> Result:
+    """W plain Celery chains of N no-op tasks, results in Redis; see the module docstring."""
+    app, task = make_chain(cfg.broker, cfg.result_backend, queue)
+    try:
+        with start_worker(cfg, queue, chain_env(cfg.broker, cfg.result_backend, queue)) as proc:
+            wait_chains(start_chains(task, cfg.warmup, cfg.steps), cfg.stall)
+            cpu = CpuMeter(proc.pid)
+            began = time.perf_counter()
+            failed = wait_chains(start_chains(task, cfg.workflows, cfg.steps), cfg.stall)
+            wall = time.perf_counter() - began
+            cpu.stop()
+    finally:
+        delete_queue(app, queue)
+    return Result("chain", cfg.workflows, cfg.steps, cfg.concurrency, wall, failed=failed,
+                  cpu_worker_s=cpu.worker, cpu_machine_s=cpu.machine)
+
+
+def run_scenario(cfg: Config, mode: str, run_id: str) -> Result:
+    queue = f"bench-{run_id}-{mode}"
+    return run_chain(cfg, queue) if mode == "chain" else run_engine(cfg, mode, queue)
+
+
+# -- reporting ------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def print_result(result: Result) -> None:
+    """The figures of one scenario, as soon as it has run."""
+    lines = [
+        f"[{result.scenario}] {result.workflows} workflows x {result.steps} steps",
+        f"  wall time        {result.wall_s:.3f} s",
+        f"  workflows/s      {result.workflows_per_s:.1f}",
+        f"  steps/s          {result.steps_per_s:.1f}",
+        f"  overhead         {result.overhead_ms:.2f} ms per step per worker process",
+        f"  CPU per step     {_fmt(result.cpu_ms_per_step(result.cpu_worker_s), '.2f')} ms worker processes, "
+        f"{_fmt(result.cpu_ms_per_step(result.cpu_machine_s), '.2f')} ms whole machine",
+    ]
+    if result.commits is not None:
+        lines.append(f"  commits/step     {_fmt(result.commits_per_step, '.3f')}  (engine {result.commits} = "
+                     f"xact_commit delta {result.commits_raw} - {result.own_queries} bench polls)")
+    if result.failed:
+        lines.append(f"  FAILED           {result.failed} workflows failed")
+    print("\n".join(lines), flush=True)
+
+
+def ratios(results: dict[str, Result]) -> dict[str, float]:
+    """Engine steps/s over the plain chain's, per engine mode that ran."""
+    base = results.get("chain")
+    if base is None:
+        return {}
+    return {f"{mode}_vs_chain": results[mode].steps_per_s / base.steps_per_s for mode in ENGINE_MODES
+            if mode in results}
+
+
+def goals(results: dict[str, Result]) -> list[dict[str, Any]]:
+    """The team's targets, each with its measured value and whether it is met."""
+    metrics: dict[str, float | None] = dict(ratios(results))
+    if "continuation" in results:
+        metrics["continuation_commits_per_step"] = results["continuation"].commits_per_step
+    checked = []
+    for description, metric, threshold, higher in GOALS:
+        value = metrics.get(metric)
+        met = None if value is None else (value >= threshold if higher else value <= threshold)
+        checked.append({"goal": description, "metric": metric, "value": value, "threshold": threshold, "met": met})
+    return checked
+
+
+def print_summary(cfg: Config, results: dict[str, Result]) -> None:
+    """The final table, the engine/chain ratios and the goals."""
+    vs = ratios(results)
+    print(f"\nSummary: W={cfg.workflows} N={cfg.steps} broker={cfg.broker} concurrency={cfg.concurrency} (prefork)")
+    print(f"{'scenario':<14}{'wall s':>9}{'wf/s':>9}{'steps/s':>10}{'ms/step/proc':>14}{'cpu ms/step':>13}"
+          f"{'commits/step':>14}{'vs chain':>10}")
+    for name, r in results.items():
+        ratio = 1.0 if name == "chain" else vs.get(f"{name}_vs_chain")
+        cpu = f"{_fmt(r.cpu_ms_per_step(r.cpu_worker_s), '.2f')}/{_fmt(r.cpu_ms_per_step(r.cpu_machine_s), '.2f')}"
+        print(f"{name:<14}{r.wall_s:>9.3f}{r.workflows_per_s:>9.1f}{r.steps_per_s:>10.1f}{r.overhead_ms:>14.2f}"
+              f"{cpu:>13}{_fmt(r.commits_per_step, '.3f'):>14}"
+              f"{_fmt(ratio, '.2f') + ('x' if ratio is not None else ''):>10}")
+    print("(cpu ms/step: worker process tree / whole machine)")
+    print("\nGoals:")
+    for goal in goals(results):
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
+        print(f"  {goal['goal']:<38} {_fmt(goal['value'], '.3f'):>8}  {verdict}")
+
+
+def write_json(cfg: Config, results: dict[str, Result], path: str) -> None:
+    payload = {"config": asdict(cfg), "results": [r.to_dict() for r in results.values()],
+               "ratios": ratios(results), "goals": goals(results)}
+    Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+# -- command line ----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Config:
+    defaults = Config()
+    parser = argparse.ArgumentParser(prog="python -m bench.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workflows", type=int, default=defaults.workflows, help="W, workflows (or chains) per scenario")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="N, no-op steps per workflow")
+    parser.add_argument("--broker", default=defaults.broker, help="Celery broker URL (redis:// or amqp://)")
+    parser.add_argument("--result-backend", default=defaults.result_backend, help="result backend of the chains")
+    parser.add_argument("--postgres", default=defaults.postgres, help="server URL, without a database")
+    parser.add_argument("--admin-database", default=defaults.admin_database,
+                        help="an existing database to create durable_bench from and read statistics over")
+    parser.add_argument("--modes", default=",".join(defaults.modes), help="comma-separated subset of " + ",".join(MODES))
+    parser.add_argument("--concurrency", type=int, default=defaults.concurrency, help="worker processes (prefork)")
+    parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed workflows before each scenario")
+    parser.add_argument("--continuation-budget", type=float, default=defaults.continuation_budget)
+    parser.add_argument("--stats-settle", type=float, default=defaults.stats_settle,
+                        help="seconds of quiet before the commit baseline (Postgres flushes idle backends' stats <= 10 s late)")
+    parser.add_argument("--stall", type=float, default=defaults.stall,
+                        help="give up when nothing has finished for this many seconds")
+    parser.add_argument("--json", dest="json_path", default=None, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    unknown = set(modes) - set(MODES)
+    if unknown or not modes:
+        parser.error(f"--modes takes a comma-separated subset of {','.join(MODES)}")
+    if args.workflows < 1 or args.steps < 1 or args.warmup < 1:
+        parser.error("--workflows, --steps and --warmup must be at least 1")
+    return Config(workflows=args.workflows, steps=args.steps, broker=args.broker, result_backend=args.result_backend,
+                  postgres=args.postgres, admin_database=args.admin_database, modes=modes,
+                  concurrency=args.concurrency, warmup=args.warmup, continuation_budget=args.continuation_budget,
+                  stats_settle=args.stats_settle, stall=args.stall, json_path=args.json_path)
+
+
+def run(cfg: Config) -> dict[str, Result]:
+    """Every requested scenario, in order, each printed as it finishes."""
+    run_id = uuid.uuid4().hex[:8]
+    if any(mode in ENGINE_MODES for mode in cfg.modes):
+        ensure_database(cfg)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"bench run {run_id}: W={cfg.workflows} N={cfg.steps} broker={cfg.broker} modes={','.join(cfg.modes)} "
+          f"cpus={os.cpu_count()} load(1m)={load:.2f}", flush=True)
+    results: dict[str, Result] = {}
+    for mode in cfg.modes:
+        results[mode] = run_scenario(cfg, mode, run_id)
+        print_result(results[mode])
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    results = run(cfg)
+    print_summary(cfg, results)
+    if cfg.json_path:
+        write_json(cfg, results, cfg.json_path)
+        print(f"\nresults written to {cfg.json_path}")
+    return 1 if any(r.failed for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
