@@ -12,6 +12,7 @@ from durable_celery.durations import days, hours, minutes, seconds
 from durable_celery.engine.statuses import ExecutionStatus, StepStatus
 from durable_celery.errors import (
     BranchNoMatch,
+    ChildFailed,
     ContextNotSerializable,
     DefinitionChanged,
     DefinitionError,
@@ -19,20 +20,22 @@ from durable_celery.errors import (
     ExecutionNotFound,
     InvalidInput,
     InvalidState,
+    LoopLimitExceeded,
     SchemaOutOfDate,
     StepTimeout,
+    WaitMismatch,
     WorkflowNotFound,
     WorkflowTimeout,
 )
-from durable_celery.models import Execution, StepRecord
+from durable_celery.models import Execution, PendingInput, StepRecord
 
 __all__ = [
     # defining workflows
     "Workflow", "Retry", "Cron", "goto", "seconds", "minutes", "hours", "days",
     # running them
-    "Durable", "Execution", "StepRecord", "ExecutionStatus", "StepStatus",
+    "Durable", "Execution", "StepRecord", "PendingInput", "ExecutionStatus", "StepStatus",
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
-    "SchemaOutOfDate",
+    "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch",
 ]

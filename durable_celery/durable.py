@@ -296,6 +296,9 @@ class Durable:
             row = lock_execution_txn(conn, execution_id)
             if row is None:
                 raise ExecutionNotFound(execution_id)
+            if row["kind"] != "workflow":
+                raise InvalidInput(f"{execution_id} is a {row['kind']} of execution {row['root_id']}: "
+                                   "cancel that execution instead")
             machine = self.registry.get(row["workflow"])
             stopped = stop_txn(conn, machine, execution_id, ExecutionStatus.CANCELLED, error, self.clock.now(),
                                compensate=compensate and row["kind"] == "workflow"
@@ -328,10 +331,11 @@ class Durable:
         self.ensure_schema()
         deliver.provide_input(self, execution_id, name, data)
 
-    def list_pending_inputs(self, status: str | None = "pending", timeout_before: datetime | None = None,
+    def list_pending_inputs(self, status: str | None = None, timeout_before: datetime | None = None,
                             limit: int = 100) -> list[PendingInput]:
-        """Human-input requests, oldest first: ``pending`` (default), ``completed``,
-        ``timed_out`` or ``cancelled``; ``None`` for all."""
+        """Human-input requests, oldest first, in one status (``pending``, ``completed``,
+        ``timed_out``, ``cancelled``) or all (``None``). ``workflow_id`` is the execution to
+        answer through ``provide_input``, also for a step inside a parallel branch or foreach."""
         statuses = {"pending": "pending", "completed": "resolved", "timed_out": "timed_out", "cancelled": "cancelled"}
         if status is not None and status not in statuses:
             raise InvalidInput(f"status must be one of {', '.join(statuses)} or None, got {status!r}")
@@ -368,7 +372,8 @@ class Durable:
         cancelled one; returns the new id."""
         execution = self.get_execution(execution_id)
         if execution.status not in RETRYABLE:
-            raise InvalidState(execution_id, execution.status.value, "only failed or cancelled executions can be retried")
+            raise InvalidState(execution_id, execution.status.value,
+                               "only failed, cancelled, compensated or compensation_failed executions can be retried")
         return self.start(execution.workflow, execution.input, queue=execution.queue, priority=execution.priority)
 
 

@@ -14,6 +14,7 @@ Every error a caller can see derives from :class:`DurableError`::
     ├── BranchNoMatch            a branch had no matching case and no default
     ├── LoopLimitExceeded        a loop ran more than its max_iterations
     ├── ChildFailed              a parallel branch or foreach iteration failed (fail_fast)
+    ├── WaitMismatch             a re-run step reached different waits than before
     ├── ContextNotSerializable   a step returned a context that cannot be stored as JSON
     └── SchemaOutOfDate          the database schema is behind the installed version
 
@@ -156,6 +157,11 @@ class ChildFailed(DurableError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.block, self.key, self.message))
+
+
+class WaitMismatch(DurableError):
+    """A re-run of a step reached a different wait at the same position than before: step code
+    must reach its waits in the same order each time it runs."""
 
 
 class ContextNotSerializable(DurableError):

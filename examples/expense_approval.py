@@ -59,9 +59,9 @@ def main() -> int:
                 extra=["-B", "-s", str(data / "beat-schedule")]):
         approved = durable.start(expense, {"employee": "ada", "amount": 120})
         ignored = durable.start(expense, {"employee": "bob", "amount": 75, "review_seconds": 2})
-        while len(durable.list_pending_inputs()) < 2:
+        while len(durable.list_pending_inputs(status="pending")) < 2:
             time.sleep(0.1)
-        for request in durable.list_pending_inputs():
+        for request in durable.list_pending_inputs(status="pending"):
             print(f"pending: {request.prompt} (times out at {request.timeout_at:%H:%M:%S})")
         durable.provide_input(approved, "manager", "approved")
         results = [durable.wait(approved, timeout=60), durable.wait(ignored, timeout=60)]

@@ -236,3 +236,41 @@ def test_complete_all_waits_for_slower_branches_after_one_failed(running_project
     execution = p.wait(p.durable.start("fanout", {"id": 9, "orders_fail": "always", "sleep": 1.5}))
     assert execution.context["results"]["user"] == ["ok", {"user": 9}]
     assert execution.context["results"]["fetch_orders"][0] == "error"
+
+
+def test_events_and_inputs_sent_to_the_workflow_reach_waits_inside_its_branches(running_project: Project) -> None:
+    from durable_celery import InvalidInput
+
+    p = running_project
+    execution_id = p.durable.start("branch_waits", {"order": 1})
+    deadline = time.monotonic() + 20
+    while not [i for i in p.durable.list_pending_inputs(status="pending") if i.workflow_id == execution_id]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # the request is listed under the workflow's own id, and answered through it
+    with pytest.raises(InvalidInput):
+        p.durable.provide_input(execution_id, "boss", "perhaps")
+    p.durable.provide_input(execution_id, "boss", "approved")
+    p.durable.send_event(execution_id, "go", {"now": True})
+    execution = p.wait(execution_id)
+    assert execution.status == "completed"
+    results = execution.context["__results__"]
+    assert results["ask_boss"] == ["ok", {"boss": "approved"}]
+    # workflow_input() in a branch is what the workflow was started with
+    assert results["wait_go"] == ["ok", {"go": {"now": True}, "input": {"order": 1}}]
+
+
+def test_a_branch_cannot_be_cancelled_on_its_own(running_project: Project) -> None:
+    from durable_celery import InvalidInput
+
+    p = running_project
+    execution_id = p.durable.start("branch_waits", {})
+    p.wait(execution_id, statuses={"waiting"})
+    child = p.sql("SELECT id FROM {schema}.workflow_executions WHERE parent_id = :id LIMIT 1", id=execution_id)[0][0]
+    with pytest.raises(InvalidInput, match="cancel that execution instead"):
+        p.durable.cancel(child)
+    p.durable.cancel(execution_id)
+    assert p.durable.count_by_status()["cancelled"] >= 1
+    left = p.sql("SELECT count(*) FROM {schema}.workflow_executions WHERE root_id = :id AND status = 'waiting'",
+                 id=execution_id)[0][0]
+    assert left == 0

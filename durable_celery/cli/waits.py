@@ -56,7 +56,7 @@ def pending(state: CliState, inputs: bool, events: bool, limit: int, fmt: str) -
     durable = state.durable
     found: dict[str, list[Any]] = {}
     if inputs:
-        found["inputs"] = durable.list_pending_inputs(limit=limit)
+        found["inputs"] = durable.list_pending_inputs(status="pending", limit=limit)
     if events:
         found["events"] = durable.list_pending_events(limit=limit)
     if fmt == "json":

@@ -17,7 +17,8 @@ from durable_celery.state.waits import (
     insert_event_txn,
     lock_execution_txn,
     pending_events_txn,
-    pending_waits_txn,
+    root_of_txn,
+    tree_members_txn,
     visit_waits_txn,
     wake_txn,
 )
@@ -39,8 +40,11 @@ def _encode(value: Any, what: str) -> Any:
         raise InvalidInput(f"{what} at {exc.path or 'its root'} holds a {exc.type_name}, which is not JSON") from None
 
 
-def _lock_active(conn: Connection, execution_id: str, what: str) -> RowMapping:
-    row = lock_execution_txn(conn, execution_id)
+def _lock_root(conn: Connection, execution_id: str, what: str) -> RowMapping:
+    """Lock the top-level execution that ``execution_id`` belongs to (itself, or the workflow a
+    branch or iteration belongs to): events and inputs are kept there, for its whole tree."""
+    root_id = root_of_txn(conn, execution_id)  # unlocked read: lock order is root first, then its tree
+    row = lock_execution_txn(conn, root_id) if root_id is not None else None
     if row is None:
         raise ExecutionNotFound(execution_id)
     if row["status"] in TERMINAL:
@@ -48,54 +52,60 @@ def _lock_active(conn: Connection, execution_id: str, what: str) -> RowMapping:
     return row
 
 
-def _wake_if_waiting_for(conn: Connection, row: RowMapping, kind: str, name: str, now: datetime) -> RowMapping | None:
-    if row["status"] != ExecutionStatus.WAITING:
-        return None
-    for wait in pending_waits_txn(conn, row["id"], row["entered_seq"]):
-        if (wait["kind"] == "input") == (kind == "input") and name in wait["names"]:
-            return wake_txn(conn, row["id"], now)
-    return None
+def _asking(conn: Connection, root: RowMapping, kind: str, name: str) -> list[tuple[RowMapping, RowMapping]]:
+    """(execution, wait) for every execution of the tree whose current step has a wait of
+    ``kind`` for ``name`` (any status), oldest first."""
+    found = []
+    for member in [root, *tree_members_txn(conn, root["id"])]:
+        for wait in visit_waits_txn(conn, member["id"], member["entered_seq"]):
+            if (wait["kind"] == "input") == (kind == "input") and name in wait["names"]:
+                found.append((member, wait))
+    return found
+
+
+def _wake_waiting(conn: Connection, asking: list[tuple[RowMapping, RowMapping]], now: datetime) -> list[RowMapping]:
+    woken = []
+    for member, wait in asking:
+        if wait["status"] == "pending" and member["status"] == ExecutionStatus.WAITING:
+            row = wake_txn(conn, member["id"], now)
+            if row is not None:
+                woken.append(row)
+    return woken
 
 
 def send_event(durable: Durable, execution_id: str, name: str, payload: Any) -> bool:
-    """Record an event for an execution and wake it if it waits for it; True if woken."""
+    """Record an event for an execution (kept on its top-level execution, for any step of it or
+    of its branches and iterations) and wake whatever waits for it; True if something woke."""
     _name(name, "event")
     encoded = _encode(payload, "the payload")
     now = durable.clock.now()
     with durable.db.begin() as conn:
-        row = _lock_active(conn, execution_id, "events")
-        insert_event_txn(conn, execution_id, "event", name, encoded, now)
-        woken = _wake_if_waiting_for(conn, row, "event", name, now)
-    _publish(durable, woken)
-    return woken is not None
+        root = _lock_root(conn, execution_id, "events")
+        insert_event_txn(conn, root["id"], "event", name, encoded, now)
+        woken = _wake_waiting(conn, _asking(conn, root, "event", name), now)
+    durable.dispatcher.publish(woken)
+    return bool(woken)
 
 
 def provide_input(durable: Durable, execution_id: str, name: str, data: Any) -> bool:
-    """Record a person's input. Validated against the waiting step's declared form (when the
-    step already asks for it); a second input for the same request is refused."""
+    """Record a person's input. Validated against the waiting step's declared form (when a step
+    already asks for it); a second input for the same request is refused."""
     _name(name, "input")
     now = durable.clock.now()
     with durable.db.begin() as conn:
-        row = _lock_active(conn, execution_id, "input")
-        named = [w for w in visit_waits_txn(conn, execution_id, row["entered_seq"])
-                 if w["kind"] == "input" and name in w["names"]]
-        asking = [w for w in named if w["status"] == "pending"]
-        if named and not asking:
-            raise InvalidState(execution_id, row["status"], f"input {name!r} was already provided or timed out")
-        if asking:
-            declared = {"type": asking[0]["input_type"], "fields": asking[0]["fields"],
-                        "choices": asking[0]["choices"]}
-            data = validate_input(declared, data)
+        root = _lock_root(conn, execution_id, "input")
+        asked = _asking(conn, root, "input", name)
+        pending = [(member, wait) for member, wait in asked if wait["status"] == "pending"]
+        if asked and not pending:
+            raise InvalidState(execution_id, root["status"], f"input {name!r} was already provided or timed out")
+        if pending:
+            wait = pending[0][1]
+            data = validate_input({"type": wait["input_type"], "fields": wait["fields"], "choices": wait["choices"]},
+                                  data)
         encoded = _encode(data, "the input")
-        if pending_events_txn(conn, execution_id, "input", [name], None):
-            raise InvalidState(execution_id, row["status"], f"input {name!r} was already provided")
-        insert_event_txn(conn, execution_id, "input", name, encoded, now)
-        woken = _wake_if_waiting_for(conn, row, "input", name, now)
-    _publish(durable, woken)
-    return woken is not None
-
-
-def _publish(durable: Durable, row: RowMapping | None) -> None:
-    if row is not None:
-        durable.dispatcher.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"],
-                                queue=row["queue"], priority=row["priority"])
+        if pending_events_txn(conn, root["id"], "input", [name], None):
+            raise InvalidState(execution_id, root["status"], f"input {name!r} was already provided")
+        insert_event_txn(conn, root["id"], "input", name, encoded, now)
+        woken = _wake_waiting(conn, pending, now)
+    durable.dispatcher.publish(woken)
+    return bool(woken)

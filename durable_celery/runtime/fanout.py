@@ -84,7 +84,8 @@ def _children_rows(now: datetime, parent: Mapping[str, Any], machine: StateMachi
     return [{
         "id": str(uuid.uuid4()), "workflow": parent["workflow"], "version": machine.version,
         "status": ExecutionStatus.PENDING.value, "queue": parent["queue"], "priority": parent["priority"],
-        "input": encoded_ctx, "context": encoded_ctx, "current_node": entry, "node_shape": machine.states[entry].shape,
+        # input: what the workflow was started with (context.workflow_input() in a branch)
+        "input": parent["input"], "context": encoded_ctx, "current_node": entry, "node_shape": machine.states[entry].shape,
         "attempt": 1, "seq": 0, "entered_seq": 0, "kind": kind, "parent_id": parent["id"],
         "root_id": parent["root_id"] or parent["id"], "parent_seq": parent["entered_seq"], "branch_key": key,
         "branch_index": i, "item": item, "ready_at": now if i < runnable else None,

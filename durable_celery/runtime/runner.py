@@ -138,7 +138,8 @@ class Runner:
         """Run one attempt of a step and checkpoint what happened."""
         row = lease.row
         assert state.step is not None
-        waits = WaitHandle(self.durable, row["id"], state.id, row["seq"], row["entered_seq"], lease.token)
+        waits = WaitHandle(self.durable, row["id"], state.id, row["seq"], row["entered_seq"], lease.token,
+                           row["root_id"] or row["id"])
         info = StepInfo(row["root_id"] or row["id"], row["workflow"], state.id, row["attempt"],
                         codec.decode(row["input"]), waits)
         args = (ctx, codec.decode(row["item"])) if state.step.takes_item else (ctx,)
@@ -305,7 +306,8 @@ class Runner:
         with self._db.begin() as conn:
             if not advance_txn(conn, row["id"], row["seq"], lease.token, values):
                 return "lease-lost"
-            woken = wake_txn(conn, row["id"], now) if should_wake(conn, row["id"], row["entered_seq"], now) else None
+            woken = wake_txn(conn, row["id"], now) if should_wake(conn, row["id"], row["entered_seq"], now,
+                                                             row["root_id"] or row["id"]) else None
         if woken is None:
             return "waiting"
         self.durable.dispatcher.publish([woken])

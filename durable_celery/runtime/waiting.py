@@ -17,7 +17,7 @@ from sqlalchemy import Connection, RowMapping
 
 from durable_celery import codec
 from durable_celery.clock import as_utc
-from durable_celery.errors import DurableError, InvalidInput
+from durable_celery.errors import InvalidInput, WaitMismatch
 from durable_celery.runtime.inputs import validate_input
 from durable_celery.runtime.suspend import LeaseLost, Suspend
 from durable_celery.state.waits import (
@@ -32,11 +32,6 @@ from durable_celery.state.waits import (
 
 if TYPE_CHECKING:
     from durable_celery.durable import Durable
-
-
-class WaitMismatch(DurableError):
-    """A re-run of a step reached a different wait at the same position than before: step code
-    must reach its waits in the same order each time it runs."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +57,8 @@ class WaitHandle:
     seq: int
     entered_seq: int
     token: str
+    #: events and inputs are kept on the top-level execution
+    root_id: str
     counter: int = 0
 
     def wait(self, spec: WaitSpec) -> Any:
@@ -123,7 +120,7 @@ class WaitHandle:
         kind = "input" if spec.kind == "input" else "event"
         received: dict[str, Any] = dict(row["result"] or {}) if spec.kind == "all" else {}
         seen = row["seen_event_id"]
-        for event in pending_events_txn(conn, self.execution_id, kind, spec.names, timeout_at):
+        for event in pending_events_txn(conn, self.root_id, kind, spec.names, timeout_at):
             seen = max(seen or 0, event["id"])
             payload = event["payload"]
             if spec.kind == "input":
@@ -132,18 +129,20 @@ class WaitHandle:
                 except InvalidInput:
                     mark_event_txn(conn, event["id"], "rejected", row["id"], now)
                     continue
-            elif spec.filter is not None and not spec.filter(codec.decode(payload)):
-                continue  # kept: another wait may want it
-            if spec.kind == "all":
-                if event["name"] in received:
+                if not mark_event_txn(conn, event["id"], "consumed", row["id"], now):
                     continue
-                received[event["name"]] = payload
-                mark_event_txn(conn, event["id"], "consumed", row["id"], now)
-                if len(received) == len(spec.names):
-                    return received
+                return payload
+            if spec.filter is not None and not spec.filter(codec.decode(payload)):
+                continue  # kept: another wait may want it
+            if spec.kind == "all" and event["name"] in received:
                 continue
-            mark_event_txn(conn, event["id"], "consumed", row["id"], now)
-            return [event["name"], payload] if spec.kind == "any" else payload
+            if not mark_event_txn(conn, event["id"], "consumed", row["id"], now):
+                continue  # a sibling branch's wait took it
+            if spec.kind != "all":
+                return [event["name"], payload] if spec.kind == "any" else payload
+            received[event["name"]] = payload
+            if len(received) == len(spec.names):
+                return received
         if seen != row["seen_event_id"] or (spec.kind == "all" and received != (row["result"] or {})):
             mark_seen_txn(conn, row["id"], seen or 0, received if spec.kind == "all" else row["result"])
         return _MISSING

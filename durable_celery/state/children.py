@@ -68,7 +68,7 @@ def child_finished_txn(conn: Connection, child: Mapping[Any, Any], status: Execu
         if parked is not None:
             values: dict[str, Any] = {"ready_at": now, "dispatched_at": now, "updated_at": now}
             if parked["kind"] == "sequence":  # in order: each iteration starts from the previous one's output
-                values.update(input=final_ctx, context=final_ctx)
+                values.update(context=final_ctx)
             released = conn.execute(update(t).where(t.c.id == parked["id"]).values(**values)
                                     .returning(*DISPATCH_COLUMNS)).mappings().first()
             if released is not None:

@@ -153,7 +153,7 @@ def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queu
 
 
 def count_by_status_txn(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(t.c.status, func.count()).group_by(t.c.status))
+    rows = conn.execute(select(t.c.status, func.count()).where(t.c.kind == "workflow").group_by(t.c.status))
     return {status: count for status, count in rows}
 
 

@@ -62,7 +62,7 @@ _INPUT_STATUS = {"resolved": "completed"}
 
 def to_pending_input(row: Mapping[Any, Any]) -> PendingInput:
     return PendingInput(
-        workflow_id=row["execution_id"], input_name=row["names"][0], step_name=row["step_name"],
+        workflow_id=row["workflow_id"], input_name=row["names"][0], step_name=row["step_name"],
         type=row["input_type"], prompt=row["prompt"], metadata=codec.decode(row["input_metadata"]),
         fields=row["fields"], choices=row["choices"], status=_INPUT_STATUS.get(row["status"], row["status"]),
         timeout_at=_dt(row["timeout_at"]), response=codec.decode(row["result"]) if row["status"] == "resolved" else None,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, exists, insert, select, update
+from sqlalchemy import Connection, RowMapping, exists, func, insert, select, update
 
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.state.executions import DISPATCH_COLUMNS
@@ -21,6 +21,22 @@ from durable_celery.state.tables import workflow_executions as t
 
 def lock_execution_txn(conn: Connection, execution_id: str) -> RowMapping | None:
     return conn.execute(select(t).where(t.c.id == execution_id).with_for_update()).mappings().first()
+
+
+def root_of_txn(conn: Connection, execution_id: str) -> str | None:
+    """The id of the top-level execution ``execution_id`` belongs to (None: no such execution)."""
+    row = conn.execute(select(t.c.id, t.c.root_id).where(t.c.id == execution_id)).first()
+    return None if row is None else (row.root_id or row.id)
+
+
+def tree_members_txn(conn: Connection, root_id: str) -> list[RowMapping]:
+    """The active branches and iterations under a top-level execution, locked in id order
+    (after the root: the lock order everywhere is ancestor first)."""
+    stmt = (select(t).where(t.c.root_id == root_id, t.c.id != root_id,
+                            t.c.status.in_([ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value,
+                                            ExecutionStatus.WAITING.value]))
+            .order_by(t.c.id).with_for_update())
+    return list(conn.execute(stmt).mappings())
 
 
 def lock_leased_txn(conn: Connection, execution_id: str, seq: int, token: str) -> RowMapping | None:
@@ -63,8 +79,11 @@ def pending_events_txn(conn: Connection, execution_id: str, kind: str, names: Se
     return list(conn.execute(stmt.order_by(ev.c.created_at, ev.c.id)).mappings())
 
 
-def mark_event_txn(conn: Connection, event_id: int, status: str, wait_id: int | None, now: datetime) -> None:
-    conn.execute(update(ev).where(ev.c.id == event_id).values(status=status, consumed_by=wait_id, consumed_at=now))
+def mark_event_txn(conn: Connection, event_id: int, status: str, wait_id: int | None, now: datetime) -> bool:
+    """Consume (or reject) a pending event; False if another wait took it first."""
+    result = conn.execute(update(ev).where(ev.c.id == event_id, ev.c.status == "pending")
+                          .values(status=status, consumed_by=wait_id, consumed_at=now))
+    return result.rowcount == 1
 
 
 def insert_event_txn(conn: Connection, execution_id: str, kind: str, name: str, payload: Any, now: datetime) -> None:
@@ -82,14 +101,14 @@ def pending_waits_txn(conn: Connection, execution_id: str, entered_seq: int) -> 
     return [wait for wait in visit_waits_txn(conn, execution_id, entered_seq) if wait["status"] == "pending"]
 
 
-def should_wake(conn: Connection, execution_id: str, entered_seq: int, now: datetime) -> bool:
+def should_wake(conn: Connection, execution_id: str, entered_seq: int, now: datetime, root_id: str) -> bool:
     """Would a re-run of the step get further: an event or input for one of its pending waits
     is waiting to be consumed, or one of their timeouts is due."""
     for wait in pending_waits_txn(conn, execution_id, entered_seq):
         if wait["timeout_at"] is not None and _utc(wait["timeout_at"]) <= now:
             return True
         kind = "input" if wait["kind"] == "input" else "event"
-        if wait["names"] and pending_events_txn(conn, execution_id, kind, wait["names"], None, wait["seen_event_id"]):
+        if wait["names"] and pending_events_txn(conn, root_id, kind, wait["names"], None, wait["seen_event_id"]):
             return True
     return False
 
@@ -126,7 +145,9 @@ def cancel_waits_txn(conn: Connection, execution_id: str, now: datetime) -> None
 
 def list_inputs_txn(conn: Connection, status: str | None, timeout_before: datetime | None,
                     limit: int) -> list[RowMapping]:
-    stmt = select(w).where(w.c.kind == "input")
+    """Input waits, with ``workflow_id``: the top-level execution to answer through."""
+    stmt = (select(w, func.coalesce(t.c.root_id, t.c.id).label("workflow_id"))
+            .join(t, t.c.id == w.c.execution_id).where(w.c.kind == "input"))
     if status is not None:
         stmt = stmt.where(w.c.status == status)
     if timeout_before is not None:

@@ -27,7 +27,10 @@ __all__ = [
 
 
 def _wait(spec: WaitSpec) -> Any:
-    return current().waits.wait(spec)
+    handle = current().waits
+    if handle is None:
+        raise InvalidInput("waits are not available here: a compensation cannot wait")
+    return handle.wait(spec)
 
 
 def _names(names: Sequence[str], what: str) -> tuple[str, ...]:

@@ -484,3 +484,23 @@ with many.foreach("each", items=lambda ctx: list(range(ctx["n"])), concurrency=5
 def count_them(ctx):
     results = ctx["__results__"]
     return {"count": len(results), "in_order": [r[1]["i"] for r in results] == list(range(ctx["n"]))}
+
+
+branch_waits = Workflow("branch_waits")
+
+
+@branch_waits.step
+def before_block(ctx):
+    return {**ctx, "before": True}
+
+
+with branch_waits.parallel():
+    @branch_waits.step
+    def wait_go(ctx):
+        from durable_celery import context
+
+        return {"go": wait.wait_for_event("go"), "input": context.workflow_input()}
+
+    @branch_waits.step
+    def ask_boss(ctx):
+        return {"boss": wait.wait_for_approval("boss", prompt="ok?")}
