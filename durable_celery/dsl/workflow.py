@@ -173,17 +173,9 @@ class Workflow:
         if on_error not in ("fail_fast", "complete_all"):
             raise DefinitionError(self.name, f"on_error must be 'fail_fast' or 'complete_all', got {on_error!r}", name)
         if into is not None:
-            if not callable(into):
-                raise DefinitionError(self.name, f"into must be callable, got {into!r}", name)
-            _check_arity(self.name, name or "parallel", into, 2)
-        body = Body(self, self._takes_item())
-        self._push(body)
-        try:
+            self._check_callable("into", into, 2, name or "parallel")
+        with self._collect("a parallel block", name, self._takes_item()) as body:
             yield
-        finally:
-            self._pop(body)
-        if not body.nodes:
-            raise DefinitionError(self.name, "a parallel block needs at least one step", name)
         keys = [getattr(n, "returns", None) or n.name for n in body.nodes]
         if len(set(keys)) != len(keys):
             raise DefinitionError(self.name, f"two branches of a parallel block have the same result key: {keys}", name)
@@ -198,19 +190,11 @@ class Workflow:
         step gets ``{**ctx, "__results__": [["ok", value] | ["error", reason], ...]}`` in item order.
         Each iteration is checkpointed: after a crash only unfinished ones run.
         """
-        if not callable(items):
-            raise DefinitionError(self.name, f"foreach(items=...) must be callable, got {items!r}", name)
-        _check_arity(self.name, name, items, 1)
+        self._check_callable("foreach(items=...)", items, 1, name)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise DefinitionError(self.name, f"concurrency must be an int >= 1, got {concurrency!r}", name)
-        body = Body(self, takes_item=True)
-        self._push(body)
-        try:
+        with self._collect("a foreach block", name, takes_item=True) as body:
             yield
-        finally:
-            self._pop(body)
-        if not body.nodes:
-            raise DefinitionError(self.name, "a foreach block needs at least one step", name)
         self._add_block(ForEachNode(name, items, concurrency, tuple(body.nodes)))
 
     @contextmanager
@@ -218,20 +202,29 @@ class Workflow:
              max_iterations: int = 1000) -> Iterator[None]:
         """Repeat the steps defined inside while ``condition(ctx)`` is true (checked before each
         iteration); more than ``max_iterations`` iterations fail the execution."""
-        if not callable(condition):
-            raise DefinitionError(self.name, f"loop(condition=...) must be callable, got {condition!r}", name)
-        _check_arity(self.name, name, condition, 1)
+        self._check_callable("loop(condition=...)", condition, 1, name)
         if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 1:
             raise DefinitionError(self.name, f"max_iterations must be an int >= 1, got {max_iterations!r}", name)
-        body = Body(self, self._takes_item())
+        with self._collect("a loop", name, self._takes_item()) as body:
+            yield
+        self._add_block(LoopNode(name, condition, max_iterations, tuple(body.nodes)))
+
+    @contextmanager
+    def _collect(self, what: str, name: str | None, takes_item: bool) -> Iterator[Body]:
+        """Collect the steps defined inside a block; it must define at least one."""
+        body = Body(self, takes_item)
         self._push(body)
         try:
-            yield
+            yield body
         finally:
             self._pop(body)
         if not body.nodes:
-            raise DefinitionError(self.name, "a loop needs at least one step", name)
-        self._add_block(LoopNode(name, condition, max_iterations, tuple(body.nodes)))
+            raise DefinitionError(self.name, f"{what} needs at least one step", name)
+
+    def _check_callable(self, what: str, fn: Any, arity: int, name: str | None) -> None:
+        if not callable(fn):
+            raise DefinitionError(self.name, f"{what} must be callable, got {fn!r}", name)
+        _check_arity(self.name, name or what, fn, arity)
 
     def _add_block(self, node: Node) -> None:
         if not isinstance(node.name, str) or not node.name:
