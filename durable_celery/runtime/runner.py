@@ -27,7 +27,7 @@ from durable_celery.runtime.saga import compensate, compensating_values, plan_tx
 from durable_celery.runtime.waiting import WaitHandle
 from durable_celery.state.children import child_finished_txn
 from durable_celery.state.executions import advance_txn, claim_txn, peek_txn
-from durable_celery.state.steps import record_attempt_txn
+from durable_celery.state.steps import advance_with_attempt, record_attempt_txn
 from durable_celery.state.waits import cancel_waits_txn, lock_execution_txn, should_wake, wake_txn
 from durable_celery.testing import faults
 
@@ -66,7 +66,7 @@ class Runner:
         """Handle one message; returns what happened (for logs and tests)."""
         now = self._clock.now()
         token = uuid.uuid4().hex
-        with self._db.begin() as conn:
+        with self._db.single() as conn:  # the claim is one UPDATE ... RETURNING
             row = claim_txn(conn, execution_id, seq, token, now, now + timedelta(seconds=self._settings.stale_lock_timeout))
         if row is None:
             return self._unclaimed(execution_id, seq)
@@ -213,6 +213,17 @@ class Runner:
         Publishes after commit."""
         row = lease.row
         now = self._clock.now()
+        if (self._db.dialect == "postgresql" and isinstance(values, dict) and step_row is not None and also is None
+                and values.get("status") not in TERMINAL and values.get("status") != ExecutionStatus.COMPENSATING):
+            # The hot path, a step handing over to the next: one statement, one round trip.
+            values.setdefault("updated_at", now)
+            with self._db.single() as conn:
+                if not advance_with_attempt(conn, row["id"], row["seq"], lease.token, values, step_row):
+                    log.warning("durable: execution %s lost its lease at seq %s; discarding this attempt",
+                                row["id"], row["seq"])
+                    return False
+            faults.trip("after_checkpoint", step_row["step_name"])
+            return True
         to_publish: list[Mapping[Any, Any]] = []
         with self._db.begin() as conn:
             if callable(values):

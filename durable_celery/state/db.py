@@ -42,6 +42,8 @@ class Database:
         self.prefix = prefix
         self.schema: str | None = prefix if self.dialect == "postgresql" else None
         self._engine: Engine | None = None
+        self._autocommit: Engine | None = None
+        self._autocommit_pid = 0
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -50,19 +52,37 @@ class Database:
         if self._engine is None or self._pid != os.getpid():
             with self._lock:
                 if self._engine is None or self._pid != os.getpid():
-                    if self._engine is not None:
-                        self._engine.dispose(close=False)  # the parent's connections stay the parent's
+                    for inherited in (self._engine, self._autocommit):
+                        if inherited is not None:
+                            inherited.dispose(close=False)  # the parent's connections stay the parent's
                     self._engine = self._create_engine()
                     self._pid = os.getpid()
         return self._engine
 
-    def _create_engine(self) -> Engine:
-        options: dict[str, Any] = {"execution_options": {"schema_translate_map": {None: self.schema}}}
+    @property
+    def autocommit_engine(self) -> Engine:
+        """A second pool whose connections stay in autocommit (switching one connection back and
+        forth would cost a round trip at every checkout)."""
+        engine = self.engine  # (re)created per process first
+        if self._autocommit is None or self._autocommit_pid != self._pid:
+            with self._lock:
+                if self._autocommit is None or self._autocommit_pid != self._pid:
+                    self._autocommit = self._create_engine(isolation_level="AUTOCOMMIT")
+                    self._autocommit_pid = self._pid
+        assert engine is not None
+        return self._autocommit
+
+    def _create_engine(self, **extra: Any) -> Engine:
+        options: dict[str, Any] = {"execution_options": {"schema_translate_map": {None: self.schema}}, **extra}
         if self.dialect == "sqlite":
             options["poolclass"] = NullPool
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
-            options.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
+            # No pool_pre_ping: psycopg pings with an empty statement that Postgres counts as a
+            # transaction of its own, one more per checkpoint. A connection that went stale fails
+            # its statement instead; the pool is then invalidated, and the attempt in flight is
+            # re-run through the lease / re-dispatch recovery like any crash.
+            options.update(pool_size=5, max_overflow=5, pool_recycle=1800)
         engine = create_engine(self.url, **options)
         if self.dialect == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -78,14 +98,26 @@ class Database:
             yield conn
 
     @contextmanager
+    def single(self) -> Iterator[Connection]:
+        """A connection for one self-contained statement. On Postgres it runs in autocommit: the
+        statement is its own transaction, with no BEGIN and COMMIT round trips around it."""
+        if self.dialect != "postgresql":
+            with self.begin() as conn:
+                yield conn
+            return
+        with self.autocommit_engine.connect() as conn:
+            yield conn
+
+    @contextmanager
     def connect(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn
 
     def dispose(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        for engine in (self._engine, self._autocommit):
+            if engine is not None:
+                engine.dispose()
+        self._engine = self._autocommit = None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, case, func, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from durable_celery.engine.statuses import ACTIVE, RUNNABLE, ExecutionStatus, sources_of
@@ -38,22 +38,33 @@ def insert_execution_txn(conn: Connection, row: dict[str, Any],
     return conn.execute(key_holder, execution_options=opts).scalar_one(), False
 
 
-def claim_txn(conn: Connection, execution_id: str, seq: int, token: str, now: datetime,
-              lease_until: datetime) -> RowMapping | None:
-    """Take the lease on an execution that is runnable at ``seq``; ``None`` if the message is a
-    duplicate, stale, early, or another worker holds the lease."""
-    stmt = (
+def _claim_statement() -> Any:
+    # Built once: constructing a statement costs more than running it on this hot path.
+    now: Any = bindparam("now")
+    return (
         update(t)
-        .where(t.c.id == execution_id, t.c.seq == seq, t.c.status.in_([s.value for s in RUNNABLE]),
-               t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now)
-        .values(lease_owner=token, lease_expires_at=lease_until, ready_at=None,
+        .where(t.c.id == bindparam("execution_id"), t.c.seq == bindparam("expected_seq"),
+               t.c.status.in_([s.value for s in RUNNABLE]), t.c.lease_owner.is_(None), t.c.ready_at.is_not(None),
+               t.c.ready_at <= now)
+        .values(lease_owner=bindparam("token"), lease_expires_at=bindparam("lease_until"), ready_at=None,
                 # a compensating execution stays compensating while its compensations run
                 status=case((t.c.status == ExecutionStatus.COMPENSATING.value, t.c.status),
                             else_=ExecutionStatus.RUNNING.value),
                 started_at=func.coalesce(t.c.started_at, now), step_started_at=now, updated_at=now)
         .returning(*t.c)
     )
-    return conn.execute(stmt).mappings().first()
+
+
+_CLAIM = _claim_statement()
+
+
+def claim_txn(conn: Connection, execution_id: str, seq: int, token: str, now: datetime,
+              lease_until: datetime) -> RowMapping | None:
+    """Take the lease on an execution that is runnable at ``seq``; ``None`` if the message is a
+    duplicate, stale, early, or another worker holds the lease."""
+    params = {"execution_id": execution_id, "expected_seq": seq, "token": token, "now": now,
+              "lease_until": lease_until}
+    return conn.execute(_CLAIM, params).mappings().first()
 
 
 def peek_txn(conn: Connection, execution_id: str) -> RowMapping | None:

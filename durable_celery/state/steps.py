@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, or_, select
+from sqlalchemy import Connection, RowMapping, insert, literal, or_, select, update
 
 from durable_celery.state.tables import step_executions as s
 from durable_celery.state.tables import workflow_executions as e
@@ -14,6 +14,18 @@ def record_attempt_txn(conn: Connection, row: dict[str, Any]) -> None:
     """Insert one attempt's outcome; (execution_id, seq) is unique, so an attempt is recorded
     at most once even if two workers raced to the same checkpoint."""
     conn.execute(insert(s).values(**row))
+
+
+def advance_with_attempt(conn: Connection, execution_id: str, seq: int, token: str, values: dict[str, Any],
+                         attempt: dict[str, Any]) -> bool:
+    """Postgres, in one statement: move a leased execution from ``seq`` to ``seq + 1`` with
+    ``values`` and record the attempt, or neither if the lease was lost. A data-modifying CTE is
+    atomic on its own, so the checkpoint costs one round trip instead of four."""
+    moved = (update(e).where(e.c.id == execution_id, e.c.seq == seq, e.c.lease_owner == token)
+             .values(seq=seq + 1, **values).returning(e.c.id).cte("moved"))
+    columns = list(attempt)
+    row = select(*[literal(attempt[c], type_=s.c[c].type).label(c) for c in columns]).select_from(moved)
+    return conn.execute(insert(s).from_select(columns, row).returning(s.c.id)).first() is not None
 
 
 def list_attempts_txn(conn: Connection, execution_id: str) -> list[RowMapping]:
