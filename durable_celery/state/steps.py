@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, literal, or_, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, insert, or_, select, update
 
 from durable_celery.state.tables import step_executions as s
 from durable_celery.state.tables import workflow_executions as e
@@ -21,11 +21,21 @@ def advance_with_attempt(conn: Connection, execution_id: str, seq: int, token: s
     """Postgres, in one statement: move a leased execution from ``seq`` to ``seq + 1`` with
     ``values`` and record the attempt, or neither if the lease was lost. A data-modifying CTE is
     atomic on its own, so the checkpoint costs one round trip instead of four."""
-    moved = (update(e).where(e.c.id == execution_id, e.c.seq == seq, e.c.lease_owner == token)
-             .values(seq=seq + 1, **values).returning(e.c.id).cte("moved"))
-    columns = list(attempt)
-    row = select(*[literal(attempt[c], type_=s.c[c].type).label(c) for c in columns]).select_from(moved)
-    return conn.execute(insert(s).from_select(columns, row).returning(s.c.id)).first() is not None
+    key = (tuple(values), tuple(attempt))
+    stmt = _ADVANCE.get(key)
+    if stmt is None:  # built once per shape: building costs more than running it
+        moved = (update(e).where(e.c.id == bindparam("_id"), e.c.seq == bindparam("_seq"),
+                                 e.c.lease_owner == bindparam("_token"))
+                 .values(seq=bindparam("_next"), **{k: bindparam(f"v_{k}", type_=e.c[k].type) for k in values})
+                 .returning(e.c.id).cte("moved"))
+        row = select(*[bindparam(f"a_{c}", type_=s.c[c].type).label(c) for c in attempt]).select_from(moved)
+        stmt = _ADVANCE[key] = insert(s).from_select(list(attempt), row).returning(s.c.id)
+    params = {"_id": execution_id, "_seq": seq, "_token": token, "_next": seq + 1,
+              **{f"v_{k}": v for k, v in values.items()}, **{f"a_{c}": v for c, v in attempt.items()}}
+    return conn.execute(stmt, params).first() is not None
+
+
+_ADVANCE: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def list_attempts_txn(conn: Connection, execution_id: str) -> list[RowMapping]:
