@@ -17,14 +17,15 @@ executions for the engine, the return of the last chain's ``get()`` for plain Ce
 Reported per scenario: wall time, workflows/s, steps/s, per-step overhead (milliseconds of
 worker-process time per step: ``concurrency * wall / (W * N)``), CPU time per step (of the worker
 process tree, and of the whole machine: worker, bench, Postgres, broker; Linux only), and for the
-engine Postgres
-commits per step: the ``xact_commit`` delta of the dedicated ``durable_bench`` database from just
+engine Postgres commits per step: the ``xact_commit`` delta of the dedicated ``durable_bench``
+database (tables in a schema ``bench_<run id>r<round>``, re-created per scenario) from just
 before the first start until every connection of the run has closed, minus the bench's own
 completion polls, divided by ``W * N``. It includes the start transactions and the lease
 heartbeats. Postgres flushes an idle backend's statistics up to 10 s late, so the baseline is
 read after ``--stats-settle`` seconds of quiet, and the final figure after the worker has stopped
 and the bench has closed its connections (a closing backend flushes at once). Stats are read over
-a connection to the admin database, so those reads do not count.
+a connection to the admin database, so those reads do not count; an advisory lock there lets only
+one bench run at a time.
 
 Run from the repository root::
 
@@ -40,7 +41,8 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +64,8 @@ from durable_celery.testing.workers import CeleryProcess, worker  # noqa: E402
 MODES = ("per_step", "continuation", "chain")
 ENGINE_MODES = ("per_step", "continuation")
 DATABASE = "durable_bench"
-PREFIX = "bench"
+SCHEMA_PREFIX = "bench_"  # + run id: the engine's schema (and task-name) prefix
+LOCK_KEY = 0x6475726162  # advisory lock serialising bench runs on one server
 FINISHED = ("completed", "failed")
 GOALS = (  # (description, metric, threshold, higher is better)
     ("per_step steps/s >= 0.6x chain", "per_step_vs_chain", 0.6, True),
@@ -88,6 +91,7 @@ class Config:
     poll_interval: float = 0.2
     stats_settle: float = 11.0
     stall: float = 60.0
+    repeat: int = 1
     json_path: str | None = None
 
     def dsn(self, database: str) -> str:
@@ -216,10 +220,29 @@ def ensure_database(cfg: Config) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
 
 
-def drop_schema(cfg: Config) -> None:
-    """Drop the benchmark's schema, so every engine scenario starts from empty tables."""
+def drop_schemas(cfg: Config, *names: str) -> None:
+    """Drop these schemas, or with no names every bench schema left over by an earlier run."""
     with psycopg.connect(cfg.dsn(DATABASE), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(PREFIX)))
+        if not names:
+            rows = conn.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (SCHEMA_PREFIX,))
+            names = tuple(row[0] for row in rows)
+        for name in names:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@contextmanager
+def exclusive_run(cfg: Config) -> Iterator[None]:
+    """Hold an advisory lock (on the admin database, so not counted) for the whole run: two bench
+    runs at once would pollute each other's commit counts and CPU figures."""
+    with psycopg.connect(cfg.dsn(cfg.admin_database), autocommit=True) as conn:
+        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+        if not (locked and locked[0]):
+            print("waiting for another bench run to finish ...", flush=True)
+            conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
 
 class Stats:
@@ -254,9 +277,9 @@ class Poller:
     """Watches the executions table over one autocommit connection, counting its own queries
     (each is one committed transaction that must not be charged to the engine)."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, schema: str) -> None:
         self._conn = psycopg.connect(cfg.dsn(DATABASE), autocommit=True)
-        self._table = sql.Identifier(PREFIX, "workflow_executions")
+        self._table = sql.Identifier(schema, "workflow_executions")
         self._interval = cfg.poll_interval
         self.queries = 0
 
@@ -319,16 +342,17 @@ def start_executions(durable: Durable, count: int) -> list[str]:
     return [durable.start(WORKFLOW) for _ in range(count)]
 
 
-def run_engine(cfg: Config, mode: str, queue: str) -> Result:
-    """W workflows of N no-op steps on the engine in ``mode``; see the module docstring."""
-    drop_schema(cfg)
-    app, durable = make_engine(cfg.broker, cfg.database_url, PREFIX, queue, cfg.steps, mode, cfg.continuation_budget)
+def run_engine(cfg: Config, mode: str, queue: str, schema: str) -> Result:
+    """W workflows of N no-op steps on the engine in ``mode``, its tables in a fresh ``schema``;
+    see the module docstring."""
+    drop_schemas(cfg, schema)
+    app, durable = make_engine(cfg.broker, cfg.database_url, schema, queue, cfg.steps, mode, cfg.continuation_budget)
     durable.prepare()  # migrate before the worker boots, outside any measurement
-    env = engine_env(cfg.broker, cfg.database_url, PREFIX, queue, cfg.steps, mode, cfg.continuation_budget)
+    env = engine_env(cfg.broker, cfg.database_url, schema, queue, cfg.steps, mode, cfg.continuation_budget)
     stats = Stats(cfg)
     try:
         with start_worker(cfg, queue, env) as proc:
-            poller = Poller(cfg)
+            poller = Poller(cfg, schema)
             start_executions(durable, cfg.warmup)
             poller.wait_finished(cfg.warmup, cfg.stall, proc)
             time.sleep(cfg.stats_settle)  # let idle backends flush the warm-up's statistics
@@ -385,9 +409,10 @@ def run_chain(cfg: Config, queue: str) -> Result:
                   cpu_worker_s=cpu.worker, cpu_machine_s=cpu.machine)
 
 
-def run_scenario(cfg: Config, mode: str, run_id: str) -> Result:
-    queue = f"bench-{run_id}-{mode}"
-    return run_chain(cfg, queue) if mode == "chain" else run_engine(cfg, mode, queue)
+def run_scenario(cfg: Config, mode: str, tag: str) -> Result:
+    """One scenario on its own queue (``tag`` is unique to the run and round)."""
+    queue = f"bench-{tag}-{mode}"
+    return run_chain(cfg, queue) if mode == "chain" else run_engine(cfg, mode, queue, f"{SCHEMA_PREFIX}{tag}")
 
 
 # -- reporting ------------------------------------------------------------------------------------------
@@ -438,18 +463,31 @@ def goals(results: dict[str, Result]) -> list[dict[str, Any]]:
     return checked
 
 
-def print_summary(cfg: Config, results: dict[str, Result]) -> None:
-    """The final table, the engine/chain ratios and the goals."""
+def median(rounds: list[Result]) -> Result:
+    """The round with the median wall time (the lower middle one for an even count)."""
+    return sorted(rounds, key=lambda r: r.wall_s)[(len(rounds) - 1) // 2]
+
+
+def medians(rounds: dict[str, list[Result]]) -> dict[str, Result]:
+    return {name: median(runs) for name, runs in rounds.items()}
+
+
+def print_summary(cfg: Config, rounds: dict[str, list[Result]]) -> None:
+    """The final table (the median round of each scenario), the engine/chain ratios and the goals."""
+    results = medians(rounds)
     vs = ratios(results)
-    print(f"\nSummary: W={cfg.workflows} N={cfg.steps} broker={cfg.broker} concurrency={cfg.concurrency} (prefork)")
+    print(f"\nSummary: W={cfg.workflows} N={cfg.steps} broker={cfg.broker} concurrency={cfg.concurrency} (prefork)"
+          + (f", median of {cfg.repeat} rounds" if cfg.repeat > 1 else ""))
     print(f"{'scenario':<14}{'wall s':>9}{'wf/s':>9}{'steps/s':>10}{'ms/step/proc':>14}{'cpu ms/step':>13}"
-          f"{'commits/step':>14}{'vs chain':>10}")
+          f"{'commits/step':>14}{'vs chain':>10}" + (f"{'steps/s range':>18}" if cfg.repeat > 1 else ""))
     for name, r in results.items():
         ratio = 1.0 if name == "chain" else vs.get(f"{name}_vs_chain")
         cpu = f"{_fmt(r.cpu_ms_per_step(r.cpu_worker_s), '.2f')}/{_fmt(r.cpu_ms_per_step(r.cpu_machine_s), '.2f')}"
+        spread = [run.steps_per_s for run in rounds[name]]
         print(f"{name:<14}{r.wall_s:>9.3f}{r.workflows_per_s:>9.1f}{r.steps_per_s:>10.1f}{r.overhead_ms:>14.2f}"
               f"{cpu:>13}{_fmt(r.commits_per_step, '.3f'):>14}"
-              f"{_fmt(ratio, '.2f') + ('x' if ratio is not None else ''):>10}")
+              f"{_fmt(ratio, '.2f') + ('x' if ratio is not None else ''):>10}"
+              + (f"{f'{min(spread):.0f}-{max(spread):.0f}':>18}" if cfg.repeat > 1 else ""))
     print("(cpu ms/step: worker process tree / whole machine)")
     print("\nGoals:")
     for goal in goals(results):
@@ -457,8 +495,11 @@ def print_summary(cfg: Config, results: dict[str, Result]) -> None:
         print(f"  {goal['goal']:<38} {_fmt(goal['value'], '.3f'):>8}  {verdict}")
 
 
-def write_json(cfg: Config, results: dict[str, Result], path: str) -> None:
+def write_json(cfg: Config, rounds: dict[str, list[Result]], path: str) -> None:
+    """Config, every round, and the medians' ratios and goals."""
+    results = medians(rounds)
     payload = {"config": asdict(cfg), "results": [r.to_dict() for r in results.values()],
+               "rounds": {name: [r.to_dict() for r in runs] for name, runs in rounds.items()},
                "ratios": ratios(results), "goals": goals(results)}
     Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
@@ -484,43 +525,51 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
                         help="seconds of quiet before the commit baseline (Postgres flushes idle backends' stats <= 10 s late)")
     parser.add_argument("--stall", type=float, default=defaults.stall,
                         help="give up when nothing has finished for this many seconds")
+    parser.add_argument("--repeat", type=int, default=defaults.repeat,
+                        help="rounds of every scenario (interleaved); the summary shows each one's median")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     unknown = set(modes) - set(MODES)
     if unknown or not modes:
         parser.error(f"--modes takes a comma-separated subset of {','.join(MODES)}")
-    if args.workflows < 1 or args.steps < 1 or args.warmup < 1:
-        parser.error("--workflows, --steps and --warmup must be at least 1")
+    if min(args.workflows, args.steps, args.warmup, args.repeat, args.concurrency) < 1:
+        parser.error("--workflows, --steps, --warmup, --repeat and --concurrency must be at least 1")
     return Config(workflows=args.workflows, steps=args.steps, broker=args.broker, result_backend=args.result_backend,
                   postgres=args.postgres, admin_database=args.admin_database, modes=modes,
                   concurrency=args.concurrency, warmup=args.warmup, continuation_budget=args.continuation_budget,
-                  stats_settle=args.stats_settle, stall=args.stall, json_path=args.json_path)
+                  stats_settle=args.stats_settle, stall=args.stall, repeat=args.repeat, json_path=args.json_path)
 
 
-def run(cfg: Config) -> dict[str, Result]:
-    """Every requested scenario, in order, each printed as it finishes."""
+def run(cfg: Config) -> dict[str, list[Result]]:
+    """Every requested scenario, in order, ``--repeat`` rounds (so drift hits all scenarios alike),
+    each printed as it finishes; one bench run at a time."""
     run_id = uuid.uuid4().hex[:8]
-    if any(mode in ENGINE_MODES for mode in cfg.modes):
-        ensure_database(cfg)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"bench run {run_id}: W={cfg.workflows} N={cfg.steps} broker={cfg.broker} modes={','.join(cfg.modes)} "
-          f"cpus={os.cpu_count()} load(1m)={load:.2f}", flush=True)
-    results: dict[str, Result] = {}
-    for mode in cfg.modes:
-        results[mode] = run_scenario(cfg, mode, run_id)
-        print_result(results[mode])
-    return results
+    ensure_database(cfg)
+    with exclusive_run(cfg):
+        drop_schemas(cfg)  # whatever an interrupted run left behind
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"bench run {run_id}: W={cfg.workflows} N={cfg.steps} broker={cfg.broker} modes={','.join(cfg.modes)} "
+              f"cpus={os.cpu_count()} load(1m)={load:.2f}", flush=True)
+        rounds: dict[str, list[Result]] = {mode: [] for mode in cfg.modes}
+        try:
+            for n in range(cfg.repeat):
+                for mode in cfg.modes:
+                    rounds[mode].append(run_scenario(cfg, mode, f"{run_id}r{n + 1}"))
+                    print_result(rounds[mode][-1])
+        finally:
+            drop_schemas(cfg)  # this run's schemas (the lock keeps other runs out)
+    return rounds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
-    results = run(cfg)
-    print_summary(cfg, results)
+    rounds = run(cfg)
+    print_summary(cfg, rounds)
     if cfg.json_path:
-        write_json(cfg, results, cfg.json_path)
+        write_json(cfg, rounds, cfg.json_path)
         print(f"\nresults written to {cfg.json_path}")
-    return 1 if any(r.failed for r in results.values()) else 0
+    return 1 if any(r.failed for runs in rounds.values() for r in runs) else 0
 
 
 if __name__ == "__main__":
