@@ -206,7 +206,8 @@ def test_cancel_then_retry_starts_a_new_execution_with_the_same_input(cli: Cli) 
 
 def test_cancelling_a_finished_execution_or_retrying_an_active_one_is_refused(cli: Cli) -> None:
     execution_id = cli.ok("run", "greet", "--input", '{"name": "d"}').strip()
-    assert "only failed or cancelled executions can be retried" in cli.fails("retry", execution_id, code=1)
+    assert "only failed, cancelled, compensated or compensation_failed executions can be retried" in cli.fails(
+        "retry", execution_id, code=1)
     cli.ok("cancel", execution_id)
     assert f"execution {execution_id} is cancelled" in cli.fails("cancel", execution_id, code=1)
 
@@ -337,7 +338,7 @@ def test_show_reports_each_step_attempt_with_what_it_logged_and_failures_can_be_
     assert 'raise RuntimeError("boom")' in table
     # A failed execution can be retried; a completed one cannot
     assert cli.json("show", cli.ok("retry", broken_id).strip())["status"] == "pending"
-    assert "only failed or cancelled" in cli.fails("retry", greeted_id, code=1)
+    assert "only failed, cancelled" in cli.fails("retry", greeted_id, code=1)
 
 
 def _poll(what: str, check: Any, timeout: float = 30) -> Any:

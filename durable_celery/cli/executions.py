@@ -128,5 +128,5 @@ def cancel(state: CliState, execution_id: str, reason: str | None) -> None:
 @click.argument("execution_id", metavar="ID")
 @pass_state
 def retry(state: CliState, execution_id: str) -> None:
-    """Start a failed or cancelled execution again; prints the new execution's id."""
+    """Start a failed, cancelled or compensated execution again; prints the new id."""
     click.echo(state.durable.retry(execution_id))
