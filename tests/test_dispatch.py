@@ -39,3 +39,11 @@ def test_a_step_with_its_own_queue_runs_on_a_worker_of_that_queue(project_factor
     assert (execution.context["first_queue"], execution.context["second_queue"],
             execution.context["third_queue"]) == (p.queue, SPECIAL_QUEUE, p.queue)
     assert tasks_received(special.log(), p.prefix) == 1
+
+
+def test_a_worker_whose_workflow_definitions_are_broken_refuses_to_start(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    proc = p.worker(env={"DT_BROKEN": "1"}, start=False)
+    with pytest.raises(RuntimeError, match="exited with 78"):
+        proc.start()
+    assert "cannot start" in proc.log() and "DefinitionError" in proc.log() and "wrong_arity" in proc.log()

@@ -504,3 +504,9 @@ with branch_waits.parallel():
     @branch_waits.step
     def ask_boss(ctx):
         return {"boss": wait.wait_for_approval("boss", prompt="ok?")}
+
+
+if os.environ.get("DT_BROKEN"):
+    # A deploy with a broken definition: two-argument step outside a foreach.
+    broken = Workflow("broken")
+    broken.step(name="wrong_arity")(lambda ctx, extra: ctx)
