@@ -325,13 +325,27 @@ def start_worker(cfg: Config, queue: str, env: dict[str, str]) -> CeleryProcess:
     return worker("bench.app", [queue], concurrency=cfg.concurrency, pool="prefork", env=env, cwd=str(ROOT))
 
 
-def delete_queue(app: Celery, queue: str) -> None:
-    """Remove the run's queue from the broker (queues are unique per run, so they would pile up)."""
+def delete_queues(app: Celery, *queues: str) -> None:
+    """Remove the run's queues from the broker (they are unique per run, so they would pile up)."""
     try:
         with app.connection_for_write() as conn:
-            conn.default_channel.queue_delete(queue)
+            channel = conn.default_channel
+            for queue in queues:
+                channel.queue_delete(queue)
+                _forget_redis_queue(channel, queue)
     except Exception as exc:  # tidying up only
-        print(f"  (could not delete queue {queue}: {exc})")
+        print(f"  (could not delete queues {', '.join(queues)}: {exc})")
+
+
+def _forget_redis_queue(channel: Any, queue: str) -> None:
+    """kombu's Redis transport deletes a queue's lists and bindings only when the deleting process
+    declared it itself: purge the lists (messages the stopping worker handed back, if any) and drop
+    the binding sets, keyed by exchange, which Celery names after the queue."""
+    prefixes = [getattr(channel, name, None) for name in ("keyprefix_queue", "keyprefix_binding_permanent")]
+    keys = [prefix % queue for prefix in prefixes if isinstance(prefix, str)]
+    if len(keys) == len(prefixes):  # a Redis channel
+        channel.queue_purge(queue)
+        channel.client.delete(*keys)
 
 
 # -- the scenarios ----------------------------------------------------------------------------------
@@ -369,7 +383,7 @@ def run_engine(cfg: Config, mode: str, queue: str, schema: str) -> Result:
         stats.wait_disconnected()
         raw = stats.commits() - before
     finally:
-        delete_queue(app, queue)
+        delete_queues(app, queue, f"{queue}-default")
     wall = last.timestamp() - began
     return Result(mode, cfg.workflows, cfg.steps, cfg.concurrency, wall, failed=failed,
                   commits=raw - poller.queries, own_queries=poller.queries, commits_raw=raw,
@@ -404,7 +418,7 @@ def run_chain(cfg: Config, queue: str) -> Result:
             wall = time.perf_counter() - began
             cpu.stop()
     finally:
-        delete_queue(app, queue)
+        delete_queues(app, queue)
     return Result("chain", cfg.workflows, cfg.steps, cfg.concurrency, wall, failed=failed,
                   cpu_worker_s=cpu.worker, cpu_machine_s=cpu.machine)
 
