@@ -343,7 +343,8 @@ class Durable:
             raise InvalidInput(f"timeout_before must be a timezone-aware datetime, got {timeout_before!r}")
         self.ensure_schema()
         with self.db.connect() as conn:
-            rows = list_inputs_txn(conn, statuses[status] if status else None, timeout_before, limit)
+            before = as_utc(timeout_before) if timeout_before is not None else None
+            rows = list_inputs_txn(conn, statuses[status] if status else None, before, limit)
         return [to_pending_input(row) for row in rows]
 
     def list_pending_events(self, execution_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -33,8 +33,11 @@ def fan_out(runner: Runner, lease: _Lease, machine: StateMachine, state: State, 
     """Start the block's children, keep waiting for them, or join them."""
     durable = runner.durable
     row = lease.row
+    # Stand on the fan-out state itself (it may have been reached through routing states), so a
+    # finishing child reads the block's on_error from its parent's current node.
     waiting = {"status": ExecutionStatus.WAITING.value, "lease_owner": None, "lease_expires_at": None,
-               "step_started_at": None, "ready_at": None, "updated_at": durable.clock.now()}
+               "step_started_at": None, "ready_at": None, "updated_at": durable.clock.now(),
+               "current_node": state.id, "node_shape": state.shape, "loops": lease.loops or None}
     with durable.db.begin() as conn:
         if lock_leased_txn(conn, row["id"], row["seq"], lease.token) is None:
             return "lease-lost"

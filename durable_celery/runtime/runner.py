@@ -26,7 +26,7 @@ from durable_celery.runtime.fanout import fails_fast, fan_out
 from durable_celery.runtime.saga import compensate, compensating_values, plan_txn
 from durable_celery.runtime.waiting import WaitHandle
 from durable_celery.state.children import child_finished_txn
-from durable_celery.state.executions import advance_txn, claim_txn, peek_txn
+from durable_celery.state.executions import advance_txn, cancel_tree_txn, claim_txn, peek_txn
 from durable_celery.state.steps import advance_with_attempt, record_attempt_txn
 from durable_celery.state.waits import cancel_waits_txn, lock_execution_txn, should_wake, wake_txn
 from durable_celery.testing import faults
@@ -231,7 +231,12 @@ class Runner:
             values.setdefault("updated_at", now)
             finishing = values.get("status") in TERMINAL
             is_child = row["parent_id"] is not None and row["kind"] != "workflow"
-            parent = lock_execution_txn(conn, row["parent_id"]) if finishing and is_child else None  # parent first
+            parent = None
+            if finishing and is_child:
+                # Lock order everywhere: ancestors first (the root, then the parent), then the child.
+                if row["root_id"] and row["root_id"] != row["parent_id"]:
+                    lock_execution_txn(conn, row["root_id"])
+                parent = lock_execution_txn(conn, row["parent_id"])
             if not advance_txn(conn, row["id"], row["seq"], lease.token, values):
                 log.warning("durable: execution %s lost its lease at seq %s; discarding this attempt",
                             row["id"], row["seq"])
@@ -343,6 +348,13 @@ class Runner:
         machine = self.durable.registry.get(row["workflow"]) if row["kind"] == "workflow" else None
         outcome = ExecutionStatus.FAILED
 
+        def stop_descendants(conn: Connection) -> list[Mapping[Any, Any]]:
+            # Branches or iterations still active (a fail-fast sibling woke this execution, which
+            # then failed for another reason) must not run on after it.
+            cancel_tree_txn(conn, row["id"], now, {"type": "Cancelled", "message": "the execution failed",
+                                                   "step": None, "traceback": None})
+            return list(also(conn)) if also is not None else []
+
         def decide(conn: Connection) -> dict[str, Any]:
             nonlocal outcome
             plan = plan_txn(conn, machine, row["id"])
@@ -353,4 +365,4 @@ class Runner:
             return {**values, "status": ExecutionStatus.FAILED.value, "lease_owner": None, "lease_expires_at": None,
                     "step_started_at": None, "ready_at": None, "deadline_at": None, "completed_at": now}
 
-        return outcome.value if self.commit(lease, decide, step_row, also) else "lease-lost"
+        return outcome.value if self.commit(lease, decide, step_row, stop_descendants) else "lease-lost"

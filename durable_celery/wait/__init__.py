@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from durable_celery.clock import as_utc
 from durable_celery.context import current
 from durable_celery.durations import Duration, optional_seconds, to_seconds
 from durable_celery.errors import InvalidInput
@@ -48,7 +49,7 @@ def schedule_at(when: datetime) -> None:
     """Suspend the execution until ``when`` (timezone-aware); returns at once if it has passed."""
     if not isinstance(when, datetime) or when.tzinfo is None:
         raise InvalidInput(f"schedule_at needs a timezone-aware datetime, got {when!r}")
-    _wait(WaitSpec("sleep", until=when))
+    _wait(WaitSpec("sleep", until=as_utc(when)))  # stored as UTC: SQLite drops the zone
 
 
 def wait_for_event(name: str, *, timeout: Duration | None = None, timeout_value: Any = None,
