@@ -20,6 +20,7 @@ from durable_celery.dsl.registry import Registry
 from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.engine.statuses import RETRYABLE, TERMINAL, ExecutionStatus
+from durable_celery.engine.transitions import queue_of
 from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState, SchemaOutOfDate
 from durable_celery.graph import Graph, build_graph
 from durable_celery.models import Execution, PendingInput
@@ -226,10 +227,7 @@ class Durable:
     def _queue_for(self, workflow: str, state_id: str | None, queue: str) -> str:
         """The queue a message for ``state_id`` goes to: the step's own, else the execution's."""
         machine = self.registry.get(workflow) if state_id else None
-        if machine is None or state_id is None:
-            return queue
-        state = machine.state(state_id)
-        return (state.queue if state is not None else None) or queue
+        return queue_of(machine, state_id, queue) if machine is not None and state_id else queue
 
     def get_execution(self, execution_id: str, include_steps: bool = False, include_logs: bool = False) -> Execution:
         """The execution with that id (and its step attempts); raises ``ExecutionNotFound``."""

@@ -308,7 +308,7 @@ class Runner:
             return "lease-lost"
         if via_message:  # long backoffs are left to the tick: no ETA message held for hours
             self.durable.dispatcher.send(row["id"], row["seq"] + 1, workflow=row["workflow"], step=state.id,
-                                          queue=queue_of(machine, state.id, row["queue"]), priority=row["priority"],
+                                          queue=row["queue"], priority=row["priority"],
                                           countdown=delay)
         return "retry-scheduled"
 
