@@ -4,11 +4,16 @@ side (``tests.proj.app``) builds the same from the environment the test passes i
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
 from durable_celery import Durable
+
+#: The test project's workflow modules: workflows.py plus one ``wf_<topic>.py`` per feature area.
+WORKFLOW_MODULES = ["tests.proj.workflows", *sorted(
+    f"tests.proj.{p.stem}" for p in Path(__file__).resolve().parent.glob("wf_*.py"))]
 
 SETTING_KEYS = ("stale_lock_timeout", "heartbeat_interval", "tick_interval", "dispatch_mode",
                 "redispatch_after", "continuation_budget", "max_countdown")
@@ -22,7 +27,7 @@ def make(broker: str, database_url: str, prefix: str, queue: str, **settings: An
         worker_hijack_root_logger=False,
         broker_transport_options={"visibility_timeout": 3600},
     )
-    durable = Durable(app, database_url=database_url, workflows=["tests.proj.workflows"], queue=queue,
+    durable = Durable(app, database_url=database_url, workflows=WORKFLOW_MODULES, queue=queue,
                       prefix=prefix, **settings)
     return app, durable
 
