@@ -3,6 +3,17 @@
 Context is JSON in storage. datetime, date, Decimal and UUID values round-trip unchanged by being
 stored as one-key tagged objects (``{"$datetime": "2026-11-22T10:00:00+00:00"}``); anything else that
 JSON cannot hold is rejected with the path of the offending key.
+
+Every one-key object whose key starts with ``$`` belongs to the codec. So that user data of that
+shape (MongoDB extended JSON such as ``{"$date": "2026-01-01"}``, or ``{"$object": ...}`` itself)
+still round-trips unchanged, :func:`encode` wraps it in an escape: ``{"$x": v}`` is stored as
+``{"$object": {"$x": v}}``, and :func:`decode` unwraps it without reading the inner key as a tag.
+Objects of any other shape are stored as they are, so stored data reads like the context.
+
+:func:`decode` is lenient with data stored before the escape existed: a tag it does not know
+(``{"$oid": ...}``), a tag whose text does not parse (``{"$uuid": "not-a-uuid"}``, ``{"$uuid": 5}``)
+and an ``$object`` that does not wrap a one-key ``$`` object are kept as plain objects rather
+than raise.
 """
 
 from __future__ import annotations
@@ -26,6 +37,9 @@ _DECODERS: dict[str, Callable[[str], Any]] = {
     "$decimal": Decimal,
     "$uuid": UUID,
 }
+_ESCAPE = "$object"
+# What the decoders raise on text they cannot parse (decimal.InvalidOperation is an ArithmeticError).
+_BAD_TEXT = (ValueError, ArithmeticError)
 
 
 class Unencodable(Exception):
@@ -51,6 +65,8 @@ def encode(value: Any, path: str = "") -> Any:
             if not isinstance(key, str):
                 raise Unencodable(f"{path}.{key!r}" if path else repr(key), f"{type(key).__name__} key")
             out[key] = encode(item, f"{path}.{key}" if path else key)
+        if len(out) == 1 and _is_tag_shaped(out):
+            return {_ESCAPE: out}
         return out
     if isinstance(value, (list, tuple)):
         return [encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
@@ -64,11 +80,23 @@ def decode(value: Any) -> Any:
     """Inverse of :func:`encode`."""
     if isinstance(value, dict):
         if len(value) == 1:
-            (tag, text), = value.items()
+            (tag, inner), = value.items()
             decoder = _DECODERS.get(tag)
-            if decoder is not None and isinstance(text, str):
-                return decoder(text)
+            if decoder is not None:
+                if isinstance(inner, str):
+                    try:
+                        return decoder(inner)
+                    except _BAD_TEXT:
+                        pass
+            elif tag == _ESCAPE and isinstance(inner, dict) and len(inner) == 1 and _is_tag_shaped(inner):
+                (key, item), = inner.items()
+                return {key: decode(item)}
         return {key: decode(item) for key, item in value.items()}
     if isinstance(value, list):
         return [decode(item) for item in value]
     return value
+
+
+def _is_tag_shaped(one_key: dict[Any, Any]) -> bool:
+    key = next(iter(one_key))
+    return isinstance(key, str) and key.startswith("$")
