@@ -24,6 +24,7 @@ from durable_celery.errors import (
     SchemaOutOfDate,
     StepTimeout,
     WaitMismatch,
+    WorkerLost,
     WorkflowNotFound,
     WorkflowTimeout,
 )
@@ -37,5 +38,5 @@ __all__ = [
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
-    "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch",
+    "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost",
 ]

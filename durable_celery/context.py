@@ -1,5 +1,5 @@
 """What a running step can ask about itself: ``workflow_id()``, ``current_step()``,
-``attempt()``, ``workflow_input()``. Valid only inside a step."""
+``attempt()``, ``workflow_input()``, ``idempotency_key()``. Valid only inside a step."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ class StepInfo:
     input: Any
     #: the runtime's wait handle for this run of the step (see durable_celery.runtime.waiting)
     waits: Any = None
+    #: the execution running the step (a branch or iteration has its own) and the visit of the
+    #: step within it (the seq at which the execution entered the step)
+    execution_id: str = ""
+    visit: int | str = 0
 
 
 _current: ContextVar[StepInfo | None] = ContextVar("durable_step", default=None)
@@ -60,6 +64,18 @@ def attempt() -> int:
 def workflow_input() -> Any:
     """The input the execution was started with."""
     return _info().input
+
+
+def idempotency_key() -> str:
+    """A key for the side effect of this visit of the step, to hand to an external API
+    (a payment provider's ``Idempotency-Key``, a unique constraint).
+
+    The same across retries of the visit, its re-runs after a wait or a lost worker, and a
+    duplicate delivery; different for each visit (a ``goto`` or loop back to the step, the next
+    foreach iteration, another parallel branch, another execution). At most 64 characters.
+    """
+    info = _info()
+    return f"{info.execution_id or info.workflow_id}:{info.visit}"
 
 
 @contextmanager

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from celery import Celery
 from sqlalchemy import Connection, event
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from durable_celery import codec
 from durable_celery.clock import Clock, SystemClock, as_utc
 from durable_celery.compiler.ir import StateMachine
-from durable_celery.dsl.registry import Registry
+from durable_celery.dsl.nodes import StepNode, walk
 from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.engine.statuses import RETRYABLE, TERMINAL, ExecutionStatus
@@ -24,19 +25,29 @@ from durable_celery.engine.transitions import queue_of
 from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState, SchemaOutOfDate
 from durable_celery.graph import Graph, build_graph
 from durable_celery.models import Execution, PendingInput
+from durable_celery.registry import Registry
 from durable_celery.runtime import deliver
 from durable_celery.runtime.dispatch import Dispatcher
 from durable_celery.runtime.install import broker_configured, install, task_names, use_embedded_broker
 from durable_celery.runtime.leases import LeaseKeeper
 from durable_celery.runtime.runner import Runner
-from durable_celery.runtime.saga import stop_txn
+from durable_celery.runtime.services import Services
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
 from durable_celery.state.db import Database
 from durable_celery.state.executions import count_by_status_txn, insert_execution_txn, list_txn, peek_txn
 from durable_celery.state.records import to_execution, to_pending_input
 from durable_celery.state.steps import in_flight_children_txn, list_attempts_txn
+from durable_celery.state.stops import stop_txn
 from durable_celery.state.waits import list_events_txn, list_inputs_txn, lock_execution_txn
+
+# Which Durable instances each app carries (for the CLI, which is handed only the app).
+_INSTANCES: WeakKeyDictionary[Celery, list[Durable]] = WeakKeyDictionary()
+
+
+def instances_on(app: Celery) -> list[Durable]:
+    """The Durable instances built on ``app``, oldest first."""
+    return list(_INSTANCES.get(app, ()))
 
 
 class Durable:
@@ -75,6 +86,7 @@ class Durable:
         continuation_budget: Duration = 0.5,
         redispatch_after: Duration = 15,
         max_countdown: Duration = 60,
+        max_lost_leases: int = 3,
         auto_migrate: bool = True,
         data_dir: str | Path | None = None,
         clock: Clock | None = None,
@@ -87,6 +99,7 @@ class Durable:
             stale_lock_timeout=stale_lock_timeout, heartbeat_interval=heartbeat_interval,
             tick_interval=tick_interval, dispatch_mode=dispatch_mode, continuation_budget=continuation_budget,
             redispatch_after=redispatch_after, max_countdown=max_countdown, auto_migrate=auto_migrate,
+            max_lost_leases=max_lost_leases,
         )
         self.app = app
         if not broker_configured(app):
@@ -98,14 +111,14 @@ class Durable:
                                   self.settings.stale_lock_timeout)
         self.step_task_name, self.tick_task_name = task_names(self.settings.prefix)
         self.dispatcher = Dispatcher(app, self.step_task_name, self._queue_for)
-        self.runner = Runner(self)
-        self.step_task: Any = None
-        self.tick_task: Any = None
+        #: what the runtime works with (it never sees this facade)
+        self.services = Services(self.settings, self.db, self.clock, self.registry, self.dispatcher, self.leases)
+        self.runner = Runner(self.services)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
-        install(self)
-
-    as_utc = staticmethod(as_utc)
+        _INSTANCES.setdefault(app, []).append(self)
+        self.step_task, self.tick_task = install(app, self.services, self.runner, self.prepare,
+                                                 self.declared_queues())
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -135,7 +148,7 @@ class Durable:
 
     def declared_queues(self) -> list[str]:
         names = [self.settings.queue, *self.settings.queues]
-        for workflow in self.registry._pending:
+        for workflow in self.registry.sources():
             if isinstance(workflow, Workflow):
                 names.extend(q for q in _queues_of(workflow) if q)
         return list(dict.fromkeys(names))
@@ -168,9 +181,12 @@ class Durable:
         with self.db.begin() as conn:
             execution_id, created = insert_execution_txn(conn, row)
         if created and row["dispatched_at"] is not None:
-            self.dispatcher.send(execution_id, 0, workflow=machine.workflow, step=machine.entry,
-                                 queue=row["queue"], priority=row["priority"])
+            self._publish_start(execution_id, row, machine)
         return execution_id
+
+    def _publish_start(self, execution_id: str, row: dict[str, Any], machine: StateMachine) -> None:
+        self.dispatcher.send(execution_id, 0, workflow=machine.workflow, step=machine.entry,
+                             queue=queue_of(machine, machine.entry, row["queue"]), priority=row["priority"])
 
     def _new_row(self, machine: StateMachine, input: Any, *, queue: str | None, priority: int,
                  scheduled_at: datetime | None, idempotency_key: str | None, connection: Any) -> dict[str, Any]:
@@ -211,17 +227,18 @@ class Durable:
 
     def _start_in(self, connection: Connection | Session, row: dict[str, Any], machine: StateMachine) -> str:
         """Insert inside the caller's transaction. The row is left undispatched, so the tick
-        publishes it once it is committed; with a Session it is published on commit at once."""
+        publishes it once it is committed (and due); with a Session an immediate start is
+        published on commit at once, a scheduled one is left to the tick."""
         self.ensure_schema()
         conn = connection.connection() if isinstance(connection, Session) else connection
         # Per statement: the caller's connection must not keep our schema map afterwards.
         options = {"schema_translate_map": {None: self.db.schema}}
         execution_id, created = insert_execution_txn(conn, row, options)
-        if created and isinstance(connection, Session):
+        immediate = row["ready_at"] <= row["created_at"]
+        if created and immediate and isinstance(connection, Session):
             @event.listens_for(connection, "after_commit", once=True)
             def publish(_session: Session) -> None:
-                self.dispatcher.send(execution_id, 0, workflow=machine.workflow, step=machine.entry,
-                                     queue=row["queue"], priority=row["priority"])
+                self._publish_start(execution_id, row, machine)
         return execution_id
 
     def _queue_for(self, workflow: str, state_id: str | None, queue: str) -> str:
@@ -282,9 +299,11 @@ class Durable:
 
     def cancel(self, execution_id: str, reason: str | None = None, compensate: bool = False) -> None:
         """Cancel an active execution and everything it started (branches, iterations, child
-        workflows). A step running at that moment finishes, but its result is discarded. With
-        ``compensate=True`` the compensations of its completed steps run first (it then ends
-        ``compensated`` or ``compensation_failed``)."""
+        workflows). A step running at that moment is fenced off: it finishes, but its result is
+        discarded. With ``compensate=True`` (and compensations defined) the execution compensates
+        instead: a step in flight is let finish and its outcome recorded first, then the
+        compensations of every completed step run, newest first (it ends ``compensated`` or
+        ``compensation_failed``, or ``cancelled`` when there was nothing to compensate)."""
         _check_id(execution_id)
         if reason is not None and not isinstance(reason, str):
             raise InvalidInput(f"reason must be a string, got {reason!r}")
@@ -298,9 +317,9 @@ class Durable:
                 raise InvalidInput(f"{execution_id} is a {row['kind']} of execution {row['root_id']}: "
                                    "cancel that execution instead")
             machine = self.registry.get(row["workflow"])
-            stopped = stop_txn(conn, machine, execution_id, ExecutionStatus.CANCELLED, error, self.clock.now(),
-                               compensate=compensate and row["kind"] == "workflow"
-                               and row["status"] != ExecutionStatus.COMPENSATING)
+            compensate = (compensate and row["status"] != ExecutionStatus.COMPENSATING
+                          and machine is not None and bool(machine.compensations))
+            stopped = stop_txn(conn, row, ExecutionStatus.CANCELLED, error, self.clock.now(), compensate=compensate)
             if stopped is None:
                 raise InvalidState(execution_id, row["status"], "only active executions can be cancelled")
         self.dispatcher.publish(stopped)
@@ -315,7 +334,7 @@ class Durable:
         """
         _check_id(execution_id)
         self.ensure_schema()
-        deliver.send_event(self, execution_id, name, payload)
+        deliver.send_event(self.services, execution_id, name, payload)
 
     def provide_input(self, execution_id: str, name: str, data: Any) -> None:
         """Answer a human-input request (``wait_for_input`` and its wrappers).
@@ -327,7 +346,7 @@ class Durable:
         """
         _check_id(execution_id)
         self.ensure_schema()
-        deliver.provide_input(self, execution_id, name, data)
+        deliver.provide_input(self.services, execution_id, name, data)
 
     def list_pending_inputs(self, status: str | None = None, timeout_before: datetime | None = None,
                             limit: int = 100) -> list[PendingInput]:
@@ -386,7 +405,4 @@ def _check_id(execution_id: Any) -> None:
 
 
 def _queues_of(workflow: Workflow) -> list[str | None]:
-    from durable_celery.dsl.nodes import StepNode, walk
-
     return [workflow.queue, *(n.queue for n in walk(workflow.body) if isinstance(n, StepNode))]
-

@@ -16,6 +16,7 @@ Every error a caller can see derives from :class:`DurableError`::
     ├── ChildFailed              a parallel branch or foreach iteration failed (fail_fast)
     ├── WaitMismatch             a re-run step reached different waits than before
     ├── ContextNotSerializable   a step returned a context that cannot be stored as JSON
+    ├── WorkerLost               a step attempt lost its worker too many times (it kills its worker)
     └── SchemaOutOfDate          the database schema is behind the installed version
 
 Errors carry their data as fields. Each class with a custom ``__init__`` defines
@@ -182,3 +183,16 @@ class ContextNotSerializable(DurableError):
 
 class SchemaOutOfDate(DurableError):
     """The database schema is behind (or ahead of) the installed durable-celery version."""
+
+
+class WorkerLost(DurableError):
+    """A step attempt lost its worker (lease expired) too many times in a row: the step itself
+    most likely kills its worker (out of memory, a crash, ``os._exit``). Counts as a failed attempt."""
+
+    def __init__(self, step: str, times: int) -> None:
+        self.step = step
+        self.times = times
+        super().__init__(f"step {step!r} lost its worker {times} times in a row (does it crash its worker?)")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.step, self.times))

@@ -35,6 +35,8 @@ class Settings:
     redispatch_after: float = 15.0
     max_countdown: float = 60.0
     auto_migrate: bool = True
+    #: an attempt whose worker is lost this many times in a row fails with WorkerLost
+    max_lost_leases: int = 3
     tick_batch: int = 500
 
     @classmethod
@@ -42,7 +44,7 @@ class Settings:
               queues: dict[str, dict[str, Any]] | None, stale_lock_timeout: Duration,
               heartbeat_interval: Duration, tick_interval: Duration, dispatch_mode: str,
               continuation_budget: Duration, redispatch_after: Duration, max_countdown: Duration,
-              auto_migrate: bool) -> Settings:
+              auto_migrate: bool, max_lost_leases: int = 3) -> Settings:
         embedded = database_url is None
         if database_url is None:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,10 @@ class Settings:
             redispatch_after=to_seconds(redispatch_after, "redispatch_after"),
             max_countdown=to_seconds(max_countdown, "max_countdown"),
             auto_migrate=bool(auto_migrate),
+            max_lost_leases=max_lost_leases,
         )
+        if isinstance(max_lost_leases, bool) or not isinstance(max_lost_leases, int) or max_lost_leases < 1:
+            raise InvalidInput(f"max_lost_leases must be an int >= 1, got {max_lost_leases!r}")
         if settings.heartbeat_interval <= 0 or settings.tick_interval <= 0:
             raise InvalidInput("heartbeat_interval and tick_interval must be positive")
         if settings.heartbeat_interval >= settings.stale_lock_timeout:

@@ -16,8 +16,7 @@ from typing import Any
 import click
 
 from durable_celery.cli.errors import InputError
-from durable_celery.durable import Durable
-from durable_celery.runtime.install import instances_on
+from durable_celery.durable import Durable, instances_on
 
 
 @dataclass

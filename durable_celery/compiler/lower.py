@@ -8,18 +8,30 @@ import inspect
 import textwrap
 from collections.abc import Callable
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from durable_celery.compiler.fingerprint import digest
 from durable_celery.compiler.ir import END, JOIN, State, StateMachine
-from durable_celery.dsl.nodes import ForEachNode, LoopNode, Node, ParallelNode, StepNode, walk
+from durable_celery.dsl.nodes import CompensationNode, ForEachNode, LoopNode, Node, ParallelNode, StepNode, walk
 from durable_celery.errors import DefinitionError
 
-if TYPE_CHECKING:
-    from durable_celery.dsl.workflow import Workflow
+
+class Definition(Protocol):
+    """What the compiler reads of a workflow definition (``durable_celery.Workflow``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def body(self) -> tuple[Node, ...]: ...
+    @property
+    def timeout(self) -> float | None: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def compensations(self) -> dict[str, CompensationNode]: ...
 
 
-def compile_workflow(workflow: Workflow) -> StateMachine:
+def compile_workflow(workflow: Definition) -> StateMachine:
     """Compile a workflow definition into an immutable :class:`StateMachine`."""
     body = workflow.body
     if not body:
@@ -93,7 +105,7 @@ def _lower_node(node: Node, after: str, states: dict[str, State], region: str) -
     return node.name
 
 
-def _check_references(workflow: Workflow, body: tuple[Node, ...], states: dict[str, State]) -> None:
+def _check_references(workflow: Definition, body: tuple[Node, ...], states: dict[str, State]) -> None:
     step_names = {s.id for s in states.values() if s.kind in ("step", "decision")}
     for node in walk(body):
         if not isinstance(node, StepNode):

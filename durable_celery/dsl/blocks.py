@@ -24,6 +24,39 @@ class Body:
         self.takes_item = takes_item
 
 
+class BodyStack:
+    """The bodies being defined, the workflow's top level first: a block pushes its body while
+    its ``with`` is open, and steps defined meanwhile land in the innermost one."""
+
+    def __init__(self, workflow: str, root: Body) -> None:
+        self._workflow = workflow
+        self._stack = [root]
+
+    @property
+    def current(self) -> Body:
+        return self._stack[-1]
+
+    @property
+    def depth(self) -> int:
+        return len(self._stack)
+
+    @property
+    def takes_item(self) -> bool:
+        """Steps defined here take ``(ctx, item)`` (inside a foreach body, at any depth)."""
+        return self._stack[-1].takes_item
+
+    @contextmanager
+    def opened(self, body: Body) -> Iterator[Body]:
+        """Make ``body`` the innermost body for the duration of the block."""
+        self._stack.append(body)
+        try:
+            yield body
+        finally:
+            if self._stack[-1] is not body:
+                raise DefinitionError(self._workflow, "blocks closed out of order")
+            self._stack.pop()
+
+
 class BranchBlock:
     """The object ``with wf.branch(on=...) as b`` yields; ``b.case(...)`` and ``b.default()``
     open its clauses."""
@@ -37,7 +70,7 @@ class BranchBlock:
         self._open = True
         self._in_clause = False
         # Steps written directly under `with wf.branch(...)`, outside any case, land here.
-        self.body = Body(self, workflow._takes_item())
+        self.body = Body(self, workflow.bodies.takes_item)
 
     @contextmanager
     def case(self, *values: Any) -> Iterator[None]:
@@ -73,11 +106,10 @@ class BranchBlock:
     def _clause(self) -> Iterator[Body]:
         body = Body(self, self.body.takes_item)
         self._in_clause = True
-        self._workflow._push(body)
         try:
-            yield body
+            with self._workflow.bodies.opened(body):
+                yield body
         finally:
-            self._workflow._pop(body)
             self._in_clause = False
 
     def build(self) -> BranchNode:

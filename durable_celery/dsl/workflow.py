@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, overload
 
-from durable_celery.dsl.blocks import Body, BranchBlock
+from durable_celery.dsl.blocks import Body, BodyStack, BranchBlock
 from durable_celery.dsl.nodes import CompensationNode, ForEachNode, LoopNode, Node, ParallelNode, StepKind, StepNode
 from durable_celery.dsl.options import NO_RETRY, Cron, Retry, timeout_seconds
 from durable_celery.durations import Duration
@@ -47,10 +47,10 @@ class Workflow:
         self.queue = queue
         self.schedule = schedule
         self._root = Body(self)
-        self._stack: list[Body] = [self._root]
+        #: the bodies being defined, innermost last (blocks open and close them)
+        self.bodies = BodyStack(name, self._root)
         self._names: set[str] = set()
         self.compensations: dict[str, CompensationNode] = {}
-        self._compiled: Any = None
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r})"
@@ -95,7 +95,6 @@ class Workflow:
             self.compensations[cname] = CompensationNode(
                 cname, f, _retry(self.name, cname, retry), _timeout(self.name, cname, timeout)
             )
-            self._compiled = None
             return f
 
         return register(fn) if fn is not None else register
@@ -114,7 +113,7 @@ class Workflow:
                 raise DefinitionError(self.name, f"a {kind} needs a name (pass name=...)")
             if step_name in self._names:
                 raise DefinitionError(self.name, "duplicate step name", step_name)
-            takes_item = self._takes_item()
+            takes_item = self.bodies.takes_item
             _check_arity(self.name, step_name, f, 2 if takes_item else 1)
             queue = options.get("queue")
             if queue is not None and (not isinstance(queue, str) or not queue):
@@ -138,8 +137,7 @@ class Workflow:
                 takes_item=takes_item,
             )
             self._names.add(step_name)
-            self._stack[-1].nodes.append(node)
-            self._compiled = None
+            self.bodies.current.nodes.append(node)
             return f
 
         return register(fn) if fn is not None else register
@@ -153,11 +151,8 @@ class Workflow:
             raise DefinitionError(self.name, f"branch(on=...) must be callable, got {on!r}", name)
         _check_arity(self.name, name or "branch", on, 1)
         block = BranchBlock(self, name, on)
-        self._push(block.body)
-        try:
+        with self.bodies.opened(block.body):
             yield block
-        finally:
-            self._pop(block.body)
         self._add_block(block.build())
 
     @contextmanager
@@ -174,7 +169,7 @@ class Workflow:
             raise DefinitionError(self.name, f"on_error must be 'fail_fast' or 'complete_all', got {on_error!r}", name)
         if into is not None:
             self._check_callable("into", into, 2, name or "parallel")
-        with self._collect("a parallel block", name, self._takes_item()) as body:
+        with self._collect("a parallel block", name, self.bodies.takes_item) as body:
             yield
         keys = [getattr(n, "returns", None) or n.name for n in body.nodes]
         if len(set(keys)) != len(keys):
@@ -205,7 +200,7 @@ class Workflow:
         self._check_callable("loop(condition=...)", condition, 1, name)
         if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 1:
             raise DefinitionError(self.name, f"max_iterations must be an int >= 1, got {max_iterations!r}", name)
-        with self._collect("a loop", name, self._takes_item()) as body:
+        with self._collect("a loop", name, self.bodies.takes_item) as body:
             yield
         self._add_block(LoopNode(name, condition, max_iterations, tuple(body.nodes)))
 
@@ -213,11 +208,8 @@ class Workflow:
     def _collect(self, what: str, name: str | None, takes_item: bool) -> Iterator[Body]:
         """Collect the steps defined inside a block; it must define at least one."""
         body = Body(self, takes_item)
-        self._push(body)
-        try:
+        with self.bodies.opened(body):
             yield body
-        finally:
-            self._pop(body)
         if not body.nodes:
             raise DefinitionError(self.name, f"{what} needs at least one step", name)
 
@@ -232,36 +224,20 @@ class Workflow:
         if node.name in self._names:
             raise DefinitionError(self.name, "duplicate step or block name", node.name)
         self._names.add(node.name)
-        self._stack[-1].nodes.append(node)
+        self.bodies.current.nodes.append(node)
         self._compiled = None
 
-    def _takes_item(self) -> bool:
-        return self._stack[-1].takes_item
-
-    def _push(self, body: Body) -> None:
-        self._stack.append(body)
-
-    def _pop(self, body: Body) -> None:
-        if self._stack[-1] is not body:
-            raise DefinitionError(self.name, "blocks closed out of order")
-        self._stack.pop()
-
-    # -- compiled form -------------------------------------------------------------------------
+    # -- the definition ------------------------------------------------------------------------
 
     @property
     def body(self) -> tuple[Node, ...]:
         """The top-level nodes defined so far."""
         return tuple(self._root.nodes)
 
-    def compile(self) -> Any:
-        """Compile (once, cached) into a state machine; raises ``DefinitionError`` if invalid."""
-        if len(self._stack) != 1:
-            raise DefinitionError(self.name, "compiled while a block is still open")
-        if self._compiled is None:
-            from durable_celery.compiler import compile_workflow
-
-            self._compiled = compile_workflow(self)
-        return self._compiled
+    @property
+    def open_blocks(self) -> bool:
+        """A block is still being defined (its ``with`` has not closed)."""
+        return self.bodies.depth > 1
 
 
 def _retry(workflow: str, step: str, retry: Any) -> Retry:

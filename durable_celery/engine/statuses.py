@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+from durable_celery.errors import DurableError
 
 
 class ExecutionStatus(StrEnum):
@@ -50,13 +53,33 @@ ALLOWED_MOVES: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
                                         ExecutionStatus.CANCELLED, ExecutionStatus.COMPENSATING}),
     ExecutionStatus.WAITING: frozenset({ExecutionStatus.RUNNING, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED,
                                         ExecutionStatus.COMPENSATING}),
-    ExecutionStatus.COMPENSATING: frozenset({ExecutionStatus.COMPENSATED, ExecutionStatus.COMPENSATION_FAILED,
-                                             ExecutionStatus.CANCELLED}),
+    # with nothing to compensate it ends as it would have without compensations
+    ExecutionStatus.COMPENSATING: frozenset({ExecutionStatus.COMPENSATING, ExecutionStatus.COMPENSATED,
+                                             ExecutionStatus.COMPENSATION_FAILED, ExecutionStatus.CANCELLED,
+                                             ExecutionStatus.FAILED}),
 }
+
+
+class IllegalMove(DurableError):
+    """A decision tried a status move that ``ALLOWED_MOVES`` does not allow (a bug, never data)."""
+
+    def __init__(self, src: str, dst: str) -> None:
+        self.src = src
+        self.dst = dst
+        super().__init__(f"an execution cannot move from {src} to {dst}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.src, self.dst))
 
 
 def can_move(src: ExecutionStatus | str, dst: ExecutionStatus | str) -> bool:
     return ExecutionStatus(dst) in ALLOWED_MOVES.get(ExecutionStatus(src), frozenset())
+
+
+def check_move(src: ExecutionStatus | str, dst: ExecutionStatus | str) -> None:
+    """Raise ``IllegalMove`` unless ``src -> dst`` is an allowed move."""
+    if not can_move(src, dst):
+        raise IllegalMove(str(ExecutionStatus(src).value), str(ExecutionStatus(dst).value))
 
 
 def sources_of(dst: ExecutionStatus) -> frozenset[ExecutionStatus]:

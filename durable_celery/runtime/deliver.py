@@ -24,7 +24,7 @@ from durable_celery.state.waits import (
 )
 
 if TYPE_CHECKING:
-    from durable_celery.durable import Durable
+    from durable_celery.runtime.services import Services
 
 
 def _name(name: Any, what: str) -> str:
@@ -73,7 +73,7 @@ def _wake_waiting(conn: Connection, asking: list[tuple[RowMapping, RowMapping]],
     return woken
 
 
-def send_event(durable: Durable, execution_id: str, name: str, payload: Any) -> bool:
+def send_event(durable: Services, execution_id: str, name: str, payload: Any) -> bool:
     """Record an event for an execution (kept on its top-level execution, for any step of it or
     of its branches and iterations) and wake whatever waits for it; True if something woke."""
     _name(name, "event")
@@ -87,7 +87,7 @@ def send_event(durable: Durable, execution_id: str, name: str, payload: Any) -> 
     return bool(woken)
 
 
-def provide_input(durable: Durable, execution_id: str, name: str, data: Any) -> bool:
+def provide_input(durable: Services, execution_id: str, name: str, data: Any) -> bool:
     """Record a person's input. Validated against the waiting step's declared form (when a step
     already asks for it); a second input for the same request is refused."""
     _name(name, "input")

@@ -10,6 +10,8 @@ from typing import Any
 
 from celery import Celery
 
+from durable_celery.engine.values import Message
+
 log = logging.getLogger(__name__)
 
 MAX_PRIORITY = 9
@@ -20,7 +22,7 @@ QueueFor = Callable[[str, str | None, str], str]
 
 class Dispatcher:
     """Publishes step messages. ``queue_for(workflow, state, execution_queue)`` picks the Celery
-    queue of the state a message will run (a step's own queue, else the execution's)."""
+    queue of the state a row stands on (a step's own queue, else the execution's)."""
 
     def __init__(self, app: Celery, step_task_name: str, queue_for: QueueFor) -> None:
         self._app = app
@@ -42,7 +44,6 @@ class Dispatcher:
              countdown: float | None = None) -> None:
         """Publish one step message. A failure is logged, not raised: the row is already
         committed as runnable, and the tick re-dispatches it."""
-        queue = self._queue_for(workflow, step, queue)
         options: dict[str, Any] = {"queue": queue, "routing_key": queue, "priority": self.broker_priority(priority)}
         if countdown:
             options["countdown"] = countdown
@@ -53,8 +54,16 @@ class Dispatcher:
             log.warning("durable: publishing execution %s seq %s failed; the tick will re-dispatch it",
                         execution_id, seq, exc_info=True)
 
-    def publish(self, rows: Iterable[Mapping[Any, Any]]) -> None:
-        """Publish a message for each execution row (id, seq, workflow, current_node, queue, priority)."""
+    def publish(self, rows: Iterable[Mapping[Any, Any]], countdown: float | None = None) -> None:
+        """Publish a message for each execution row (id, seq, workflow, current_node, queue,
+        priority), on the queue of the state it stands on."""
         for row in rows:
-            self.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"], queue=row["queue"],
-                      priority=row["priority"])
+            queue = self._queue_for(row["workflow"], row["current_node"], row["queue"])
+            self.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"], queue=queue,
+                      priority=row["priority"], countdown=countdown)
+
+    def send_all(self, messages: Iterable[Message]) -> None:
+        """Publish messages the engine decided (their queue is already the state's own)."""
+        for m in messages:
+            self.send(m.execution_id, m.seq, workflow=m.workflow, step=m.step, queue=m.queue, priority=m.priority,
+                      countdown=m.countdown)

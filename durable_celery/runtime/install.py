@@ -6,26 +6,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
+from typing import Any
 
 from celery import Celery, signals
 from kombu.entity import Queue
 
-if TYPE_CHECKING:
-    from durable_celery.durable import Durable
+from durable_celery.runtime.runner import Runner
+from durable_celery.runtime.services import Services
+from durable_celery.runtime.tick import tick as run_tick
 
 log = logging.getLogger(__name__)
 MAX_PRIORITY = 10
-
-# Which Durable instances each app carries (for the CLI, which is handed only the app).
-_INSTANCES: WeakKeyDictionary[Celery, list[Durable]] = WeakKeyDictionary()
-
-
-def instances_on(app: Celery) -> list[Durable]:
-    """The Durable instances built on ``app``, oldest first."""
-    return list(_INSTANCES.get(app, ()))
 
 
 def task_names(prefix: str) -> tuple[str, str]:
@@ -50,36 +43,32 @@ def use_embedded_broker(app: Celery, data_dir: Path) -> None:
     app.conf.worker_enable_remote_control = False
 
 
-def install(durable: Durable) -> None:
-    app = durable.app
-    _INSTANCES.setdefault(app, []).append(durable)
-    settings = durable.settings
-    step_name, tick_name = durable.step_task_name, durable.tick_task_name
-    runner = durable.runner
+def install(app: Celery, services: Services, runner: Runner, prepare: Callable[[], None],
+            queues: list[str]) -> tuple[Any, Any]:
+    """Register the engine's tasks, queues, beat entry and worker signals on ``app``; returns
+    the (step, tick) tasks."""
+    settings = services.settings
+    step_name, tick_name = task_names(settings.prefix)
 
     @app.task(name=step_name, ignore_result=True, bind=True, shared=False)
     def step(task: Any, execution_id: str, seq: int, workflow: str | None = None, step: str | None = None) -> str:
         """Advance one execution by (at least) one step; args name the workflow and step."""
         delivery = task.request.delivery_info or {}
-        return runner.run(execution_id, seq, delivery.get("routing_key"))
+        return runner.run(execution_id, seq, delivery.get("routing_key")).value
 
     @app.task(name=tick_name, ignore_result=True, shared=False)
     def tick() -> dict[str, int]:
         """Fire what is due: recover lost workers, re-dispatch lost messages, time out executions."""
-        from durable_celery.runtime.tick import tick as run_tick
+        return dataclasses.asdict(run_tick(services))
 
-        report = run_tick(durable)
-        return dataclasses.asdict(report)
-
-    durable.step_task, durable.tick_task = step, tick
-    _declare_queues(app, durable.declared_queues())
+    _declare_queues(app, queues)
     schedule = dict(app.conf.beat_schedule or {})
     schedule[f"{tick_name}"] = {
         "task": tick_name,
         "schedule": settings.tick_interval,
         # Highest priority: recovery must not wait behind a backlog of steps.
         "options": {"queue": settings.queue, "expires": max(settings.tick_interval * 5, 5),
-                    "priority": durable.dispatcher.broker_priority(9)},
+                    "priority": services.dispatcher.broker_priority(9)},
     }
     app.conf.beat_schedule = schedule
 
@@ -88,12 +77,14 @@ def install(durable: Durable) -> None:
         if getattr(sender, "app", None) is not app:
             return
         try:
-            durable.prepare()  # migrate or verify the schema and compile every workflow at boot
+            prepare()  # migrate or verify the schema and compile every workflow at boot
         except Exception:
             # Celery's signal dispatch would log and swallow this and start the worker anyway,
             # leaving a worker that fails every step; refuse to start instead.
             log.critical("durable: this worker cannot start", exc_info=True)
             os._exit(78)  # EX_CONFIG
+
+    return step, tick
 
 
 def _declare_queues(app: Celery, names: list[str]) -> None:

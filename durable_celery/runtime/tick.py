@@ -1,36 +1,42 @@
 """The beat tick: one cheap pass over the indexed "something is due" rows.
 
-1. expired leases (a worker died mid-step): released and re-dispatched;
+1. expired leases (a worker died mid-step): released and re-dispatched; an attempt that lost
+   its worker ``max_lost_leases`` times fails with ``WorkerLost`` (the step kills its worker);
+   a step that died while its execution was stopping is recorded with an unknown outcome;
 2. waiting executions whose sleep or wait timeout is due: woken;
 3. runnable executions with no live message (lost publish, transactional or scheduled start,
-   a retry backoff too long for a countdown message): dispatched;
-4. executions past their workflow timeout: failed with ``WorkflowTimeout``.
+   a retry backoff too long for a countdown message): dispatched, with a back-off per row;
+4. executions past their workflow timeout: failed with ``WorkflowTimeout`` (compensating).
 
 Every sweep locks its rows with ``FOR UPDATE SKIP LOCKED`` and marks them in the same
-transaction, so two beats (or a beat that restarts) never act on a row twice, and a beat that was
-down catches up on its next run.
+transaction, and every decision is fenced like a worker's checkpoint, so two beats (or a beat
+that restarts) never act on a row twice, and a beat that was down catches up on its next run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import Any
 
+from durable_celery.compiler.ir import StateMachine
+from durable_celery.engine import decide, saga
 from durable_celery.engine.statuses import ExecutionStatus
-from durable_celery.errors import WorkflowTimeout
-from durable_celery.runtime.executor import error_dict
-from durable_celery.runtime.saga import stop_txn
+from durable_celery.engine.values import Checkpoint, Snapshot, StepOutcome, StepResult
+from durable_celery.errors import WorkerLost, WorkflowTimeout
+from durable_celery.runtime.commit import snapshot
+from durable_celery.runtime.services import Services
+from durable_celery.state.checkpoint import write_checkpoint
 from durable_celery.state.executions import (
+    release_leases_txn,
     take_dispatchable_txn,
     take_expired_leases_txn,
     take_overdue_txn,
 )
+from durable_celery.state.stops import stop_txn
 from durable_celery.state.waits import take_due_waits_txn
-
-if TYPE_CHECKING:
-    from durable_celery.durable import Durable
 
 log = logging.getLogger(__name__)
 
@@ -41,32 +47,82 @@ class TickReport:
     dispatched: int
     timed_out: int
     woken: int = 0
+    #: attempts failed with WorkerLost, or stops applied to a step whose worker died
+    decided: int = 0
 
 
-def tick(durable: Durable) -> TickReport:
-    settings = durable.settings
-    now = durable.clock.now()
-    with durable.db.begin() as conn:
-        recovered = take_expired_leases_txn(conn, now, settings.tick_batch)
+def tick(sv: Services) -> TickReport:
+    settings = sv.settings
+    now = sv.clock.now()
+    with sv.db.begin() as conn:
+        expired = take_expired_leases_txn(conn, now, settings.tick_batch)
+    # Decided first, each fenced by the dead worker's lease; the others are released.
+    decided = {row["id"] for row in expired if _needs_decision(row, settings.max_lost_leases) and _decide_lost(sv, row)}
+    with sv.db.begin() as conn:
+        recovered = release_leases_txn(conn, [r["id"] for r in expired if r["id"] not in decided], now)
     for row in recovered:
         log.warning("durable: execution %s lost its worker in step %s; re-dispatching", row["id"], row["current_node"])
-    with durable.db.begin() as conn:
+    with sv.db.begin() as conn:
         due = take_dispatchable_txn(conn, now, timedelta(seconds=settings.redispatch_after), settings.tick_batch)
-    with durable.db.begin() as conn:
+    with sv.db.begin() as conn:
         woken = take_due_waits_txn(conn, now, settings.tick_batch)
-    for row in [*recovered, *due, *woken]:
-        durable.dispatcher.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"],
-                                queue=row["queue"], priority=row["priority"])
+    sv.dispatcher.publish([*recovered, *due, *woken])
     timed_out = 0
-    compensating = []
-    with durable.db.begin() as conn:
+    stopped: list[Mapping[Any, Any]] = []
+    with sv.db.begin() as conn:
         for row in take_overdue_txn(conn, now, settings.tick_batch):
-            machine = durable.registry.get(row["workflow"])
-            seconds = machine.timeout if machine and machine.timeout else 0
-            error = error_dict(WorkflowTimeout(row["workflow"], seconds), row["current_node"])
-            stopped = stop_txn(conn, machine, row["id"], ExecutionStatus.FAILED, error, now, compensate=True)
-            if stopped is not None:
+            machine = sv.registry.get(row["workflow"])
+            error = decide.error_dict(WorkflowTimeout(row["workflow"], machine.timeout if machine and machine.timeout
+                                                      else 0), row["current_node"])
+            compensate = row["kind"] == "workflow" and machine is not None and bool(machine.compensations)
+            rows = stop_txn(conn, row, ExecutionStatus.FAILED, error, now, compensate=compensate)
+            if rows is not None:
                 timed_out += 1
-                compensating.extend(stopped)
-    durable.dispatcher.publish(compensating)
-    return TickReport(len(recovered), len(due), timed_out, len(woken))
+                stopped.extend(rows)
+    sv.dispatcher.publish(stopped)
+    return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided))
+
+
+def _needs_decision(row: Mapping[Any, Any], max_lost_leases: int) -> bool:
+    return row["stopping"] is not None or row["lost_leases"] + 1 >= max_lost_leases
+
+
+def _decide_lost(sv: Services, row: Mapping[Any, Any]) -> bool:
+    """Decide for an execution whose worker was lost, fenced by the dead worker's lease; False
+    if there is nothing to decide (the lease is then simply released)."""
+    snap = snapshot(row)
+    machine = sv.registry.get(snap.workflow)
+    now = sv.clock.now()
+    assert snap.lease_owner is not None
+    cp: Checkpoint | None
+    if snap.stopping is not None:
+        log.warning("durable: execution %s lost its worker in step %s while stopping; its outcome is unknown",
+                    snap.id, snap.current_node)
+        cp = decide.stopped(machine, snap, decide.outcome_unknown(snap, now, sv.policy), now)
+    elif snap.status is ExecutionStatus.COMPENSATING:
+        cp = _compensation_lost(machine, snap, now, sv)
+    else:
+        log.error("durable: execution %s lost its worker in step %s %d times; failing the attempt",
+                  snap.id, snap.current_node, snap.lost_leases + 1)
+        cp = decide.worker_lost(machine, snap, now, sv.policy)
+    if cp is None:
+        return False
+    written = write_checkpoint(sv.db, machine, snap, snap.lease_owner, cp, now, stopping=snap.stopping is not None)
+    if written is None:
+        return False
+    sv.dispatcher.send_all(written.messages)
+    sv.dispatcher.publish(written.rows)
+    return True
+
+
+def _compensation_lost(machine: StateMachine | None, snap: Snapshot, now: datetime, sv: Services) -> Checkpoint | None:
+    """A compensation that keeps losing its worker fails that attempt (its retry policy applies)."""
+    entry = saga.next_entry(snap)
+    if machine is None or entry is None:
+        return None
+    handler = machine.compensations[entry["compensation"]]
+    log.error("durable: execution %s lost its worker in compensation %s %d times; failing the attempt",
+              snap.id, handler.name, snap.lost_leases + 1)
+    error = decide.error_dict(WorkerLost(handler.name, snap.lost_leases + 1), handler.name)
+    return saga.after(snap, entry, handler, StepResult(StepOutcome.FAILED, error=error), None, now, sv.policy,
+                      here=False)

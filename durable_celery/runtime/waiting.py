@@ -31,7 +31,7 @@ from durable_celery.state.waits import (
 )
 
 if TYPE_CHECKING:
-    from durable_celery.durable import Durable
+    from durable_celery.runtime.services import Services
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class WaitSpec:
 class WaitHandle:
     """Bound to one run of one step (set in the step context by the runner)."""
 
-    durable: Durable
+    services: Services
     execution_id: str
     step: str
     seq: int
@@ -64,8 +64,8 @@ class WaitHandle:
     def wait(self, spec: WaitSpec) -> Any:
         idx = self.counter
         self.counter += 1
-        now = self.durable.clock.now()
-        with self.durable.db.begin() as conn:
+        now = self.services.clock.now()
+        with self.services.db.begin() as conn:
             if lock_leased_txn(conn, self.execution_id, self.seq, self.token) is None:
                 raise LeaseLost()
             row = get_wait_txn(conn, self.execution_id, self.entered_seq, idx)

@@ -15,13 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, func, insert, select, update
 
-from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
-from durable_celery.state.executions import DISPATCH_COLUMNS
+from durable_celery.engine.fanout import FAILED
+from durable_celery.engine.statuses import ACTIVE, TERMINAL, ExecutionStatus
+from durable_celery.state.executions import DISPATCH_COLUMNS, finish_txn
 from durable_celery.state.tables import workflow_executions as t
-from durable_celery.state.waits import wake_txn
-
-FAILED = frozenset({ExecutionStatus.FAILED, ExecutionStatus.CANCELLED, ExecutionStatus.COMPENSATED,
-                    ExecutionStatus.COMPENSATION_FAILED})
+from durable_celery.state.waits import cancel_waits_txn, wake_txn
 
 
 def insert_children_txn(conn: Connection, rows: list[dict[str, Any]]) -> list[Mapping[Any, Any]]:
@@ -35,12 +33,6 @@ def children_txn(conn: Connection, parent_id: str, parent_seq: int) -> list[RowM
     stmt = (select(t).where(t.c.parent_id == parent_id, t.c.parent_seq == parent_seq)
             .order_by(t.c.branch_index))
     return list(conn.execute(stmt).mappings())
-
-
-def decided(children: list[RowMapping], fail_fast: bool) -> bool:
-    """A block is decided when every child finished, or (failing fast) one of them failed."""
-    return all(c["status"] in TERMINAL for c in children) or (
-        fail_fast and any(c["status"] in FAILED for c in children))
 
 
 def _block_decided(conn: Connection, child: Mapping[Any, Any], status: ExecutionStatus, fail_fast: bool) -> bool:
@@ -78,3 +70,45 @@ def child_finished_txn(conn: Connection, child: Mapping[Any, Any], status: Execu
         if woken is not None:
             to_publish.append(woken)
     return to_publish
+
+
+def stop_tree_txn(conn: Connection, parent_id: str, now: datetime, error: dict[str, Any], *,
+                  wait_for_in_flight: bool) -> int:
+    """Stop the active descendants of an execution (its parallel branches, foreach iterations
+    and child workflows), depth first; returns how many were stopped.
+
+    A descendant with a step in flight is, with ``wait_for_in_flight`` (its workflow will
+    compensate), only asked to stop: its step finishes, its outcome is recorded, and then it
+    ends (so what the step did is compensated too). Every other one is cancelled at once.
+    """
+    active = select(t.c.id, t.c.lease_owner).where(t.c.parent_id == parent_id,
+                                                    t.c.status.in_([s.value for s in ACTIVE]))
+    stopped = 0
+    for child_id, lease_owner in list(conn.execute(active)):
+        if wait_for_in_flight and lease_owner is not None:
+            conn.execute(update(t).where(t.c.id == child_id, t.c.lease_owner.is_not(None), t.c.stopping.is_(None))
+                         .values(stopping={"status": ExecutionStatus.CANCELLED.value, "error": error}, updated_at=now))
+        elif finish_txn(conn, child_id, ExecutionStatus.CANCELLED, now, error) is not None:
+            cancel_waits_txn(conn, child_id, now)
+        else:
+            continue
+        stopped += 1 + stop_tree_txn(conn, child_id, now, error, wait_for_in_flight=wait_for_in_flight)
+    return stopped
+
+
+def release_compensation_txn(conn: Connection, root_id: str, now: datetime) -> Mapping[Any, Any] | None:
+    """Make a compensating execution runnable once no step of its tree is in flight any more
+    (called, under the root's lock, when a member of the tree ends)."""
+    in_flight = select(t.c.id).where(t.c.root_id == root_id, t.c.id != root_id, t.c.lease_owner.is_not(None))
+    stmt = (update(t).where(t.c.id == root_id, t.c.status == ExecutionStatus.COMPENSATING.value,
+                            t.c.ready_at.is_(None), t.c.lease_owner.is_(None), ~in_flight.exists())
+            .values(seq=t.c.seq + 1, ready_at=now, dispatched_at=now, updated_at=now)
+            .returning(*DISPATCH_COLUMNS))
+    return conn.execute(stmt).mappings().first()
+
+
+def tree_quiescent_txn(conn: Connection, execution_id: str) -> bool:
+    """No step of the execution's tree (other than its own) is in flight."""
+    leased = select(t.c.id).where(t.c.root_id == execution_id, t.c.id != execution_id,
+                                  t.c.lease_owner.is_not(None)).limit(1)
+    return conn.execute(leased).first() is None

@@ -50,7 +50,9 @@ def _claim_statement() -> Any:
                 # a compensating execution stays compensating while its compensations run
                 status=case((t.c.status == ExecutionStatus.COMPENSATING.value, t.c.status),
                             else_=ExecutionStatus.RUNNING.value),
-                started_at=func.coalesce(t.c.started_at, now), step_started_at=now, updated_at=now)
+                started_at=func.coalesce(t.c.started_at, now), step_started_at=now, updated_at=now,
+                # its message was delivered: re-dispatch back-off starts over
+                redispatches=0)
         .returning(*t.c)
     )
 
@@ -72,16 +74,6 @@ def peek_txn(conn: Connection, execution_id: str) -> RowMapping | None:
     return conn.execute(select(t).where(t.c.id == execution_id)).mappings().first()
 
 
-def advance_txn(conn: Connection, execution_id: str, seq: int, token: str, values: dict[str, Any]) -> bool:
-    """Move a leased execution from ``seq`` to ``seq + 1`` with ``values``; False if the lease
-    was lost (expired and taken over, or the execution was cancelled) — then nothing is written."""
-    result = conn.execute(
-        update(t).where(t.c.id == execution_id, t.c.seq == seq, t.c.lease_owner == token)
-        .values(seq=seq + 1, **values)
-    )
-    return result.rowcount == 1
-
-
 def renew_leases_txn(conn: Connection, tokens: Sequence[str], until: datetime) -> int:
     if not tokens:
         return 0
@@ -94,32 +86,53 @@ def _locked_ids(conn: Connection, condition: Any, order: Any, limit: int) -> lis
     return list(conn.execute(stmt).scalars())
 
 
+#: Re-dispatch back-off doubles up to this many times (redispatch_after * 2**6 at most).
+MAX_BACKOFF_STEPS = 6
+
+
 def take_dispatchable_txn(conn: Connection, now: datetime, redispatch_after: timedelta,
                           limit: int) -> list[RowMapping]:
     """Runnable executions with no live message: never dispatched (transactional or scheduled
-    starts, long retries) or dispatched longer than ``redispatch_after`` ago and still not claimed
-    (a publish lost between commit and broker). Marks them dispatched now."""
+    starts, long retries) or dispatched and still not claimed (a publish lost between commit and
+    broker). The wait before re-publishing doubles with each re-dispatch of the same message, so
+    a backlog (messages queued, not lost) is not flooded with duplicates. Marks them dispatched."""
+    unclaimed = or_(*(
+        and_(t.c.redispatches == n if n < MAX_BACKOFF_STEPS else t.c.redispatches >= n,
+             t.c.dispatched_at <= now - redispatch_after * 2 ** n)
+        for n in range(MAX_BACKOFF_STEPS + 1)
+    ))
     condition = and_(
         t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now,
         t.c.status.in_([s.value for s in RUNNABLE]),
-        or_(t.c.dispatched_at.is_(None), t.c.dispatched_at <= now - redispatch_after),
+        or_(t.c.dispatched_at.is_(None), unclaimed),
     )
     ids = _locked_ids(conn, condition, t.c.ready_at, limit)
     if not ids:
         return []
-    stmt = update(t).where(t.c.id.in_(ids)).values(dispatched_at=now).returning(*DISPATCH_COLUMNS)
+    redispatched = case((t.c.dispatched_at.is_(None), t.c.redispatches), else_=t.c.redispatches + 1)
+    stmt = (update(t).where(t.c.id.in_(ids)).values(dispatched_at=now, redispatches=redispatched)
+            .returning(*DISPATCH_COLUMNS))
     return list(conn.execute(stmt).mappings())
 
 
 def take_expired_leases_txn(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
-    """Executions whose worker stopped heart-beating: release the lease so another worker can
-    claim the same seq (the old worker's checkpoint will then fail its lease check)."""
+    """Executions whose worker stopped heart-beating, locked (SKIP LOCKED) for the tick to
+    release or, past the bound of lost leases or when a stop waits for them, to decide."""
     condition = and_(t.c.lease_owner.is_not(None), t.c.lease_expires_at < now)
     ids = _locked_ids(conn, condition, t.c.lease_expires_at, limit)
     if not ids:
         return []
-    stmt = (update(t).where(t.c.id.in_(ids))
-            .values(lease_owner=None, lease_expires_at=None, ready_at=now, dispatched_at=now, updated_at=now)
+    return list(conn.execute(select(t).where(t.c.id.in_(ids))).mappings())
+
+
+def release_leases_txn(conn: Connection, ids: Sequence[str], now: datetime) -> list[RowMapping]:
+    """Release expired leases so another worker claims the same seq (the old worker's checkpoint
+    then fails its fence), counting the loss against the attempt."""
+    if not ids:
+        return []
+    stmt = (update(t).where(t.c.id.in_(list(ids)))
+            .values(lease_owner=None, lease_expires_at=None, ready_at=now, dispatched_at=now, updated_at=now,
+                    lost_leases=t.c.lost_leases + 1)
             .returning(*DISPATCH_COLUMNS))
     return list(conn.execute(stmt).mappings())
 
@@ -166,17 +179,3 @@ def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queu
 def count_by_status_txn(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(t.c.status, func.count()).where(t.c.kind == "workflow").group_by(t.c.status))
     return {status: count for status, count in rows}
-
-
-def cancel_tree_txn(conn: Connection, parent_id: str, now: datetime, error: dict[str, Any]) -> int:
-    """Cancel the active descendants of an execution (its parallel branches, foreach iterations
-    and child workflows), depth first; returns how many were cancelled."""
-    from durable_celery.state.waits import cancel_waits_txn
-
-    active = select(t.c.id).where(t.c.parent_id == parent_id, t.c.status.in_([s.value for s in ACTIVE]))
-    cancelled = 0
-    for child_id in list(conn.execute(active).scalars()):
-        if finish_txn(conn, child_id, ExecutionStatus.CANCELLED, now, error) is not None:
-            cancel_waits_txn(conn, child_id, now)
-            cancelled += 1 + cancel_tree_txn(conn, child_id, now, error)
-    return cancelled

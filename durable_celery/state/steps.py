@@ -1,41 +1,26 @@
-"""Transactions on ``step_executions``: one row per finished step attempt."""
+"""Reads of ``step_executions``: one row per finished step attempt (written with their checkpoint,
+by :mod:`durable_celery.state.checkpoint`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from sqlalchemy import Connection, RowMapping, and_, or_, select
 
-from sqlalchemy import Connection, RowMapping, bindparam, insert, or_, select, update
-
+from durable_celery.engine.decide import OUTCOME_UNKNOWN
+from durable_celery.engine.statuses import StepStatus
 from durable_celery.state.tables import step_executions as s
 from durable_celery.state.tables import workflow_executions as e
 
 
-def record_attempt_txn(conn: Connection, row: dict[str, Any]) -> None:
-    """Insert one attempt's outcome; (execution_id, seq) is unique, so an attempt is recorded
-    at most once even if two workers raced to the same checkpoint."""
-    conn.execute(insert(s).values(**row))
-
-
-def advance_with_attempt(conn: Connection, execution_id: str, seq: int, token: str, values: dict[str, Any],
-                         attempt: dict[str, Any]) -> bool:
-    """Postgres, in one statement: move a leased execution from ``seq`` to ``seq + 1`` with
-    ``values`` and record the attempt, or neither if the lease was lost. A data-modifying CTE is
-    atomic on its own, so the checkpoint costs one round trip instead of four."""
-    key = (tuple(values), tuple(attempt))
-    stmt = _ADVANCE.get(key)
-    if stmt is None:  # built once per shape: building costs more than running it
-        moved = (update(e).where(e.c.id == bindparam("_id"), e.c.seq == bindparam("_seq"),
-                                 e.c.lease_owner == bindparam("_token"))
-                 .values(seq=bindparam("_next"), **{k: bindparam(f"v_{k}", type_=e.c[k].type) for k in values})
-                 .returning(e.c.id).cte("moved"))
-        row = select(*[bindparam(f"a_{c}", type_=s.c[c].type).label(c) for c in attempt]).select_from(moved)
-        stmt = _ADVANCE[key] = insert(s).from_select(list(attempt), row).returning(s.c.id)
-    params = {"_id": execution_id, "_seq": seq, "_token": token, "_next": seq + 1,
-              **{f"v_{k}": v for k, v in values.items()}, **{f"a_{c}": v for c, v in attempt.items()}}
-    return conn.execute(stmt, params).first() is not None
-
-
-_ADVANCE: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
+def compensable_attempts_txn(conn: Connection, execution_id: str) -> list[RowMapping]:
+    """The step attempts of an execution's tree that may need compensating, newest first: those
+    that completed, and those whose worker died while the execution was stopping (outcome unknown)."""
+    tree = select(e.c.id).where(or_(e.c.id == execution_id, e.c.root_id == execution_id))
+    unknown = and_(s.c.status == StepStatus.FAILED.value, s.c.error["type"].as_string() == OUTCOME_UNKNOWN)
+    stmt = (select(s.c.step_name, s.c.input, s.c.output)
+            .where(s.c.execution_id.in_(tree), s.c.is_compensation.is_(False),
+                   or_(s.c.status == StepStatus.COMPLETED.value, unknown))
+            .order_by(s.c.completed_at.desc(), s.c.id.desc()))
+    return list(conn.execute(stmt).mappings())
 
 
 def list_attempts_txn(conn: Connection, execution_id: str) -> list[RowMapping]:

@@ -37,6 +37,8 @@ metadata = MetaData(
 )
 
 Json = JSON().with_variant(JSONB(), "postgresql")
+#: JSON whose Python None is SQL NULL (not JSON ``null``), for columns tested with IS NULL
+NullableJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements only INTEGER keys
 
 
@@ -91,6 +93,15 @@ workflow_executions = Table(
     Column("idempotency_key", String(255), nullable=True),
     Column("scheduled_at", DateTime(timezone=True), nullable=True),
     Column("compensation_results", Json, nullable=True),
+    # times the current attempt's worker was lost (lease expired); past a bound the attempt fails
+    Column("lost_leases", Integer, nullable=False, server_default="0"),
+    # times the tick re-published the current seq unclaimed (back-off: a backlog is not lost)
+    Column("redispatches", Integer, nullable=False, server_default="0"),
+    # a stop (cancel, timeout, a failing parent) requested while a step was in flight: applied
+    # when that step ends, so its effect is recorded (and compensated) rather than cut off
+    Column("stopping", NullableJson, nullable=True),
+    # what a compensating execution ends as when it has nothing to compensate (failed, cancelled)
+    Column("stop_status", String(32), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("completed_at", DateTime(timezone=True), nullable=True),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from durable_celery import DefinitionError, Retry, Workflow, goto, minutes, seconds
+from durable_celery.compiler import compile_workflow
 from durable_celery.errors import InvalidInput
 
 
@@ -43,7 +44,7 @@ def test_goto_to_an_unknown_step_fails_when_the_workflow_compiles() -> None:
         return goto("nowhere", ctx) if ctx.get("x") else ctx
 
     with pytest.raises(DefinitionError, match="goto\\('nowhere'\\)") as err:
-        wf.compile()
+        compile_workflow(wf)
     assert err.value.step == "decide"
 
 
@@ -96,13 +97,13 @@ def test_compensate_must_name_a_defined_compensation() -> None:
     wf = Workflow("saga")
     wf.step(compensate="refund", name="charge")(lambda ctx: ctx)
     with pytest.raises(DefinitionError, match="refund"):
-        wf.compile()
+        compile_workflow(wf)
 
     @wf.compensation(retry=Retry(max_attempts=2))
     def refund(ctx):
         return ctx
 
-    assert wf.compile().states["charge"].step.compensate == "refund"
+    assert compile_workflow(wf).states["charge"].step.compensate == "refund"
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -118,7 +119,7 @@ def test_retry_options_are_validated_when_built(kwargs: dict, message: str) -> N
 
 def test_an_empty_workflow_and_a_branch_without_clauses_are_rejected() -> None:
     with pytest.raises(DefinitionError, match="at least one step"):
-        Workflow("empty").compile()
+        compile_workflow(Workflow("empty"))
     wf = Workflow("no_clauses")
     with pytest.raises(DefinitionError, match="no case"):
         with wf.branch(on=lambda ctx: 1):
@@ -129,7 +130,7 @@ def test_options_are_recorded_on_the_compiled_step() -> None:
     wf = Workflow("recorded", timeout=minutes(5), queue="orders")
     wf.step(retry=Retry(max_attempts=3, backoff="linear", base=2), timeout=seconds(30), queue="payments",
             name="pay")(lambda ctx: ctx)
-    machine = wf.compile()
+    machine = compile_workflow(wf)
     step = machine.states["pay"].step
     assert (step.retry.max_attempts, step.retry.backoff, step.timeout, step.queue) == (3, "linear", 30.0, "payments")
     assert machine.timeout == 300.0 and machine.queue == "orders"

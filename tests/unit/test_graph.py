@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from durable_celery.compiler import compile_workflow
 from durable_celery.graph import build_graph
 from tests.proj.workflows import nested, poller, routing
 
 
 def test_a_branching_workflow_has_labelled_case_edges_and_a_default_free_branch() -> None:
-    graph = build_graph(routing.compile())
+    graph = build_graph(compile_workflow(routing))
     edges = {(e.source, e.target, e.label) for e in graph.edges}
     assert ("$start", "triage", "") in edges
     assert ("branch:handle_invoice", "handle_invoice", "'invoice' | 'bill'") in edges
@@ -16,7 +17,7 @@ def test_a_branching_workflow_has_labelled_case_edges_and_a_default_free_branch(
 
 
 def test_nested_blocks_show_their_fan_outs_joins_and_loops() -> None:
-    graph = build_graph(nested.compile())
+    graph = build_graph(compile_workflow(nested))
     kinds = {n.id: n.kind for n in graph.nodes}
     assert kinds["each_region"] == "foreach" and kinds["parallel:count_a"] == "parallel"
     assert kinds["spin"] == "loop" and kinds["each_region.join"] == "join"
@@ -28,7 +29,7 @@ def test_nested_blocks_show_their_fan_outs_joins_and_loops() -> None:
 
 
 def test_renderings_name_every_node() -> None:
-    graph = build_graph(poller.compile())
+    graph = build_graph(compile_workflow(poller))
     dot, mermaid, data = graph.to_dot(), graph.to_mermaid(), graph.to_dict()
     for state in ("init_poll", "poll", "poll_once", "after_poll"):
         assert f'"{state}"' in dot and state in mermaid

@@ -11,12 +11,15 @@ import importlib
 import threading
 from collections.abc import Iterable
 
+from durable_celery.compiler import compile_workflow
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.dsl.workflow import Workflow
 from durable_celery.errors import DefinitionError, InvalidInput, WorkflowNotFound
 
 
 class Registry:
+    """Name -> definition and compiled machine, for one Durable instance."""
+
     def __init__(self, sources: Iterable[str | Workflow]) -> None:
         self._pending: list[str | Workflow] = []
         for source in sources:
@@ -33,7 +36,9 @@ class Registry:
             existing = self._workflows.get(workflow.name)
             if existing is not None and existing is not workflow:
                 raise DefinitionError(workflow.name, "two different workflows are registered under this name")
-            machine: StateMachine = workflow.compile()
+            if workflow.open_blocks:
+                raise DefinitionError(workflow.name, "registered while a block is still open")
+            machine = compile_workflow(workflow)
             self._workflows[workflow.name] = workflow
             self._machines[workflow.name] = machine
             return machine
@@ -74,6 +79,10 @@ class Registry:
         if machine is None:
             raise WorkflowNotFound(workflow)
         return machine
+
+    def sources(self) -> list[str | Workflow]:
+        """What was given to ``Durable(workflows=...)`` and not loaded yet."""
+        return list(self._pending)
 
     def names(self) -> list[str]:
         self.load()

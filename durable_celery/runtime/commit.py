@@ -1,0 +1,73 @@
+"""Committing decisions: the state layer writes a checkpoint, then its messages are published.
+Shared by the runner, fan-outs and compensations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from durable_celery.compiler.ir import StateMachine
+from durable_celery.engine import decide
+from durable_celery.engine.values import Checkpoint, Snapshot
+from durable_celery.runtime.services import Services
+from durable_celery.state.checkpoint import Written, stop_requested_txn, write_checkpoint, write_checkpoint_txn
+from durable_celery.testing import faults
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """This task's hold on an execution: the lease token, the queue the task runs on (``None``:
+    unknown) and when the task started (for the continuation budget)."""
+
+    token: str
+    queue: str | None
+    started: float
+
+
+class Committer:
+    """Writes checkpoints for executions this worker holds, and publishes what they ask for."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def commit(self, machine: StateMachine | None, snap: Snapshot, lease: Lease, cp: Checkpoint) -> Written | None:
+        """Write ``cp`` and publish what it asks for; None if this worker lost the execution.
+        A stop requested while the step ran is applied instead (the step's outcome recorded)."""
+        sv = self.services
+        written = write_checkpoint(sv.db, machine, snap, lease.token, cp, sv.clock.now())
+        if written is None:
+            written = self.apply_stop(machine, snap, lease, cp)
+        if written is None:
+            log.warning("durable: execution %s lost its lease at seq %s; discarding this attempt", snap.id, snap.seq)
+            return None
+        if cp.attempt is not None:
+            faults.trip("after_checkpoint", cp.attempt["step_name"])
+        self.publish(written)
+        return written
+
+    def apply_stop(self, machine: StateMachine | None, snap: Snapshot, lease: Lease, cp: Checkpoint) -> Written | None:
+        """The checkpoint's fence failed: if that is because a stop was requested while this
+        worker held the execution, end it as the stop asks, recording this attempt."""
+        sv = self.services
+        now = sv.clock.now()
+        with sv.db.begin() as conn:
+            row = stop_requested_txn(conn, snap, lease.token)
+            if row is None:
+                return None
+            current = snapshot(row)
+            stop = decide.stopped(machine, current, cp.attempt, now)
+            return write_checkpoint_txn(conn, machine, current, lease.token, stop, now, stopping=True)
+
+    def publish(self, written: Written) -> None:
+        dispatcher = self.services.dispatcher
+        dispatcher.send_all(written.messages)
+        dispatcher.publish(written.rows)
+
+
+def snapshot(row: Mapping[Any, Any]) -> Snapshot:
+    """The engine's view of an execution row."""
+    return Snapshot.from_row(row)

@@ -1,0 +1,35 @@
+"""What the runtime needs from the engine, in one small object: settings, the database, the
+clock, the compiled workflows, the dispatcher and the lease keeper. ``Durable`` builds it; the
+runtime never sees ``Durable`` itself."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+from durable_celery.clock import Clock
+from durable_celery.engine.decide import Policy
+from durable_celery.registry import Registry
+from durable_celery.runtime.dispatch import Dispatcher
+from durable_celery.runtime.leases import LeaseKeeper
+from durable_celery.settings import Settings
+from durable_celery.state.db import Database
+
+
+@dataclass(frozen=True)
+class Services:
+    """The engine's parts, shared by the step task, the tick and the client calls."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    registry: Registry
+    dispatcher: Dispatcher
+    leases: LeaseKeeper
+    policy: Policy = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        object.__setattr__(self, "policy", Policy(dispatch_mode=s.dispatch_mode, max_countdown=s.max_countdown,
+                                                  stale_lock_timeout=s.stale_lock_timeout,
+                                                  worker=socket.gethostname()))

@@ -1,0 +1,175 @@
+"""The one writer of checkpoints: a decided :class:`Checkpoint` becomes one transaction,
+fenced by the execution's ``seq`` and the lease owner (and by no stop having been requested
+meanwhile). Exactly-once comes from that fence: a stale worker, a duplicate message or a
+cancelled execution writes nothing.
+
+A checkpoint that is only the row and its attempt is one statement on Postgres (a
+data-modifying CTE, no BEGIN/COMMIT round trips); anything else takes the general path. Both
+write the same rows: the short form is chosen only when the checkpoint has nothing else to do.
+
+Lock order, everywhere: the root, then the parent, then the execution itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from durable_celery.compiler.ir import StateMachine
+from durable_celery.engine.decide import compensating_values
+from durable_celery.engine.fanout import fails_fast
+from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
+from durable_celery.engine.values import Checkpoint, Message, Outcome, Snapshot
+from durable_celery.state.children import (
+    child_finished_txn,
+    insert_children_txn,
+    release_compensation_txn,
+    stop_tree_txn,
+    tree_quiescent_txn,
+)
+from durable_celery.state.db import Database
+from durable_celery.state.tables import step_executions as s
+from durable_celery.state.tables import workflow_executions as t
+from durable_celery.state.waits import cancel_waits_txn, lock_execution_txn, should_wake, wake_txn
+
+
+@dataclass(frozen=True)
+class Written:
+    """A committed checkpoint: how it ended and the messages to publish now."""
+
+    outcome: Outcome
+    messages: tuple[Message, ...] = ()
+    #: rows made runnable by the transaction (woken, released), to publish like messages
+    rows: tuple[Mapping[Any, Any], ...] = ()
+
+
+def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot, token: str, cp: Checkpoint,
+                     now: datetime, *, stopping: bool = False) -> Written | None:
+    """Commit ``cp`` for the execution ``snap`` leased by ``token``; ``None`` if the fence
+    failed (the lease was lost, or a stop was requested: see ``stop_requested``).
+
+    ``stopping=True`` writes the checkpoint that applies a requested stop (the fence then
+    expects the request)."""
+    if cp.simple and not stopping and db.dialect == "postgresql":
+        with db.single() as conn:
+            if cp.attempt is not None:
+                moved = _advance_with_attempt(conn, snap, token, {**cp.values, "updated_at": now}, cp.attempt)
+            else:
+                moved = advance_txn(conn, snap, token, {**cp.values, "updated_at": now})
+        return Written(cp.outcome, cp.messages) if moved else None
+    with db.begin() as conn:
+        return write_checkpoint_txn(conn, machine, snap, token, cp, now, stopping=stopping)
+
+
+def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: Snapshot, token: str,
+                         cp: Checkpoint, now: datetime, *, stopping: bool = False) -> Written | None:
+    """The general path of :func:`write_checkpoint`, in the caller's transaction."""
+    values: dict[str, Any] = {**cp.values, "updated_at": now}
+    child = not snap.is_top_level and snap.parent_id is not None
+    ends = cp.finishing or cp.compensate
+    parent = _lock_ancestors(conn, snap) if ends and child else None
+    if cp.stop_descendants:
+        # Before the row moves: the compensation it may start must know whether steps of its tree
+        # are still in flight (they finish first, so their effects get compensated too).
+        compensable = machine is not None and bool(machine.compensations)
+        stop_tree_txn(conn, snap.id, now, {"type": "Cancelled", "message": "the execution failed", "step": None,
+                                          "traceback": None}, wait_for_in_flight=compensable)
+    if cp.compensate:
+        assert cp.status is not None
+        values.update(compensating_values(cp.status, values.get("error"), now, tree_quiescent_txn(conn, snap.id)))
+    if not advance_txn(conn, snap, token, values, stopping=stopping):
+        return None
+    if cp.attempt is not None:
+        conn.execute(insert(s).values(**cp.attempt))
+    if cp.children:
+        insert_children_txn(conn, [dict(c) for c in cp.children])
+    outcome = Outcome.COMPENSATING if cp.compensate else cp.outcome
+    messages = list(cp.messages)
+    if cp.compensate and values["ready_at"] is not None:
+        messages.append(Message(snap.id, snap.seq + 1, snap.workflow, None, snap.queue, snap.priority))
+    rows: list[Mapping[Any, Any]] = []
+    if cp.recheck_waits and should_wake(conn, snap.id, snap.entered_seq, now, snap.top):
+        woken = wake_txn(conn, snap.id, now)
+        if woken is not None:
+            rows.append(woken)
+            outcome = Outcome.WOKEN
+    if ends:
+        cancel_waits_txn(conn, snap.id, now)
+        rows.extend(_ended_txn(conn, machine, snap, parent, values, now))
+    return Written(outcome, tuple(messages), tuple(rows))
+
+
+def _lock_ancestors(conn: Connection, snap: Snapshot) -> Mapping[Any, Any] | None:
+    """Lock the root, then the parent (the lock order everywhere); returns the parent row."""
+    assert snap.parent_id is not None
+    if snap.top != snap.parent_id:
+        lock_execution_txn(conn, snap.top)
+    return lock_execution_txn(conn, snap.parent_id)
+
+
+def _ended_txn(conn: Connection, machine: StateMachine | None, snap: Snapshot, parent: Mapping[Any, Any] | None,
+               values: Mapping[Any, Any], now: datetime) -> list[Mapping[Any, Any]]:
+    """A branch or iteration ended: release a parked sibling or wake its parent, and let its
+    workflow's compensation start if it waited for this step. Returns rows to publish."""
+    if parent is None:
+        return []
+    rows: list[Mapping[Any, Any]] = []
+    if ExecutionStatus(values["status"]) in TERMINAL:
+        rows.extend(child_finished_txn(conn, _as_row(snap), ExecutionStatus(values["status"]),
+                                       values.get("context", snap.context), now,
+                                       fails_fast(machine.state(parent["current_node"]) if machine else None)))
+    released = release_compensation_txn(conn, snap.top, now)
+    if released is not None:
+        rows.append(released)
+    return rows
+
+
+def _as_row(snap: Snapshot) -> dict[str, Any]:
+    return {"id": snap.id, "parent_id": snap.parent_id, "parent_seq": snap.parent_seq, "root_id": snap.root_id}
+
+
+def advance_txn(conn: Connection, snap: Snapshot, token: str, values: Mapping[Any, Any], *,
+                stopping: bool = False) -> bool:
+    """Move a leased execution from ``seq`` to ``seq + 1`` with ``values``; False (nothing
+    written) if the lease was lost, or a stop was requested (``stopping`` expects one)."""
+    fence = t.c.stopping.is_not(None) if stopping else t.c.stopping.is_(None)
+    result = conn.execute(
+        update(t).where(t.c.id == snap.id, t.c.seq == snap.seq, t.c.lease_owner == token, fence)
+        .values(seq=snap.seq + 1, **values)
+    )
+    return result.rowcount == 1
+
+
+def stop_requested_txn(conn: Connection, snap: Snapshot, token: str) -> Mapping[Any, Any] | None:
+    """The execution row if this worker still holds it at ``snap.seq`` and a stop was requested
+    meanwhile (locked, root first), else None."""
+    if snap.top != snap.id:
+        lock_execution_txn(conn, snap.top)
+    row = conn.execute(select(t).where(t.c.id == snap.id).with_for_update()).mappings().first()
+    if row is None or row["seq"] != snap.seq or row["lease_owner"] != token or row["stopping"] is None:
+        return None
+    return row
+
+
+def _advance_with_attempt(conn: Connection, snap: Snapshot, token: str, values: dict[str, Any],
+                          attempt: Mapping[Any, Any]) -> bool:
+    """Postgres, in one statement: move the execution and record the attempt, or neither."""
+    key = (tuple(values), tuple(attempt))
+    stmt = _ADVANCE.get(key)
+    if stmt is None:  # built once per shape: building costs more than running it
+        moved = (update(t).where(t.c.id == bindparam("_id"), t.c.seq == bindparam("_seq"),
+                                 t.c.lease_owner == bindparam("_token"), t.c.stopping.is_(None))
+                 .values(seq=bindparam("_next"), **{k: bindparam(f"v_{k}", type_=t.c[k].type) for k in values})
+                 .returning(t.c.id).cte("moved"))
+        row = select(*[bindparam(f"a_{c}", type_=s.c[c].type).label(c) for c in attempt]).select_from(moved)
+        stmt = _ADVANCE[key] = insert(s).from_select(list(attempt), row).returning(s.c.id)
+    params = {"_id": snap.id, "_seq": snap.seq, "_token": token, "_next": snap.seq + 1,
+              **{f"v_{k}": v for k, v in values.items()}, **{f"a_{c}": v for c, v in attempt.items()}}
+    return conn.execute(stmt, params).first() is not None
+
+
+_ADVANCE: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
