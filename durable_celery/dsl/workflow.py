@@ -150,7 +150,7 @@ class Workflow:
         if not callable(on):
             raise DefinitionError(self.name, f"branch(on=...) must be callable, got {on!r}", name)
         _check_arity(self.name, name or "branch", on, 1)
-        block = BranchBlock(self, name, on)
+        block = BranchBlock(self.name, self.bodies, name, on)
         with self.bodies.opened(block.body):
             yield block
         self._add_block(block.build())

@@ -16,7 +16,7 @@ WORKFLOW_MODULES = ["tests.proj.workflows", *sorted(
     f"tests.proj.{p.stem}" for p in Path(__file__).resolve().parent.glob("wf_*.py"))]
 
 SETTING_KEYS = ("stale_lock_timeout", "heartbeat_interval", "tick_interval", "dispatch_mode",
-                "redispatch_after", "continuation_budget", "max_countdown")
+                "redispatch_after", "continuation_budget", "max_countdown", "max_lost_leases")
 
 
 def make(broker: str, database_url: str, prefix: str, queue: str, **settings: Any) -> tuple[Celery, Durable]:
@@ -43,6 +43,6 @@ def from_env() -> tuple[Celery, Durable]:
     for key in SETTING_KEYS:
         value = os.environ.get(f"DT_{key.upper()}")
         if value is not None:
-            settings[key] = value if key == "dispatch_mode" else float(value)
+            settings[key] = value if key == "dispatch_mode" else int(value) if key == "max_lost_leases" else float(value)
     return make(os.environ["DT_BROKER"], os.environ["DT_DB"], os.environ["DT_PREFIX"], os.environ["DT_QUEUE"],
                 **settings)
