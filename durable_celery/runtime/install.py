@@ -1,5 +1,5 @@
-"""Wiring a Durable instance into a Celery app: its tasks, queues, the beat entry, the
-embedded broker, and the worker signals. Written out in one place, in order."""
+"""Wiring a Durable instance into a Celery app: its tasks, queues, the tick in beat, the
+embedded broker, and the worker and beat signals. Written out in one place, in order."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from weakref import WeakKeyDictionary
 
 from celery import Celery, signals
 from kombu.entity import Queue
+
+from durable_celery.runtime.beat_service import TickService
 
 if TYPE_CHECKING:
     from durable_celery.durable import Durable
@@ -53,7 +55,6 @@ def use_embedded_broker(app: Celery, data_dir: Path) -> None:
 def install(durable: Durable) -> None:
     app = durable.app
     _INSTANCES.setdefault(app, []).append(durable)
-    settings = durable.settings
     step_name, tick_name = durable.step_task_name, durable.tick_task_name
     runner = durable.runner
 
@@ -65,7 +66,10 @@ def install(durable: Durable) -> None:
 
     @app.task(name=tick_name, ignore_result=True, shared=False)
     def tick() -> dict[str, int]:
-        """Fire what is due: recover lost workers, re-dispatch lost messages, time out executions."""
+        """Fire what is due: recover lost workers, re-dispatch lost messages, time out executions.
+
+        Not scheduled: beat runs the tick in its own process (see ``beat_service``). The task is
+        kept for a tick by hand (``celery call``) or from cron where no beat can run."""
         from durable_celery.runtime.tick import tick as run_tick
 
         report = run_tick(durable)
@@ -73,15 +77,14 @@ def install(durable: Durable) -> None:
 
     durable.step_task, durable.tick_task = step, tick
     _declare_queues(app, durable.declared_queues())
-    schedule = dict(app.conf.beat_schedule or {})
-    schedule[f"{tick_name}"] = {
-        "task": tick_name,
-        "schedule": settings.tick_interval,
-        # Highest priority: recovery must not wait behind a backlog of steps.
-        "options": {"queue": settings.queue, "expires": max(settings.tick_interval * 5, 5),
-                    "priority": durable.dispatcher.broker_priority(9)},
-    }
-    app.conf.beat_schedule = schedule
+
+    # The tick runs in beat's own process, never as a message to workers that may all be busy.
+    ticker = TickService(durable)
+
+    @signals.beat_init.connect(weak=False)
+    def on_beat_init(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app:
+            ticker.start(sender)
 
     @signals.worker_init.connect(weak=False)
     def on_worker_init(sender: Any = None, **_: Any) -> None:
