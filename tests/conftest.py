@@ -73,8 +73,8 @@ class Project:
         return env_for(self.broker, POSTGRES, self.prefix, self.queue, **self.settings)
 
     def worker(self, *, concurrency: int = 2, env: dict[str, str] | None = None, start: bool = True,
-               queues: list[str] | None = None) -> CeleryProcess:
-        proc = worker("tests.proj.app", queues or [self.queue], concurrency=concurrency,
+               queues: list[str] | None = None, pool: str = "prefork") -> CeleryProcess:
+        proc = worker("tests.proj.app", queues or [self.queue], concurrency=concurrency, pool=pool,
                       env={**self.env, **(env or {})}, cwd=str(ROOT))
         self.processes.append(proc)
         return proc.start() if start else proc

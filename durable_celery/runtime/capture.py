@@ -1,84 +1,173 @@
-"""Capturing what a step logs and prints, per attempt."""
+"""Capturing what a step logs and prints, per attempt.
+
+Steps may run side by side in one process (Celery's ``threads``, ``gevent`` and ``eventlet``
+pools), so nothing here is swapped per step. Instead, two hooks are installed once per process:
+
+- a stdout proxy (``sys.stdout``) that forwards every write to the stream it wraps and, inside a
+  step, also collects the text into that step's entries;
+- a logging handler on the root logger that appends records to the current step's entries.
+
+Which step is "current" is a ``ContextVar``, so it follows threads, greenlets and asyncio tasks.
+
+``sys.stdout`` belongs to the process, not to us: the proxy wraps whatever it is when the first
+step starts (in a worker, Celery's ``LoggingProxy``). If something replaces it later (pytest's
+capture, a late Celery redirect), we do not fight it while a step runs; the next step to start
+wraps the new stream in a new proxy. A step's own ``contextlib.redirect_stdout`` therefore wins
+while it lasts (what it prints goes to its buffer, not to the logs; being process-wide, on a
+threads pool it also takes the other steps' prints meanwhile). A write is collected once,
+even through chained proxies or a wrapped stream that logs it (Celery's ``LoggingProxy``).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 MAX_ENTRIES = 500
 MAX_MESSAGE = 4000
+#: Loggers of the engine and its stack: their records are not the step's own output.
+ENGINE_LOGGERS = ("durable_celery", "celery", "kombu", "amqp", "sqlalchemy")
+
+
+class _Collector:
+    """One step attempt's entries, plus the printed text not yet ended by a newline."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self._partial = ""
+        self._lock = threading.Lock()  # a step may share its context with its own threads or tasks
+
+    def add(self, at: datetime, level: str, logger: str, message: str) -> None:
+        with self._lock:
+            self._add(at, level, logger, message)
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            *lines, rest = text.split("\n")
+            for line in lines:
+                self._add(datetime.now(UTC), "PRINT", "stdout", self._partial + line[:MAX_MESSAGE])
+                self._partial = ""
+            self._partial = (self._partial + rest)[:MAX_MESSAGE]
+
+    def close(self) -> None:
+        """Keep a last printed line that had no newline."""
+        with self._lock:
+            if self._partial:
+                self._add(datetime.now(UTC), "PRINT", "stdout", self._partial)
+                self._partial = ""
+
+    def _add(self, at: datetime, level: str, logger: str, message: str) -> None:
+        if len(self.entries) < MAX_ENTRIES:
+            self.entries.append({"at": at.isoformat(), "level": level, "logger": logger,
+                                 "message": message[:MAX_MESSAGE]})
+
+
+_current: ContextVar[_Collector | None] = ContextVar("durable_capture", default=None)
+#: Set while a proxy forwards a write, so a proxy further down the chain does not collect it again.
+_forwarding: ContextVar[bool] = ContextVar("durable_capture_forwarding", default=False)
+
+
+class _StdoutProxy:
+    """Stands in for ``sys.stdout``: forwards to the wrapped stream, and collects in a step."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def write(self, text: str) -> int:
+        collector = _current.get()
+        if collector is not None and not _forwarding.get() and isinstance(text, str):
+            collector.write(text)
+        if self.target is None:  # no stream at all (pythonw, a closed stdout)
+            return len(text)
+        token = _forwarding.set(True)
+        try:
+            self.target.write(text)
+        finally:
+            _forwarding.reset(token)
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self.target is not None:
+            self.target.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.target is not None and self.target.isatty())
+
+    def fileno(self) -> int:
+        if self.target is None:
+            raise OSError("stdout has no file descriptor")
+        return int(self.target.fileno())
+
+    @property
+    def encoding(self) -> str:
+        return str(getattr(self.target, "encoding", None) or "utf-8")
+
+    @property
+    def errors(self) -> str | None:
+        return getattr(self.target, "errors", None)
+
+    def __getattr__(self, name: str) -> Any:  # buffer, name, mode, closed, reconfigure...
+        if self.target is None:
+            raise AttributeError(name)
+        return getattr(self.target, name)
 
 
 class _StepLogHandler(logging.Handler):
-    def __init__(self, thread_id: int) -> None:
+    """On the root logger: appends records to the collector of the current context, if any."""
+
+    def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.thread_id = thread_id
-        self.entries: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self.thread_id or len(self.entries) >= MAX_ENTRIES:
-            return
-        if record.name.startswith(("durable_celery", "celery", "kombu", "amqp", "sqlalchemy")):
-            return
+        collector = _current.get()
+        if collector is None or _forwarding.get() or _is_engine(record.name):
+            return  # _forwarding: a print the wrapped stream turns into a record (already collected)
         try:
-            message = record.getMessage()[:MAX_MESSAGE]
+            message = record.getMessage()
         except Exception:  # a broken %-format in user code must not fail the step
-            message = str(record.msg)[:MAX_MESSAGE]
-        self.entries.append({
-            "at": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname, "logger": record.name, "message": message,
-        })
+            message = str(record.msg)
+        collector.add(datetime.fromtimestamp(record.created, UTC), record.levelname, record.name, message)
 
 
-class _Tee(io.TextIOBase):
-    """Collects what the step prints (this thread only) and still forwards it."""
+def _is_engine(name: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in ENGINE_LOGGERS)
 
-    def __init__(self, target: Any, handler: _StepLogHandler) -> None:
-        self._target = target
-        self._handler = handler
-        self._buffer = ""
 
-    def write(self, text: str) -> int:
-        if threading.get_ident() == self._handler.thread_id:
-            self._buffer += text
-            while "\n" in self._buffer:
-                line, self._buffer = self._buffer.split("\n", 1)
-                self._add(line)
-        return self._target.write(text) if self._target is not None else len(text)
+_handler = _StepLogHandler()
+_install_lock = threading.Lock()
 
-    def flush(self) -> None:
-        if self._target is not None:
-            self._target.flush()
 
-    def close_line(self) -> None:
-        if self._buffer:
-            self._add(self._buffer)
-            self._buffer = ""
-
-    def _add(self, line: str) -> None:
-        if len(self._handler.entries) < MAX_ENTRIES:
-            self._handler.entries.append({"at": datetime.now(UTC).isoformat(), "level": "PRINT",
-                                          "logger": "stdout", "message": line[:MAX_MESSAGE]})
+def install() -> None:
+    """Put the stdout proxy and the log handler in place (idempotent, thread-safe, cheap)."""
+    root = logging.getLogger()
+    if isinstance(sys.stdout, _StdoutProxy) and _handler in root.handlers:
+        return
+    with _install_lock:
+        current = sys.stdout
+        if not isinstance(current, _StdoutProxy):
+            sys.stdout = _StdoutProxy(current)
+        if _handler not in root.handlers:  # logging setup (Celery's, dictConfig) may clear them
+            root.addHandler(_handler)
 
 
 @contextlib.contextmanager
 def capture_output() -> Iterator[list[dict[str, Any]]]:
-    """Collect log records and printed lines of the current thread into the yielded list."""
-    handler = _StepLogHandler(threading.get_ident())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    tee = _Tee(sys.stdout, handler)
-    previous = sys.stdout
-    sys.stdout = tee
+    """Collect what the current context logs and prints into the yielded list."""
+    install()
+    collector = _Collector()
+    token = _current.set(collector)
     try:
-        yield handler.entries
+        yield collector.entries
     finally:
-        sys.stdout = previous
-        tee.close_line()
-        root.removeHandler(handler)
+        _current.reset(token)
+        collector.close()

@@ -1,30 +1,47 @@
 """Delivering events and human input to executions: kept until a wait consumes them, and
-waking the execution when it is waiting for them. Each call is one transaction that locks the
-execution row first, so it is serialised with the step that waits and with the tick."""
+waking the execution when it is waiting for them.
+
+The event is recorded in one transaction that locks the top-level execution (events and inputs
+are kept there) and then only the executions of its tree whose current step has a pending wait
+for that name, found in one query: a foreach of 10,000 iterations is neither blocked nor read row
+by row by an event that three of them wait for. Those locks serialise it with the steps that
+wait and with the tick.
+
+A branch that is not locked may be between looking at the events and suspending (its wait was
+not committed yet when the transaction looked): it can miss the event, and the transaction can
+miss it. So once the event is committed, a second short transaction looks again for the branches
+of the tree waiting for that name that the first one did not lock, and wakes those it concerns.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, RowMapping
+from sqlalchemy.exc import SQLAlchemyError
 
 from durable_celery import codec
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState
 from durable_celery.runtime.inputs import validate_input
 from durable_celery.state.waits import (
+    asked_txn,
+    asking_ids_txn,
     insert_event_txn,
+    lock_asking_txn,
     lock_execution_txn,
     pending_events_txn,
     root_of_txn,
-    tree_members_txn,
-    visit_waits_txn,
-    wake_txn,
+    should_wake,
+    wake_all_txn,
 )
 
 if TYPE_CHECKING:
     from durable_celery.runtime.services import Services
+
+log = logging.getLogger(__name__)
 
 
 def _name(name: Any, what: str) -> str:
@@ -52,51 +69,63 @@ def _lock_root(conn: Connection, execution_id: str, what: str) -> RowMapping:
     return row
 
 
-def _asking(conn: Connection, root: RowMapping, kind: str, name: str) -> list[tuple[RowMapping, RowMapping]]:
-    """(execution, wait) for every execution of the tree whose current step has a wait of
-    ``kind`` for ``name`` (any status), oldest first."""
-    found = []
-    for member in [root, *tree_members_txn(conn, root["id"])]:
-        for wait in visit_waits_txn(conn, member["id"], member["entered_seq"]):
-            if (wait["kind"] == "input") == (kind == "input") and name in wait["names"]:
-                found.append((member, wait))
-    return found
-
-
 def _wake_waiting(conn: Connection, asking: list[tuple[RowMapping, RowMapping]], now: datetime) -> list[RowMapping]:
-    woken = []
-    for member, wait in asking:
-        if wait["status"] == "pending" and member["status"] == ExecutionStatus.WAITING:
-            row = wake_txn(conn, member["id"], now)
-            if row is not None:
-                woken.append(row)
+    """Wake the locked executions that are suspended on one of these pending waits."""
+    ids = dict.fromkeys(member["id"] for member, _ in asking if member["status"] == ExecutionStatus.WAITING)
+    return wake_all_txn(conn, list(ids), now)
+
+
+def _wake_late(sv: Services, root_id: str, kind: str, name: str, locked: set[str]) -> list[RowMapping]:
+    """After the event or input is committed: wake the executions of the tree that wait for it
+    but were not locked by the delivering transaction (a step that looked at the events before
+    that transaction committed, and suspended after it had looked). Publishes them."""
+    if sv.db.dialect != "postgresql":
+        return []  # SQLite runs one write transaction at a time: no step ran while the event was sent
+    try:
+        with sv.db.begin() as conn:
+            late = [i for i in asking_ids_txn(conn, root_id, kind, name) if i not in locked]
+            if not late:
+                return []
+            now = sv.clock.now()
+            lock_execution_txn(conn, root_id)
+            members = {member["id"]: member for member, _ in lock_asking_txn(conn, root_id, kind, name, among=late)}
+            woken = wake_all_txn(conn, [
+                member["id"] for member in members.values()
+                if member["status"] == ExecutionStatus.WAITING
+                and should_wake(conn, member["id"], member["entered_seq"], now, root_id)], now)
+    except SQLAlchemyError:
+        # the event is recorded: a step that raced with it wakes at its next event or timeout
+        log.warning("durable: could not look again for waits on %s %r of %s", kind, name, root_id, exc_info=True)
+        return []
+    sv.dispatcher.publish(woken)
     return woken
 
 
-def send_event(durable: Services, execution_id: str, name: str, payload: Any) -> bool:
+def send_event(sv: Services, execution_id: str, name: str, payload: Any) -> bool:
     """Record an event for an execution (kept on its top-level execution, for any step of it or
     of its branches and iterations) and wake whatever waits for it; True if something woke."""
     _name(name, "event")
     encoded = _encode(payload, "the payload")
-    now = durable.clock.now()
-    with durable.db.begin() as conn:
+    now = sv.clock.now()
+    with sv.db.begin() as conn:
         root = _lock_root(conn, execution_id, "events")
         insert_event_txn(conn, root["id"], "event", name, encoded, now)
-        woken = _wake_waiting(conn, _asking(conn, root, "event", name), now)
-    durable.dispatcher.publish(woken)
-    return bool(woken)
+        asking = lock_asking_txn(conn, root["id"], "event", name)
+        woken = _wake_waiting(conn, asking, now)
+    sv.dispatcher.publish(woken)
+    late = _wake_late(sv, root["id"], "event", name, {root["id"], *(member["id"] for member, _ in asking)})
+    return bool(woken or late)
 
 
-def provide_input(durable: Services, execution_id: str, name: str, data: Any) -> bool:
+def provide_input(sv: Services, execution_id: str, name: str, data: Any) -> bool:
     """Record a person's input. Validated against the waiting step's declared form (when a step
     already asks for it); a second input for the same request is refused."""
     _name(name, "input")
-    now = durable.clock.now()
-    with durable.db.begin() as conn:
+    now = sv.clock.now()
+    with sv.db.begin() as conn:
         root = _lock_root(conn, execution_id, "input")
-        asked = _asking(conn, root, "input", name)
-        pending = [(member, wait) for member, wait in asked if wait["status"] == "pending"]
-        if asked and not pending:
+        pending = lock_asking_txn(conn, root["id"], "input", name)
+        if not pending and asked_txn(conn, root["id"], "input", name):
             raise InvalidState(execution_id, root["status"], f"input {name!r} was already provided or timed out")
         if pending:
             wait = pending[0][1]
@@ -107,5 +136,6 @@ def provide_input(durable: Services, execution_id: str, name: str, data: Any) ->
             raise InvalidState(execution_id, root["status"], f"input {name!r} was already provided")
         insert_event_txn(conn, root["id"], "input", name, encoded, now)
         woken = _wake_waiting(conn, pending, now)
-    durable.dispatcher.publish(woken)
-    return bool(woken)
+    sv.dispatcher.publish(woken)
+    late = _wake_late(sv, root["id"], "input", name, {root["id"], *(member["id"] for member, _ in pending)})
+    return bool(woken or late)

@@ -1,5 +1,5 @@
-"""Wiring a Durable instance into a Celery app: its tasks, queues, the beat entry, the
-embedded broker, and the worker signals. Written out in one place, in order."""
+"""Wiring a Durable instance into a Celery app: its tasks, queues, the tick in beat, the
+embedded broker, and the worker and beat signals. Written out in one place, in order."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
+from durable_celery.runtime.beat_service import TickService
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.tick import tick as run_tick
@@ -45,8 +46,8 @@ def use_embedded_broker(app: Celery, data_dir: Path) -> None:
 
 def install(app: Celery, services: Services, runner: Runner, prepare: Callable[[], None],
             queues: list[str]) -> tuple[Any, Any]:
-    """Register the engine's tasks, queues, beat entry and worker signals on ``app``; returns
-    the (step, tick) tasks."""
+    """Register the engine's tasks, queues and signals (worker boot, beat's tick) on ``app``;
+    returns the (step, tick) tasks."""
     settings = services.settings
     step_name, tick_name = task_names(settings.prefix)
 
@@ -58,19 +59,21 @@ def install(app: Celery, services: Services, runner: Runner, prepare: Callable[[
 
     @app.task(name=tick_name, ignore_result=True, shared=False)
     def tick() -> dict[str, int]:
-        """Fire what is due: recover lost workers, re-dispatch lost messages, time out executions."""
+        """Fire what is due: recover lost workers, re-dispatch lost messages, time out executions.
+
+        Not scheduled: beat runs the tick in its own process (see ``beat_service``). The task is
+        kept for a tick by hand (``celery call``) or from cron where no beat can run."""
         return dataclasses.asdict(run_tick(services))
 
     _declare_queues(app, queues)
-    schedule = dict(app.conf.beat_schedule or {})
-    schedule[f"{tick_name}"] = {
-        "task": tick_name,
-        "schedule": settings.tick_interval,
-        # Highest priority: recovery must not wait behind a backlog of steps.
-        "options": {"queue": settings.queue, "expires": max(settings.tick_interval * 5, 5),
-                    "priority": services.dispatcher.broker_priority(9)},
-    }
-    app.conf.beat_schedule = schedule
+
+    # The tick runs in beat's own process, never as a message to workers that may all be busy.
+    ticker = TickService(services, prepare)
+
+    @signals.beat_init.connect(weak=False)
+    def on_beat_init(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app:
+            ticker.start(sender)
 
     @signals.worker_init.connect(weak=False)
     def on_worker_init(sender: Any = None, **_: Any) -> None:

@@ -10,7 +10,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.state.executions import DISPATCH_COLUMNS
@@ -29,14 +43,66 @@ def root_of_txn(conn: Connection, execution_id: str) -> str | None:
     return None if row is None else (row.root_id or row.id)
 
 
-def tree_members_txn(conn: Connection, root_id: str) -> list[RowMapping]:
-    """The active branches and iterations under a top-level execution, locked in id order
-    (after the root: the lock order everywhere is ancestor first)."""
-    stmt = (select(t).where(t.c.root_id == root_id, t.c.id != root_id,
-                            t.c.status.in_([ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value,
-                                            ExecutionStatus.WAITING.value]))
-            .order_by(t.c.id).with_for_update())
-    return list(conn.execute(stmt).mappings())
+_MEMBER_STATUSES = [ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value, ExecutionStatus.WAITING.value]
+
+
+def _tree(root_id: str) -> ColumnElement[bool]:
+    """A top-level execution and its active branches and iterations."""
+    return or_(t.c.id == root_id, and_(t.c.root_id == root_id, t.c.status.in_(_MEMBER_STATUSES)))
+
+
+def _of_kind(kind: str) -> ColumnElement[bool]:
+    """Waits that ``kind`` ("event" or "input") can satisfy: input waits take inputs, the
+    others (event, any, all) take events."""
+    return w.c.kind == "input" if kind == "input" else w.c.kind != "input"
+
+
+def _asks(conn: Connection, kind: str, name: str, pending: bool) -> ColumnElement[bool]:
+    """The execution's current visit has a wait of ``kind`` for ``name`` (only a pending one
+    if ``pending``)."""
+    if conn.dialect.name == "postgresql":
+        named: ColumnElement[bool] = type_coerce(w.c.names, JSONB).contains([name])
+    else:
+        names = func.json_each(w.c.names).table_valued("value")
+        named = exists().select_from(names).where(names.c.value == name)
+    found = [w.c.execution_id == t.c.id, w.c.entered_seq == t.c.entered_seq, _of_kind(kind), named]
+    if pending:
+        found.append(w.c.status == "pending")
+    return exists().where(*found)
+
+
+def asking_ids_txn(conn: Connection, root_id: str, kind: str, name: str) -> list[str]:
+    """The executions of a tree (the root, its active branches and iterations) whose current
+    visit has a pending wait for ``name``; one query, nothing locked."""
+    stmt = select(t.c.id).where(_tree(root_id), _asks(conn, kind, name, pending=True))
+    return list(conn.execute(stmt).scalars())
+
+
+def asked_txn(conn: Connection, root_id: str, kind: str, name: str) -> bool:
+    """Whether some execution of the tree has a wait for ``name`` (any status) in its current visit."""
+    stmt = select(t.c.id).where(_tree(root_id), _asks(conn, kind, name, pending=False)).limit(1)
+    return conn.execute(stmt).first() is not None
+
+
+def lock_asking_txn(conn: Connection, root_id: str, kind: str, name: str,
+                    among: Sequence[str] | None = None) -> list[tuple[RowMapping, RowMapping]]:
+    """Lock, in id order, the executions of a tree whose current visit has a pending wait for
+    ``name`` (only those ``among`` if given), and no other member of the tree. Returns
+    (execution, wait) for each pending wait, read again once the locks are held (a step may have
+    settled it, or moved on, in between), the root first, then by id, waits in call order; the
+    execution mapping holds ``id``, ``status`` and ``entered_seq``. The caller holds the root's
+    lock: the lock order everywhere is ancestor first."""
+    stmt = select(t.c.id, t.c.status, t.c.entered_seq).where(_tree(root_id), _asks(conn, kind, name, pending=True))
+    if among is not None:
+        stmt = stmt.where(t.c.id.in_(list(among)))
+    members = {row["id"]: row for row in conn.execute(stmt.order_by(t.c.id).with_for_update(of=t)).mappings()}
+    if not members:
+        return []
+    waits = select(w).join(t, and_(w.c.execution_id == t.c.id, w.c.entered_seq == t.c.entered_seq)).where(
+        t.c.id.in_(list(members)), w.c.status == "pending", _of_kind(kind))
+    found = [(members[wait["execution_id"]], wait) for wait in conn.execute(waits).mappings()
+             if name in wait["names"]]
+    return sorted(found, key=lambda pair: (pair[0]["id"] != root_id, pair[0]["id"], pair[1]["idx"]))
 
 
 def lock_leased_txn(conn: Connection, execution_id: str, seq: int, token: str) -> RowMapping | None:
@@ -122,19 +188,31 @@ def wake_txn(conn: Connection, execution_id: str, now: datetime) -> RowMapping |
     return conn.execute(stmt).mappings().first()
 
 
+def wake_all_txn(conn: Connection, ids: Sequence[str], now: datetime) -> list[RowMapping]:
+    """:func:`wake_txn` for several executions in one statement (the caller locked them)."""
+    if not ids:
+        return []
+    stmt = (update(t).where(t.c.id.in_(list(ids)), t.c.status == ExecutionStatus.WAITING.value)
+            .values(status=ExecutionStatus.RUNNING.value, seq=t.c.seq + 1, ready_at=now, dispatched_at=now,
+                    updated_at=now)
+            .returning(*DISPATCH_COLUMNS))
+    return list(conn.execute(stmt).mappings())
+
+
 def take_due_waits_txn(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
-    """Wake waiting executions whose current wait timed out (sleeps included). The execution
-    rows are locked with SKIP LOCKED and leave `waiting` here, so two beats never wake one twice."""
-    due = exists().where(w.c.execution_id == t.c.id, w.c.entered_seq == t.c.entered_seq, w.c.status == "pending",
-                         w.c.timeout_at.is_not(None), w.c.timeout_at <= now)
-    stmt = (select(t.c.id).where(t.c.status == ExecutionStatus.WAITING.value, due).limit(limit)
-            .with_for_update(skip_locked=True, of=t))
-    woken = []
-    for execution_id in list(conn.execute(stmt).scalars()):
-        row = wake_txn(conn, execution_id, now)
-        if row is not None:
-            woken.append(row)
-    return woken
+    """Wake waiting executions whose current wait timed out (sleeps included), oldest timeout
+    first. Driven by the partial index ``ix_waits_due``: the due pending waits, joined to their
+    executions still waiting at the same visit. The execution rows are locked with SKIP LOCKED
+    and leave `waiting` here, so two beats never wake one twice (nor one execution twice for two
+    of its waits that are due)."""
+    # 'pending' is written into the SQL, not bound, so the planner always matches the index's
+    # predicate (a generic plan of a prepared statement can't prove it from a parameter)
+    due = (select(t.c.id).select_from(w.join(t, w.c.execution_id == t.c.id))
+           .where(w.c.status == literal("pending", literal_execute=True), w.c.timeout_at.is_not(None),
+                  w.c.timeout_at <= now, t.c.entered_seq == w.c.entered_seq,
+                  t.c.status == ExecutionStatus.WAITING.value)
+           .order_by(w.c.timeout_at).limit(limit).with_for_update(skip_locked=True, of=t))
+    return wake_all_txn(conn, list(dict.fromkeys(conn.execute(due).scalars())), now)
 
 
 def cancel_waits_txn(conn: Connection, execution_id: str, now: datetime) -> None:
