@@ -3,7 +3,8 @@
 1. expired leases (a worker died mid-step): released and re-dispatched; an attempt that lost
    its worker ``max_lost_leases`` times fails with ``WorkerLost`` (the step kills its worker);
    a step that died while its execution was stopping is recorded with an unknown outcome;
-2. waiting executions whose sleep or wait timeout is due: woken;
+2. waiting executions whose sleep or wait timeout is due: woken (and compensations parked for
+   a step in flight that has ended, should the step's own checkpoint not have released them);
 3. runnable executions with no live message (lost publish, transactional or scheduled start,
    a retry backoff too long for a countdown message): dispatched, with a back-off per row;
 4. executions past their workflow timeout: failed with ``WorkflowTimeout`` (compensating).
@@ -29,6 +30,7 @@ from durable_celery.errors import WorkerLost, WorkflowTimeout
 from durable_celery.runtime.commit import snapshot
 from durable_celery.runtime.services import Services
 from durable_celery.state.checkpoint import write_checkpoint
+from durable_celery.state.children import release_parked_compensations_txn
 from durable_celery.state.executions import (
     release_leases_txn,
     take_dispatchable_txn,
@@ -65,7 +67,8 @@ def tick(sv: Services) -> TickReport:
     with sv.db.begin() as conn:
         due = take_dispatchable_txn(conn, now, timedelta(seconds=settings.redispatch_after), settings.tick_batch)
     with sv.db.begin() as conn:
-        woken = take_due_waits_txn(conn, now, settings.tick_batch)
+        woken: list[Mapping[Any, Any]] = [*take_due_waits_txn(conn, now, settings.tick_batch),
+                                          *release_parked_compensations_txn(conn, now, settings.tick_batch)]
     sv.dispatcher.publish([*recovered, *due, *woken])
     timed_out = 0
     stopped: list[Mapping[Any, Any]] = []

@@ -72,6 +72,9 @@ def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: S
     child = not snap.is_top_level and snap.parent_id is not None
     ends = cp.finishing or cp.compensate
     parent = _lock_ancestors(conn, snap) if ends and child else None
+    if cp.stop_descendants or cp.compensate:
+        # Before its descendants are touched: a finishing child locks its ancestors first too.
+        lock_execution_txn(conn, snap.id)
     if cp.stop_descendants:
         # Before the row moves: the compensation it may start must know whether steps of its tree
         # are still in flight (they finish first, so their effects get compensated too).
@@ -146,8 +149,10 @@ def advance_txn(conn: Connection, snap: Snapshot, token: str, values: Mapping[An
 
 def stop_requested_txn(conn: Connection, snap: Snapshot, token: str) -> Mapping[Any, Any] | None:
     """The execution row if this worker still holds it at ``snap.seq`` and a stop was requested
-    meanwhile (locked, root first), else None."""
-    if snap.top != snap.id:
+    meanwhile (locked after its ancestors), else None."""
+    if not snap.is_top_level and snap.parent_id is not None:
+        _lock_ancestors(conn, snap)
+    elif snap.top != snap.id:
         lock_execution_txn(conn, snap.top)
     row = conn.execute(select(t).where(t.c.id == snap.id).with_for_update()).mappings().first()
     if row is None or row["seq"] != snap.seq or row["lease_owner"] != token or row["stopping"] is None:

@@ -112,3 +112,21 @@ def tree_quiescent_txn(conn: Connection, execution_id: str) -> bool:
     leased = select(t.c.id).where(t.c.root_id == execution_id, t.c.id != execution_id,
                                   t.c.lease_owner.is_not(None)).limit(1)
     return conn.execute(leased).first() is None
+
+
+def release_parked_compensations_txn(conn: Connection, now: datetime, limit: int) -> list[Mapping[Any, Any]]:
+    """The tick's safety net: compensating executions still parked although nothing of their
+    tree is in flight any more (normally the last step to end releases them)."""
+    member = t.alias("member")
+    leased = select(member.c.id).where(member.c.root_id == t.c.id, member.c.id != t.c.id,
+                                       member.c.lease_owner.is_not(None))
+    ids = list(conn.execute(
+        select(t.c.id).where(t.c.status == ExecutionStatus.COMPENSATING.value, t.c.ready_at.is_(None),
+                             t.c.lease_owner.is_(None), ~leased.exists())
+        .limit(limit).with_for_update(skip_locked=True, of=t)).scalars())
+    released = []
+    for root_id in ids:
+        row = release_compensation_txn(conn, root_id, now)
+        if row is not None:
+            released.append(row)
+    return released
