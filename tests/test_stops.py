@@ -80,3 +80,18 @@ def test_a_step_that_kills_its_worker_fails_after_a_bounded_number_of_lost_lease
     assert execution.error["type"] == "WorkerLost"
     assert p.effects(execution.id) == {"crash": 2}
     assert [(s.step_name, s.attempt, s.status) for s in execution.steps] == [("crash", 1, "failed")]
+
+
+def test_the_tick_releases_a_compensation_left_parked_once_nothing_of_its_tree_is_in_flight(
+        project_factory: Factory) -> None:
+    from durable_celery.runtime.tick import tick
+
+    p = project_factory("redis")
+    execution_id = p.durable.start("slow_saga", {})
+    # Given a compensating execution parked for a step in flight whose end did not release it
+    p.sql("UPDATE {schema}.workflow_executions SET status = 'compensating', ready_at = NULL, dispatched_at = NULL, "
+          "stop_status = 'cancelled', seq = seq + 1 WHERE id = :id RETURNING id", id=execution_id)
+    # When the tick runs, the compensation is released and runs (nothing completed: it ends cancelled)
+    assert tick(p.durable.services).woken == 1
+    p.worker()
+    assert p.wait(execution_id, timeout=20).status == "cancelled"
