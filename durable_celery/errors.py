@@ -17,6 +17,7 @@ Every error a caller can see derives from :class:`DurableError`::
     ├── WaitMismatch             a re-run step reached different waits than before
     ├── ContextNotSerializable   a step returned a context that cannot be stored as JSON
     ├── WorkerLost               a step attempt lost its worker too many times (it kills its worker)
+    ├── IllegalMove              a decision tried a status move ALLOWED_MOVES does not allow (a bug)
     └── SchemaOutOfDate          the database schema is behind the installed version
 
 Errors carry their data as fields. Each class with a custom ``__init__`` defines
@@ -196,3 +197,15 @@ class WorkerLost(DurableError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.step, self.times))
+
+
+class IllegalMove(DurableError):
+    """A decision tried a status move that ``ALLOWED_MOVES`` does not allow (a bug in a decision, never bad input)."""
+
+    def __init__(self, src: str, dst: str) -> None:
+        self.src = src
+        self.dst = dst
+        super().__init__(f"an execution cannot move from {src} to {dst}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.src, self.dst))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
-from durable_celery.errors import DurableError
+from durable_celery.errors import IllegalMove
 
 
 class ExecutionStatus(StrEnum):
@@ -58,18 +57,6 @@ ALLOWED_MOVES: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
                                              ExecutionStatus.COMPENSATION_FAILED, ExecutionStatus.CANCELLED,
                                              ExecutionStatus.FAILED}),
 }
-
-
-class IllegalMove(DurableError):
-    """A decision tried a status move that ``ALLOWED_MOVES`` does not allow (a bug, never data)."""
-
-    def __init__(self, src: str, dst: str) -> None:
-        self.src = src
-        self.dst = dst
-        super().__init__(f"an execution cannot move from {src} to {dst}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.src, self.dst))
 
 
 def can_move(src: ExecutionStatus | str, dst: ExecutionStatus | str) -> bool:

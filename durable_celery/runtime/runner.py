@@ -78,8 +78,7 @@ class Runner:
             machine = sv.registry.get(snap.workflow)
             if snap.status is ExecutionStatus.COMPENSATING and machine is not None:
                 return compensations.run(self.committer, machine, snap, lease)
-            turn = decide.Turn(sv.clock.now(), lease.queue,
-                               time.monotonic() - lease.started < sv.settings.continuation_budget)
+            turn = self._turn(lease)
             located = decide.locate(machine, snap, turn)
             if isinstance(located, Checkpoint):
                 cp = located
@@ -94,14 +93,18 @@ class Runner:
                 result = self._attempt(snap, lease, located)
                 if result.outcome is StepOutcome.LEASE_LOST:
                     return Outcome.LEASE_LOST
-                cp = decide.after_step(machine, snap, located, result, decide.Turn(sv.clock.now(), turn.queue,
-                                       turn.may_continue), sv.policy)
+                cp = decide.after_step(machine, snap, located, result, self._turn(lease), sv.policy)
             written = self.committer.commit(machine, snap, lease, cp)
             if written is None:
                 return Outcome.LEASE_LOST
             if written.outcome is not Outcome.CONTINUE:
                 return written.outcome
             snap = snap.after(cp)
+
+    def _turn(self, lease: Lease) -> decide.Turn:
+        """Now, as this task sees it: may it run another step within its continuation budget?"""
+        elapsed = time.monotonic() - lease.started
+        return decide.Turn(self.services.clock.now(), lease.queue, elapsed < self.services.settings.continuation_budget)
 
     def _attempt(self, snap: Snapshot, lease: Lease, run: decide.Run) -> StepResult:
         state = run.state

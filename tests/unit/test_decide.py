@@ -12,8 +12,9 @@ from durable_celery import Retry, Workflow, goto
 from durable_celery.compiler import compile_workflow
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine import decide, fanout, saga
-from durable_celery.engine.statuses import ExecutionStatus, IllegalMove, check_move
+from durable_celery.engine.statuses import ExecutionStatus, check_move
 from durable_celery.engine.values import Checkpoint, Outcome, Snapshot, StepOutcome, StepResult
+from durable_celery.errors import IllegalMove
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 POLICY = decide.Policy(dispatch_mode="per_step", max_countdown=60, stale_lock_timeout=30, worker="w1")
