@@ -50,7 +50,7 @@ class Written:
 def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot, token: str, cp: Checkpoint,
                      now: datetime, *, stopping: bool = False) -> Written | None:
     """Commit ``cp`` for the execution ``snap`` leased by ``token``; ``None`` if the fence
-    failed (the lease was lost, or a stop was requested: see ``stop_requested``).
+    failed (the lease was lost, or a stop was requested: see ``stop_requested_txn``).
 
     ``stopping=True`` writes the checkpoint that applies a requested stop (the fence then
     expects the request)."""
