@@ -87,4 +87,5 @@ def test_an_unclaimed_message_is_re_published_with_a_doubling_back_off_until_it_
     with p.durable.db.single() as conn:
         claimed = claim_txn(conn, execution_id, 0, "w", datetime.now(UTC) + timedelta(days=1),
                             datetime.now(UTC) + timedelta(days=2))
-    assert claimed is not None and claimed["redispatches"] == 0
+    assert claimed is not None
+    assert p.sql("SELECT redispatches FROM {schema}.workflow_executions WHERE id = :id", id=execution_id)[0][0] == 0

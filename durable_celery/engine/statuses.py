@@ -59,8 +59,13 @@ ALLOWED_MOVES: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
 }
 
 
+#: The same table keyed by plain strings (a StrEnum member hashes as its string): checked at
+#: every decision without building enum members.
+_MOVES: dict[str, frozenset[str]] = {src.value: frozenset(d.value for d in dsts) for src, dsts in ALLOWED_MOVES.items()}
+
+
 def can_move(src: ExecutionStatus | str, dst: ExecutionStatus | str) -> bool:
-    return ExecutionStatus(dst) in ALLOWED_MOVES.get(ExecutionStatus(src), frozenset())
+    return dst in _MOVES.get(src, frozenset())
 
 
 def check_move(src: ExecutionStatus | str, dst: ExecutionStatus | str) -> None:

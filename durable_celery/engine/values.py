@@ -83,7 +83,7 @@ class Message:
 
 
 #: Snapshot fields that mirror columns of ``workflow_executions`` one to one.
-_COLUMNS = ("id", "workflow", "version", "kind", "status", "queue", "priority", "seq", "entered_seq", "attempt",
+COLUMNS = ("id", "workflow", "version", "kind", "status", "queue", "priority", "seq", "entered_seq", "attempt",
             "current_node", "node_shape", "context", "input", "item", "parent_id", "root_id", "parent_seq",
             "branch_key", "deadline_at", "step_started_at", "lease_owner", "lost_leases",
             "compensation_plan", "compensation_results", "stopping", "stop_status")
@@ -125,12 +125,13 @@ class Snapshot:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Snapshot:
-        values = {name: row[name] for name in _COLUMNS if name in row}
-        values["status"] = ExecutionStatus(row["status"])
+        """From a ``workflow_executions`` row with (at least) ``COLUMNS`` and ``loops``."""
+        values = {name: row[name] for name in COLUMNS}
+        values["status"] = ExecutionStatus(values["status"])
         for name in ("deadline_at", "step_started_at"):  # SQLite returns naive datetimes
-            if values.get(name) is not None:
+            if values[name] is not None:
                 values[name] = as_utc(values[name])
-        values["loops"] = dict(row.get("loops") or {})
+        values["loops"] = dict(row["loops"] or {})
         return cls(**values)
 
     @property
@@ -145,14 +146,19 @@ class Snapshot:
     def after(self, checkpoint: Checkpoint) -> Snapshot:
         """This execution as a kept-lease checkpoint left it (continuation goes on from here)."""
         changes = {k: v for k, v in checkpoint.values.items() if k in _FIELDS}
+        changes["seq"] = self.seq + 1
         if "status" in changes:
             changes["status"] = ExecutionStatus(changes["status"])
         if "loops" in checkpoint.values:
             changes["loops"] = dict(checkpoint.values["loops"] or {})
-        return dataclasses.replace(self, seq=self.seq + 1, **changes)
+        # A copy with the changes, without dataclasses.replace re-running __init__: this runs
+        # once per step in continuation mode.
+        copy = object.__new__(Snapshot)
+        copy.__dict__.update(self.__dict__, **changes)
+        return copy
 
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(Snapshot)) - {"loops"}
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Snapshot))
 
 
 @dataclass(frozen=True)
@@ -186,10 +192,11 @@ class Checkpoint:
     @property
     def finishing(self) -> bool:
         """The execution reaches a final status (or would, but for compensations)."""
-        return self.status in TERMINAL
+        return self.values.get("status") in TERMINAL
 
     @property
     def simple(self) -> bool:
         """Nothing but the row and the attempt: a single statement can write it."""
+        status = self.values.get("status")
         return not (self.children or self.compensate or self.stop_descendants or self.recheck_waits
-                    or self.finishing or self.status is ExecutionStatus.COMPENSATING)
+                    or status in TERMINAL or status == ExecutionStatus.COMPENSATING)
