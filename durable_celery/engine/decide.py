@@ -106,7 +106,7 @@ def _reroute(machine: StateMachine, snap: Snapshot, state: State, loops: Mapping
                               "loops": dict(loops) or None, "ready_at": now, "dispatched_at": now}
     if state.id != snap.current_node:
         values.update(entered_seq=snap.seq + 1, attempt=1, version=machine.version)
-    return _checkpoint(snap, Outcome.DISPATCHED, values, messages=(_message(snap, state.id, queue),))
+    return checkpoint(snap, Outcome.DISPATCHED, values, messages=(_message(snap, state.id, queue),))
 
 
 # -- after a step attempt ------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def after_step(machine: StateMachine, snap: Snapshot, run: Run, result: StepResu
     here = {"current_node": state.id, "node_shape": state.shape, "loops": dict(run.loops) or None}
     if result.outcome is StepOutcome.SUSPENDED:
         values = {**RELEASED, **here, "status": ExecutionStatus.WAITING.value}
-        return _checkpoint(snap, Outcome.WAITING, values, recheck_waits=True)
+        return checkpoint(snap, Outcome.WAITING, values, recheck_waits=True)
     if not result.ok:
         return _failed_attempt(machine, snap, state, result, here, turn.now, policy)
     try:
@@ -159,9 +159,9 @@ def move_on(machine: StateMachine, snap: Snapshot, state: State, next_id: str, c
     if policy.dispatch_mode == "continuation" and turn.may_continue and next_queue == turn.queue:
         values.update(lease_expires_at=turn.now + timedelta(seconds=policy.stale_lock_timeout),
                       step_started_at=turn.now)
-        return _checkpoint(snap, Outcome.CONTINUE, values, attempt, keep_lease=True)
+        return checkpoint(snap, Outcome.CONTINUE, values, attempt, keep_lease=True)
     values.update(RELEASED, ready_at=turn.now, dispatched_at=turn.now)
-    return _checkpoint(snap, Outcome.DISPATCHED, values, attempt, messages=(_message(snap, target, next_queue),))
+    return checkpoint(snap, Outcome.DISPATCHED, values, attempt, messages=(_message(snap, target, next_queue),))
 
 
 def _failed_attempt(machine: StateMachine, snap: Snapshot, state: State, result: StepResult,
@@ -178,7 +178,7 @@ def _failed_attempt(machine: StateMachine, snap: Snapshot, state: State, result:
     values = {**RELEASED, **here, "attempt": n + 1, "lost_leases": 0, "ready_at": ready_at,
               "dispatched_at": ready_at if via_message else None}
     messages = (_message(snap, state.id, queue_of(machine, state.id, snap.queue), countdown=delay),) if via_message else ()
-    return _checkpoint(snap, Outcome.RETRY_SCHEDULED, values, attempt, messages=messages)
+    return checkpoint(snap, Outcome.RETRY_SCHEDULED, values, attempt, messages=messages)
 
 
 def worker_lost(machine: StateMachine | None, snap: Snapshot, now: datetime, policy: Policy) -> Checkpoint:
@@ -204,7 +204,7 @@ def complete(snap: Snapshot, encoded_ctx: Any, attempt: Mapping[str, Any] | None
     """Finish the execution with ``encoded_ctx``."""
     values = {**RELEASED, "status": ExecutionStatus.COMPLETED.value, "context": encoded_ctx, "error": None,
               "deadline_at": None, "completed_at": now, "current_node": None}
-    return _checkpoint(snap, Outcome.COMPLETED, values, attempt)
+    return checkpoint(snap, Outcome.COMPLETED, values, attempt)
 
 
 def fail(machine: StateMachine | None, snap: Snapshot, error: Mapping[str, Any] | None, now: datetime, *,
@@ -218,7 +218,7 @@ def fail(machine: StateMachine | None, snap: Snapshot, error: Mapping[str, Any] 
     if context is not _KEEP:
         values["context"] = context
     compensate = snap.is_top_level and machine is not None and bool(machine.compensations)
-    return _checkpoint(snap, Outcome.FAILED, values, attempt, compensate=compensate, stop_descendants=True)
+    return checkpoint(snap, Outcome.FAILED, values, attempt, compensate=compensate, stop_descendants=True)
 
 
 def compensating_values(final: ExecutionStatus, error: Mapping[str, Any] | None, now: datetime,
@@ -254,7 +254,7 @@ def _message(snap: Snapshot, step: str | None, queue: str, countdown: float | No
     return Message(snap.id, snap.seq + 1, snap.workflow, step, queue, snap.priority, countdown)
 
 
-def _checkpoint(snap: Snapshot, outcome: Outcome, values: Mapping[str, Any],
+def checkpoint(snap: Snapshot, outcome: Outcome, values: Mapping[str, Any],
                 attempt: Mapping[str, Any] | None = None, **effects: Any) -> Checkpoint:
     """Every decision ends here: the status move it makes must be an allowed one."""
     status = values.get("status")
@@ -275,7 +275,7 @@ def stopped(machine: StateMachine | None, snap: Snapshot, attempt: Mapping[str, 
               "completed_at": now}
     compensate = (bool(stop.get("compensate")) and snap.is_top_level and machine is not None
                   and bool(machine.compensations))
-    return _checkpoint(snap, Outcome(status.value), values, attempt, compensate=compensate)
+    return checkpoint(snap, Outcome(status.value), values, attempt, compensate=compensate)
 
 
 def outcome_unknown(snap: Snapshot, now: datetime, policy: Policy) -> dict[str, Any] | None:

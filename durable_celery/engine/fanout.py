@@ -10,9 +10,9 @@ from typing import Any
 
 from durable_celery import codec
 from durable_celery.compiler.ir import State, StateMachine
-from durable_celery.engine.decide import RELEASED, Policy, Turn, _checkpoint, error_dict, fail, move_on
+from durable_celery.engine.decide import RELEASED, Policy, Turn, checkpoint, error_dict, fail, move_on
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
-from durable_celery.engine.transitions import queue_of
+from durable_celery.engine.transitions import StepResultError, interpret_result, queue_of
 from durable_celery.engine.values import Checkpoint, Message, Outcome, Snapshot
 from durable_celery.errors import ChildFailed, ContextNotSerializable, InvalidInput
 
@@ -36,7 +36,7 @@ def park(snap: Snapshot, state: State, loops: Mapping[str, int], turn: Turn) -> 
     reached through routing), so a finishing child reads the block's on_error from it."""
     values = {**RELEASED, "status": ExecutionStatus.WAITING.value, "current_node": state.id,
               "node_shape": state.shape, "loops": dict(loops) or None}
-    return _checkpoint(snap, Outcome.WAITING, values)
+    return checkpoint(snap, Outcome.WAITING, values)
 
 
 def spawn(machine: StateMachine, snap: Snapshot, state: State, ctx: dict[str, Any], loops: dict[str, int],
@@ -52,7 +52,7 @@ def spawn(machine: StateMachine, snap: Snapshot, state: State, ctx: dict[str, An
     messages = tuple(Message(r["id"], 0, r["workflow"], r["current_node"], queue_of(machine, r["current_node"], r["queue"]),
                              r["priority"]) for r in rows if r["ready_at"] is not None)
     waiting = park(snap, state, loops, turn)
-    return _checkpoint(snap, Outcome.WAITING, waiting.values, children=tuple(rows), messages=messages)
+    return checkpoint(snap, Outcome.WAITING, waiting.values, children=tuple(rows), messages=messages)
 
 
 def _children(machine: StateMachine, parent: Snapshot, state: State, ctx: dict[str, Any],
@@ -123,8 +123,6 @@ def join(machine: StateMachine, snap: Snapshot, state: State, ctx: dict[str, Any
 
 def _advance(machine: StateMachine, snap: Snapshot, state: State, result: Any, loops: dict[str, int], turn: Turn,
              policy: Policy) -> Checkpoint:
-    from durable_celery.engine.transitions import StepResultError, interpret_result
-
     try:
         next_id, new_ctx = interpret_result(machine, state, result)
         encoded = codec.encode(new_ctx)

@@ -19,7 +19,7 @@ from typing import Any
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.dsl.nodes import CompensationNode
 from durable_celery.engine.backoff import retry_delay, should_retry
-from durable_celery.engine.decide import RELEASED, Policy, _checkpoint, attempt_record
+from durable_celery.engine.decide import RELEASED, Policy, attempt_record, checkpoint
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import Checkpoint, Message, Outcome, Snapshot, StepResult
 
@@ -48,8 +48,8 @@ def start(snap: Snapshot, entries: list[dict[str, Any]], now: datetime) -> Check
     if not entries:
         status = final_status(snap)
         values = {**RELEASED, "status": status.value, "completed_at": now, "compensation_plan": []}
-        return _checkpoint(snap, Outcome(status.value), values)
-    return _checkpoint(snap, Outcome.CONTINUE, {"compensation_plan": entries, "attempt": 1, "step_started_at": now},
+        return checkpoint(snap, Outcome(status.value), values)
+    return checkpoint(snap, Outcome.CONTINUE, {"compensation_plan": entries, "attempt": 1, "step_started_at": now},
                        keep_lease=True)
 
 
@@ -74,7 +74,7 @@ def after(snap: Snapshot, entry: Mapping[Any, Any], handler: CompensationNode, r
                   "dispatched_at": ready_at if via_message else None}
         messages = (Message(snap.id, snap.seq + 1, snap.workflow, None, snap.queue, snap.priority, delay),) \
             if via_message else ()
-        return _checkpoint(snap, Outcome.RETRY_SCHEDULED, values, attempt, messages=messages)
+        return checkpoint(snap, Outcome.RETRY_SCHEDULED, values, attempt, messages=messages)
     results = [*(snap.compensation_results or []),
                {"step": entry["step"], "compensation": handler.name,
                 "status": "completed" if result.ok else "failed", "error": result.error}]
@@ -83,10 +83,10 @@ def after(snap: Snapshot, entry: Mapping[Any, Any], handler: CompensationNode, r
             values = {**RELEASED, "compensation_results": results, "attempt": 1, "lost_leases": 0, "ready_at": now,
                       "dispatched_at": now}
             message = Message(snap.id, snap.seq + 1, snap.workflow, None, snap.queue, snap.priority)
-            return _checkpoint(snap, Outcome.DISPATCHED, values, attempt, messages=(message,))
+            return checkpoint(snap, Outcome.DISPATCHED, values, attempt, messages=(message,))
         values = {"compensation_results": results, "attempt": 1, "step_started_at": now, "lost_leases": 0,
                   "lease_expires_at": now + timedelta(seconds=policy.stale_lock_timeout)}
-        return _checkpoint(snap, Outcome.CONTINUE, values, attempt, keep_lease=True)
+        return checkpoint(snap, Outcome.CONTINUE, values, attempt, keep_lease=True)
     return _ended(snap, results, attempt, now)
 
 
@@ -100,4 +100,4 @@ def _ended(snap: Snapshot, results: list[dict[str, Any]], attempt: Mapping[Any, 
     ok = all(r["status"] == "completed" for r in results)
     status = ExecutionStatus.COMPENSATED if ok else ExecutionStatus.COMPENSATION_FAILED
     values = {**RELEASED, "compensation_results": results, "status": status.value, "completed_at": now}
-    return _checkpoint(snap, Outcome(status.value), values, attempt)
+    return checkpoint(snap, Outcome(status.value), values, attempt)
