@@ -40,6 +40,17 @@ def test_cancelling_with_compensation_lets_the_running_step_finish_then_compensa
     assert execution.error is not None and execution.error["type"] == "Cancelled"
 
 
+def test_a_workflow_timeout_that_falls_during_a_step_compensates_that_step_after_it_ends(
+        project_factory: Factory) -> None:
+    p = project_factory("redis")
+    p.worker()
+    p.beat()
+    execution = p.wait(p.durable.start("deadline_saga", {}), timeout=30)
+    assert execution.status == "compensated"
+    assert execution.error is not None and execution.error["type"] == "WorkflowTimeout"
+    assert notes_in_order(p, execution.id) == ["book", "charge-start", "charge-done", "refund:charged", "unbook"]
+
+
 def test_a_step_whose_worker_dies_while_its_execution_stops_is_compensated_as_it_may_have_run(
         project_factory: Factory) -> None:
     p = project_factory("redis")

@@ -134,3 +134,33 @@ with keyed.foreach("items", items=lambda ctx: ["a", "b"], concurrency=2):
         sleep(0.1)  # resumed: same visit, same key
         record(f"item:{context.idempotency_key()}")
         return ctx
+
+
+# The same saga with a workflow timeout that falls while its slow step runs.
+deadline_saga = Workflow("deadline_saga", timeout=1.5)
+
+
+@deadline_saga.step(compensate="unbook_by_deadline")
+def book_by_deadline(ctx):
+    record("book")
+    return ctx
+
+
+@deadline_saga.step(compensate="refund_by_deadline")
+def charge_past_deadline(ctx):
+    record("charge-start")
+    time.sleep(3)
+    record("charge-done")
+    return {**ctx, "charged": True}
+
+
+@deadline_saga.compensation
+def unbook_by_deadline(ctx):
+    record("unbook")
+    return ctx
+
+
+@deadline_saga.compensation
+def refund_by_deadline(ctx):
+    record(f"refund:{'charged' if ctx.get('charged') else 'unknown'}")
+    return ctx
