@@ -117,8 +117,9 @@ class Durable:
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         _INSTANCES.setdefault(app, []).append(self)
-        self.step_task, self.tick_task = install(app, self.services, self.runner, self.prepare,
-                                                 self.declared_queues())
+        self.step_task, self.tick_task = install(app, self.services, self.runner, load=self.registry.load,
+                                                 ensure_schema=self.ensure_schema, queues=self.declared_queues(),
+                                                 engine_queues=self.engine_queues)
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -152,6 +153,10 @@ class Durable:
             if isinstance(workflow, Workflow):
                 names.extend(q for q in _queues_of(workflow) if q)
         return list(dict.fromkeys(names))
+
+    def engine_queues(self) -> set[str]:
+        """Every queue engine steps may run on: the declared ones and those of every loaded workflow."""
+        return {*self.declared_queues(), *self.registry.queues()}
 
     # -- client API ----------------------------------------------------------------------------------
 

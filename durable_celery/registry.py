@@ -84,6 +84,12 @@ class Registry:
         """What was given to ``Durable(workflows=...)`` and not loaded yet."""
         return list(self._pending)
 
+    def queues(self) -> set[str]:
+        """The queues the loaded workflows name (their own, and their steps')."""
+        with self._lock:
+            machines = list(self._machines.values())
+        return {q for m in machines for q in (m.queue, *(s.queue for s in m.states.values())) if q}
+
     def names(self) -> list[str]:
         self.load()
         return sorted(self._machines)

@@ -74,7 +74,7 @@ class Project:
 
     def worker(self, *, concurrency: int = 2, env: dict[str, str] | None = None, start: bool = True,
                queues: list[str] | None = None, pool: str = "prefork") -> CeleryProcess:
-        proc = worker("tests.proj.app", queues or [self.queue], concurrency=concurrency, pool=pool,
+        proc = worker("tests.proj.app", [self.queue] if queues is None else queues, concurrency=concurrency, pool=pool,
                       env={**self.env, **(env or {})}, cwd=str(ROOT))
         self.processes.append(proc)
         return proc.start() if start else proc

@@ -14,6 +14,7 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from durable_celery.runtime.beat_service import TickService
+from durable_celery.runtime.boot import WorkerBoot
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.tick import tick as run_tick
@@ -44,20 +45,22 @@ def use_embedded_broker(app: Celery, data_dir: Path) -> None:
     app.conf.worker_enable_remote_control = False
 
 
-def install(app: Celery, services: Services, runner: Runner, prepare: Callable[[], None],
-            queues: list[str]) -> tuple[Any, Any]:
+def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[], None],
+            ensure_schema: Callable[[], None], queues: list[str],
+            engine_queues: Callable[[], set[str]]) -> tuple[Any, Any]:
     """Register the engine's tasks, queues and signals (worker boot, beat's tick) on ``app``;
     returns the (step, tick) tasks."""
     settings = services.settings
     step_name, tick_name = task_names(settings.prefix)
 
-    @app.task(name=step_name, ignore_result=True, bind=True, shared=False)
+    # `durable_engine` (a task attribute) tells the engine's tasks apart in a signal handler.
+    @app.task(name=step_name, ignore_result=True, bind=True, shared=False, durable_engine=True)
     def step(task: Any, execution_id: str, seq: int, workflow: str | None = None, step: str | None = None) -> str:
         """Advance one execution by (at least) one step; args name the workflow and step."""
         delivery = task.request.delivery_info or {}
         return runner.run(execution_id, seq, delivery.get("routing_key")).value
 
-    @app.task(name=tick_name, ignore_result=True, shared=False)
+    @app.task(name=tick_name, ignore_result=True, shared=False, durable_engine=True)
     def tick() -> dict[str, int]:
         """Fire what is due: recover lost workers, re-dispatch lost messages, time out executions.
 
@@ -65,7 +68,11 @@ def install(app: Celery, services: Services, runner: Runner, prepare: Callable[[
         kept for a tick by hand (``celery call``) or from cron where no beat can run."""
         return dataclasses.asdict(run_tick(services))
 
-    _declare_queues(app, queues)
+    added = _declare_queues(app, queues)
+
+    def prepare() -> None:
+        load()
+        ensure_schema()
 
     # The tick runs in beat's own process, never as a message to workers that may all be busy.
     ticker = TickService(services, prepare)
@@ -75,31 +82,30 @@ def install(app: Celery, services: Services, runner: Runner, prepare: Callable[[
         if getattr(sender, "app", None) is app:
             ticker.start(sender)
 
+    boot = WorkerBoot(added, engine_queues, load, ensure_schema)
+
     @signals.worker_init.connect(weak=False)
     def on_worker_init(sender: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", None) is not app:
-            return
-        try:
-            prepare()  # migrate or verify the schema and compile every workflow at boot
-        except Exception:
-            # Celery's signal dispatch would log and swallow this and start the worker anyway,
-            # leaving a worker that fails every step; refuse to start instead.
-            log.critical("durable: this worker cannot start", exc_info=True)
-            os._exit(78)  # EX_CONFIG
+        if getattr(sender, "app", None) is app:
+            boot.on_worker_init(sender)
 
     return step, tick
 
 
-def _declare_queues(app: Celery, names: list[str]) -> None:
+def _declare_queues(app: Celery, names: list[str]) -> list[str]:
     """Declare the engine's queues with a max priority (RabbitMQ needs it at declaration),
-    keeping the app's default queue and any queues it already declares."""
+    keeping the app's default queue and any queues it already declares; returns the names it
+    added (workers without ``-Q`` do not consume them: see ``boot``)."""
     existing = list(app.conf.task_queues or [])
     if not existing:
         default = app.conf.task_default_queue or "celery"
         existing = [Queue(default, routing_key=default)]
     known = {q.name for q in existing}
+    added = []
     for name in names:
         if name not in known:
             existing.append(Queue(name, routing_key=name, queue_arguments={"x-max-priority": MAX_PRIORITY}))
             known.add(name)
+            added.append(name)
     app.conf.task_queues = existing
+    return added

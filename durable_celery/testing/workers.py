@@ -102,8 +102,9 @@ class CeleryProcess:
 def worker(app: str, queues: Sequence[str], *, concurrency: int = 2, pool: str = "prefork",
            env: dict[str, str] | None = None, loglevel: str = "info", extra: Sequence[str] = (),
            cwd: str | None = None) -> CeleryProcess:
-    """A worker consuming ``queues`` (not yet started: use it as a context manager)."""
-    args = ["-Q", ",".join(queues), "-c", str(concurrency), "-P", pool, "-l", loglevel,
+    """A worker consuming ``queues`` (every queue the app declares if empty; not yet started:
+    use it as a context manager)."""
+    args = [*(["-Q", ",".join(queues)] if queues else []), "-c", str(concurrency), "-P", pool, "-l", loglevel,
             "-n", f"w{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
             *extra]
     return CeleryProcess(app, "worker", args, env=env, cwd=cwd)

@@ -27,6 +27,13 @@ def make(broker: str, database_url: str, prefix: str, queue: str, **settings: An
         worker_hijack_root_logger=False,
         broker_transport_options={"visibility_timeout": 3600},
     )
+    @app.task(name="proj.add_up", shared=False)
+    def add_up(key: str, x: int, y: int) -> None:
+        """A plain Celery task of the project, beside the workflows: it records its result in Redis."""
+        import redis
+
+        redis.Redis.from_url(os.environ.get("DURABLE_TEST_REDIS", "redis://127.0.0.1:6379/5")).rpush(key, x + y)
+
     durable = Durable(app, database_url=database_url, workflows=WORKFLOW_MODULES, queue=queue,
                       prefix=prefix, **settings)
     return app, durable
