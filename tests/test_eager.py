@@ -4,6 +4,7 @@ the history is recorded as with workers; the test drives events and time. No wor
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -78,6 +79,15 @@ def ship(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"shipped": True, "approved_by": ctx["approved_by"], "invoice": ctx["__results__"]["invoice"][1]["number"]}
 
 
+# A loop of many steps, each one message: run one after another, never one inside another.
+counter = Workflow("eager_counter")
+
+with counter.loop("count", condition=lambda ctx: ctx["n"] < ctx["to"], max_iterations=5000):
+    @counter.step
+    def increment(ctx: dict[str, Any]) -> dict[str, Any]:
+        return {**ctx, "n": ctx["n"] + 1}
+
+
 def eager_app() -> Celery:
     app = Celery(f"eager-{uuid.uuid4().hex[:8]}")
     app.conf.task_always_eager = True  # the usual Celery test setting
@@ -86,10 +96,13 @@ def eager_app() -> Celery:
 
 @pytest.fixture
 def durable() -> Iterator[Durable]:
-    """A Durable on PostgreSQL (its own schema), on an app in eager mode with no broker."""
+    """A Durable on PostgreSQL (its own schema), on an app with no broker, switched to eager
+    mode after the Durable is built, as a test's conftest does to a project's app."""
     RAN.clear()
     prefix = f"t_{uuid.uuid4().hex[:10]}"
-    engine = Durable(eager_app(), database_url=POSTGRES, workflows=[order], prefix=prefix, queue=f"dq-{prefix}")
+    engine = Durable(Celery(f"eager-{prefix}"), database_url=POSTGRES, workflows=[order, counter], prefix=prefix,
+                     queue=f"dq-{prefix}")
+    engine.app.conf.task_always_eager = True
     try:
         yield engine
     finally:
@@ -190,6 +203,13 @@ def test_a_frozen_clock_records_exact_times(tmp_path: Path) -> None:
         ("ship", 1, t0 + minutes(5) + hours(24))]
     assert execution.completed_at == t0 + minutes(5) + hours(24)
     assert RAN["reserve"] == 2
+
+
+def test_steps_run_one_after_another_so_the_stack_does_not_grow_with_the_workflow(durable: Durable) -> None:
+    limit = sys.getrecursionlimit()
+    execution_id = durable.start(counter, {"n": 0, "to": limit})  # a message per step: more than the limit
+    execution = durable.get_execution(execution_id)
+    assert execution.status == "completed" and execution.context == {"n": limit, "to": limit}
 
 
 def test_advance_time_needs_eager_mode(durable: Durable) -> None:
