@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Clock(Protocol):
@@ -13,14 +13,23 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock."""
+    """The real clock, which a test in Celery's eager mode can move forward
+    (``Durable.advance``): then it runs that far ahead of the wall clock."""
+
+    def __init__(self) -> None:
+        self._ahead = timedelta(0)
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        now = datetime.now(UTC)
+        return now + self._ahead if self._ahead else now
+
+    def advance(self, delta: timedelta) -> None:
+        self._ahead += delta
 
 
 class FrozenClock:
-    """A clock that only moves when told to; for pure unit tests of time arithmetic."""
+    """A clock that only moves when told to: for unit tests of time arithmetic, and for tests in
+    Celery's eager mode that want every recorded time exact."""
 
     def __init__(self, at: datetime) -> None:
         self._at = at
@@ -30,6 +39,13 @@ class FrozenClock:
 
     def advance(self, delta: timedelta) -> None:
         self._at += delta
+
+
+@runtime_checkable
+class MovableClock(Clock, Protocol):
+    """A clock a test can move forward (``SystemClock``, ``FrozenClock``)."""
+
+    def advance(self, delta: timedelta) -> None: ...
 
 
 def as_utc(value: datetime) -> datetime:

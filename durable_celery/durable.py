@@ -26,7 +26,7 @@ from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState,
 from durable_celery.graph import Graph, build_graph
 from durable_celery.models import Execution, PendingInput
 from durable_celery.registry import Registry
-from durable_celery.runtime import deliver
+from durable_celery.runtime import deliver, eager
 from durable_celery.runtime.dispatch import Dispatcher
 from durable_celery.runtime.install import broker_configured, install, task_names, use_embedded_broker
 from durable_celery.runtime.leases import LeaseKeeper
@@ -398,6 +398,36 @@ class Durable:
             raise InvalidState(execution_id, execution.status.value,
                                "only failed, cancelled, compensated or compensation_failed executions can be retried")
         return self.start(execution.workflow, execution.input, queue=execution.queue, priority=execution.priority)
+
+    # -- Celery's eager mode -------------------------------------------------------------------------
+
+    def run_due(self) -> None:
+        """Run what is due now, in this process: the tick that beat runs (due sleeps and wait
+        timeouts, scheduled starts, workflow timeouts, recovery), until it finds nothing more.
+
+        In Celery's eager mode (``task_always_eager=True``) ``start`` runs an execution in
+        this process to its end or its first wait, and ``send_event``, ``provide_input`` and
+        ``cancel`` run what they wake; what waits for time needs this call (or
+        :meth:`advance_time`), since no beat runs. The executions it wakes run before it
+        returns. Outside eager mode it publishes them to the workers, as beat does.
+        """
+        self.ensure_schema()
+        eager.run_due(self.services)
+
+    def advance_time(self, by: Duration) -> None:
+        """Move the engine's clock forward by ``by`` (a ``timedelta`` or seconds), then
+        :meth:`run_due`: a sleep or wait timeout that falls within ``by`` fires, and the
+        execution runs on to its next wait or its end. Celery's eager mode only.
+
+        The default clock then runs ``by`` ahead of the wall clock for the rest of the process;
+        a ``FrozenClock`` passed as ``Durable(..., clock=...)`` just moves.
+
+        Raises:
+            DurableError: not in eager mode (workers in other processes keep their own clock),
+                or a ``clock`` that has no ``advance`` method. InvalidInput: a bad or negative ``by``.
+        """
+        self.ensure_schema()
+        eager.advance(self.services, by)
 
 
 def _check_id(execution_id: Any) -> None:

@@ -38,6 +38,9 @@ class Policy:
     stale_lock_timeout: float = 60.0
     #: recorded on each attempt
     worker: str = ""
+    #: retries are due at once, their backoff skipped: Celery's eager mode (``task_always_eager``),
+    #: where, as with Celery's own eager retries, nothing waits for a countdown
+    skip_backoff: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ def _failed_attempt(machine: StateMachine, snap: Snapshot, state: State, result:
     n = snap.attempt
     if not (result.retryable and should_retry(state.step.retry, n)):
         return fail(machine, snap, result.error, now, attempt=attempt, extra=here)
-    delay = retry_delay(state.step.retry, n)
+    delay = 0.0 if policy.skip_backoff else retry_delay(state.step.retry, n)
     ready_at = now + timedelta(seconds=delay)
     # Long backoffs are left to the tick: no ETA message waits in the broker past max_countdown.
     via_message = delay <= policy.max_countdown

@@ -67,7 +67,7 @@ def after(snap: Snapshot, entry: Mapping[Any, Any], handler: CompensationNode, r
     attempt = attempt_record(snap, handler.name, result, now, policy.worker, output=output,
                              compensation_for=entry["step"], input=entry["input"])
     if not result.ok and should_retry(handler.retry, snap.attempt):
-        delay = retry_delay(handler.retry, snap.attempt)
+        delay = 0.0 if policy.skip_backoff else retry_delay(handler.retry, snap.attempt)
         ready_at = now + timedelta(seconds=delay)
         via_message = delay <= policy.max_countdown
         values = {**RELEASED, "attempt": snap.attempt + 1, "lost_leases": 0, "ready_at": ready_at,

@@ -1,11 +1,18 @@
 """Publishing the Celery messages that nudge executions forward. A message carries only the
 execution id and its ``seq``; Postgres holds everything else. Task name and arguments name the
-workflow and step, so Flower shows what each task is."""
+workflow and step, so Flower shows what each task is.
+
+In Celery's eager mode (``task_always_eager``) nothing is published: each message runs the step
+task in this process instead (:class:`EagerQueue`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
@@ -29,6 +36,12 @@ class Dispatcher:
         self._task_name = step_task_name
         self._queue_for = queue_for
         self._invert_priority: bool | None = None
+        self._eager = EagerQueue(app, step_task_name)
+
+    @property
+    def eager(self) -> bool:
+        """Celery's eager mode: read at each call, since tests switch it on after the app is built."""
+        return bool(self._app.conf.task_always_eager)
 
     def broker_priority(self, priority: int) -> int:
         """The message priority for the broker in use, from an API priority (0..9, higher first)."""
@@ -43,7 +56,11 @@ class Dispatcher:
     def send(self, execution_id: str, seq: int, *, workflow: str, step: str | None, queue: str, priority: int,
              countdown: float | None = None) -> None:
         """Publish one step message. A failure is logged, not raised: the row is already
-        committed as runnable, and the tick re-dispatches it."""
+        committed as runnable, and the tick re-dispatches it. In eager mode the step task runs
+        in this process instead, the countdown not waited for (see :class:`EagerQueue`)."""
+        if self.eager:
+            self._eager.put(_Delivery(execution_id, seq, workflow, step, queue, priority))
+            return
         options: dict[str, Any] = {"queue": queue, "routing_key": queue, "priority": self.broker_priority(priority)}
         if countdown:
             options["countdown"] = countdown
@@ -67,3 +84,89 @@ class Dispatcher:
         for m in messages:
             self.send(m.execution_id, m.seq, workflow=m.workflow, step=m.step, queue=m.queue, priority=m.priority,
                       countdown=m.countdown)
+
+    def held(self) -> AbstractContextManager[None]:
+        """In eager mode, the messages sent inside the block run when the outermost block ends
+        (the tick publishes all it found before any of it runs); otherwise nothing changes."""
+        return self._eager.held()
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    execution_id: str
+    seq: int
+    workflow: str
+    step: str | None
+    queue: str
+    priority: int
+
+
+class _Pending(threading.local):
+    """One thread's messages waiting to run, and how deep it is in drains and held blocks."""
+
+    def __init__(self) -> None:
+        self.deliveries: deque[_Delivery] = deque()
+        self.depth = 0
+
+
+class EagerQueue:
+    """Step messages in Celery's eager mode. Celery's ``send_task`` ignores ``task_always_eager``
+    (it warns and publishes), so the dispatcher runs the step task itself, through ``Task.apply``:
+    the same task and runner as on a worker (claim, decide, checkpoint), so the same history is
+    recorded, and Celery's eager settings (``task_eager_propagates``) and task signals apply.
+
+    A step run here sends messages in turn (the next step, a parallel branch, a woken parent).
+    They are not run inside the send: each thread queues them in a deque, and only the outermost
+    send runs the queue, in the order sent, until it is empty. The stack never grows with the
+    workflow, and the call that sent the first message (``start``, ``send_event``, ``cancel``)
+    returns once everything it set in motion has ended or reached a wait.
+
+    A countdown is not waited for, as in Celery's eager ``apply_async``; nothing needs one here:
+    in eager mode a retry is decided due at once (``Policy.skip_backoff``), as Celery's eager
+    retries run at once, and the runner does not re-publish an early message. What is scheduled
+    for later (sleeps, wait timeouts, scheduled starts, workflow timeouts) is not a message: it
+    waits in the database for the tick, which a test runs with ``Durable.run_due`` or
+    ``Durable.advance_time``.
+
+    A drain cut short by an exception (``task_eager_propagates``) drops the messages it had not
+    run: their rows are committed as runnable, and the tick re-dispatches them like lost publishes.
+    """
+
+    def __init__(self, app: Celery, step_task_name: str) -> None:
+        self._app = app
+        self._task_name = step_task_name
+        self._pending = _Pending()
+
+    def put(self, delivery: _Delivery) -> None:
+        self._pending.deliveries.append(delivery)
+        if self._pending.depth == 0:
+            self._drain()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        pending = self._pending
+        pending.depth += 1
+        try:
+            yield
+        except BaseException:
+            pending.deliveries.clear()
+            raise
+        finally:
+            pending.depth -= 1
+        if pending.depth == 0:
+            self._drain()
+
+    def _drain(self) -> None:
+        pending = self._pending
+        task = self._app.tasks[self._task_name]
+        pending.depth += 1
+        try:
+            while pending.deliveries:
+                d = pending.deliveries.popleft()
+                task.apply(args=(d.execution_id, d.seq), kwargs={"workflow": d.workflow, "step": d.step},
+                           queue=d.queue, routing_key=d.queue, priority=d.priority)
+        except BaseException:
+            pending.deliveries.clear()
+            raise
+        finally:
+            pending.depth -= 1

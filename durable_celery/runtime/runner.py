@@ -55,14 +55,16 @@ class Runner:
     def _unclaimed(self, execution_id: str, seq: int) -> Outcome:
         """A message that could not claim: a duplicate or stale one is dropped; one that came
         early (a retry countdown on a skewed clock) is published again for when it is due, but
-        never held in the broker longer than ``max_countdown``: a later one is the tick's."""
+        never held in the broker longer than ``max_countdown``: a later one is the tick's. In
+        Celery's eager mode there is no broker to hold it (it would run again at once, and again):
+        it is the tick's too."""
         sv = self.services
         with sv.db.connect() as conn:
             row = peek_txn(conn, execution_id)
         if (row is not None and row["seq"] == seq and row["lease_owner"] is None and row["ready_at"] is not None
                 and row["status"] in RUNNABLE):
             wait = (as_utc(row["ready_at"]) - sv.clock.now()).total_seconds()
-            if 0 < wait <= sv.settings.max_countdown:
+            if 0 < wait <= sv.settings.max_countdown and not sv.dispatcher.eager:
                 sv.dispatcher.publish([row], countdown=wait)
                 return Outcome.EARLY
             if wait > 0:

@@ -4,6 +4,7 @@ runtime never sees ``Durable`` itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from dataclasses import dataclass, field
 
@@ -26,10 +27,18 @@ class Services:
     registry: Registry
     dispatcher: Dispatcher
     leases: LeaseKeeper
-    policy: Policy = field(init=False)
+    _policy: Policy = field(init=False, repr=False)
+    _eager_policy: Policy = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         s = self.settings
-        object.__setattr__(self, "policy", Policy(dispatch_mode=s.dispatch_mode, max_countdown=s.max_countdown,
-                                                  stale_lock_timeout=s.stale_lock_timeout,
-                                                  worker=socket.gethostname()))
+        policy = Policy(dispatch_mode=s.dispatch_mode, max_countdown=s.max_countdown,
+                        stale_lock_timeout=s.stale_lock_timeout, worker=socket.gethostname())
+        object.__setattr__(self, "_policy", policy)
+        object.__setattr__(self, "_eager_policy", dataclasses.replace(policy, skip_backoff=True))
+
+    @property
+    def policy(self) -> Policy:
+        """The settings decisions depend on. Read at each decision, since a test may switch
+        Celery's eager mode on after the engine is built: in eager mode retries skip their backoff."""
+        return self._eager_policy if self.dispatcher.eager else self._policy

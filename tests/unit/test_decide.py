@@ -3,6 +3,7 @@ database and no broker."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -167,6 +168,16 @@ def test_a_failed_attempt_is_retried_on_its_step_and_queue_never_held_in_the_bro
         assert [(msg.queue, msg.countdown) for msg in cp.messages] == [("gpu", 5)]
     else:
         assert cp.messages == () and cp.values["dispatched_at"] is None
+
+
+@pytest.mark.parametrize("step, queue", [("on_gpu", "gpu"), ("slow_retry", "durable")])
+def test_in_celery_eager_mode_a_retry_is_due_at_once_with_a_message(step: str, queue: str) -> None:
+    m = machine()
+    eager = dataclasses.replace(POLICY, skip_backoff=True)
+    cp = decide.after_step(m, snap(m, m.entry), run_of(m, step), failed(), decide.Turn(NOW), eager)
+    assert cp.outcome is Outcome.RETRY_SCHEDULED and cp.values["attempt"] == 2
+    assert cp.values["ready_at"] == cp.values["dispatched_at"] == NOW
+    assert [(msg.queue, msg.countdown) for msg in cp.messages] == [(queue, 0)]
 
 
 def test_the_last_attempt_fails_the_execution_and_stops_its_branches() -> None:
