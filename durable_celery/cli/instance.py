@@ -15,8 +15,9 @@ from typing import Any
 
 import click
 
+from durable_celery.attachment import instances_on
 from durable_celery.cli.errors import InputError
-from durable_celery.durable import Durable, instances_on
+from durable_celery.durable import Durable
 
 
 @dataclass
