@@ -223,9 +223,8 @@ class Durable:
 
     def declared_queues(self) -> list[str]:
         names = [self.settings.queue, *self.settings.queues]
-        for workflow in self.registry.sources():
-            if isinstance(workflow, Workflow):
-                names.extend(q for q in _queues_of(workflow) if q)
+        for workflow in self.registry.given:  # loaded or not: declared the same whenever attached
+            names.extend(q for q in _queues_of(workflow) if q)
         return list(dict.fromkeys(names))
 
     # -- client API ----------------------------------------------------------------------------------
@@ -411,6 +410,7 @@ class Durable:
             InvalidInput: a bad name or a payload that is not JSON.
         """
         _check_id(execution_id)
+        self._attachment()  # before the schema is touched: the delivery is published
         self.ensure_schema()
         deliver.send_event(self.services, execution_id, name, payload)
 
@@ -423,6 +423,7 @@ class Durable:
             choices (nothing is recorded).
         """
         _check_id(execution_id)
+        self._attachment()  # before the schema is touched: the delivery is published
         self.ensure_schema()
         deliver.provide_input(self.services, execution_id, name, data)
 

@@ -73,6 +73,8 @@ class Registry:
                 raise InvalidInput("workflows= takes module names, modules, Workflow objects or callables "
                                    f"returning them, got {source!r}")
             self._pending.append(source)
+        #: the Workflow objects given directly, whose queues are declared when the app is attached
+        self.given = tuple(s for s in self._pending if isinstance(s, Workflow))
         self._workflows: dict[str, Workflow] = {}
         self._machines: dict[str, StateMachine] = {}
         self._lock = threading.RLock()
@@ -147,10 +149,6 @@ class Registry:
         if machine is None:
             raise WorkflowNotFound(workflow)
         return machine
-
-    def sources(self) -> list[Pending]:
-        """What was given to ``Durable(workflows=...)`` (or discovered) and not loaded yet."""
-        return list(self._pending)
 
     def names(self) -> list[str]:
         self.load()

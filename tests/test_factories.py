@@ -18,7 +18,7 @@ from celery import Celery, signals
 from celery.beat import EmbeddedService
 from sqlalchemy import text
 
-from durable_celery import AppNotInitialized, Durable, InvalidInput
+from durable_celery import AppNotInitialized, Durable, InvalidInput, Workflow
 from durable_celery.attachment import instances_on, task_packages
 from durable_celery.testing.workers import CeleryProcess, worker
 from tests.conftest import BROKERS, POSTGRES, ROOT, _delete_queues
@@ -78,8 +78,22 @@ def test_an_instance_without_an_app_refuses_to_publish_and_writes_nothing(flask_
         _ = durable.app
     with pytest.raises(AppNotInitialized):
         durable.cancel(str(uuid.uuid4()))
+    with pytest.raises(AppNotInitialized):
+        durable.send_event(str(uuid.uuid4()), "go")
     # reads need only the database
     assert durable.list_executions() == []
+
+
+def test_the_queues_of_workflows_given_directly_are_declared_whenever_the_app_comes(
+        flask_project: FlaskProject) -> None:
+    routed = Workflow("routed_later", queue=f"{flask_project.queue}-special")
+    routed.step(name="only")(lambda ctx: ctx)
+    durable = Durable(database_url=POSTGRES, prefix=flask_project.prefix, workflows=[routed])
+    assert durable.registry.names() == ["routed_later"]  # loaded before any app is attached
+    app = Celery("late", broker="memory://")
+    durable.init_app(app)
+    assert f"{flask_project.queue}-special" in [q.name for q in app.conf.task_queues]
+    durable.db.dispose()
 
 
 def test_init_app_twice_with_the_same_app_installs_once(flask_project: FlaskProject) -> None:
