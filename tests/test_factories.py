@@ -4,7 +4,11 @@ plugins keep them."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -38,9 +42,12 @@ class FlaskProject:
     def new_app(self, broker: str = BROKERS["redis"]) -> Celery:
         return create_app(self.durable, broker, self.queue)
 
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DT_BROKER": BROKERS["redis"], "DT_DB": POSTGRES, "DT_PREFIX": self.prefix, "DT_QUEUE": self.queue}
+
     def worker(self) -> CeleryProcess:
-        env = {"DT_BROKER": BROKERS["redis"], "DT_DB": POSTGRES, "DT_PREFIX": self.prefix, "DT_QUEUE": self.queue}
-        proc = worker("tests.proj.flask_app", [self.queue], concurrency=1, env=env, cwd=str(ROOT))
+        proc = worker("tests.proj.flask_app", [self.queue], concurrency=1, env=self.env, cwd=str(ROOT))
         self.processes.append(proc)
         return proc.start()
 
@@ -211,3 +218,11 @@ def test_a_factory_built_project_runs_plugin_workflows_on_a_real_worker(flask_pr
     assert done[0].context["greeting"] == "hello ada" and done[0].context["pid"] != 0
     assert done[1].context == {"n": 1, "stamped": True}
     assert "cannot start" not in proc.log()
+
+
+def test_the_cli_finds_the_instance_a_factory_attached(flask_project: FlaskProject) -> None:
+    cmd = [sys.executable, "-m", "celery", "-A", "tests.proj.flask_app", "durable", "workflows", "--format", "json"]
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **flask_project.env}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert {"plugin_greeting", "stamp"} <= {row["name"] for row in json.loads(done.stdout)}
