@@ -11,6 +11,7 @@ from durable_celery.durable import Durable
 from durable_celery.durations import days, hours, minutes, seconds
 from durable_celery.engine.statuses import ExecutionStatus, StepStatus
 from durable_celery.errors import (
+    AppNotInitialized,
     BranchNoMatch,
     ChildFailed,
     ContextNotSerializable,
@@ -38,5 +39,5 @@ __all__ = [
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
-    "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost",
+    "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
 ]

@@ -5,16 +5,17 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from celery import Celery
 from sqlalchemy import Connection, event
 from sqlalchemy.orm import Session
 
 from durable_celery import codec
+from durable_celery.attachment import Attachment, attach, task_packages
 from durable_celery.clock import Clock, SystemClock, as_utc
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.dsl.nodes import StepNode, walk
@@ -22,10 +23,10 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.engine.statuses import RETRYABLE, TERMINAL, ExecutionStatus
 from durable_celery.engine.transitions import queue_of
-from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState, SchemaOutOfDate
+from durable_celery.errors import AppNotInitialized, ExecutionNotFound, InvalidInput, InvalidState, SchemaOutOfDate
 from durable_celery.graph import Graph, build_graph
 from durable_celery.models import Execution, PendingInput
-from durable_celery.registry import Registry
+from durable_celery.registry import Registry, Sources
 from durable_celery.runtime import deliver, eager
 from durable_celery.runtime.dispatch import Dispatcher
 from durable_celery.runtime.install import broker_configured, install, task_names, use_embedded_broker
@@ -41,24 +42,22 @@ from durable_celery.state.steps import in_flight_children_txn, list_attempts_txn
 from durable_celery.state.stops import stop_txn
 from durable_celery.state.waits import list_events_txn, list_inputs_txn, lock_execution_txn
 
-# Which Durable instances each app carries (for the CLI, which is handed only the app).
-_INSTANCES: WeakKeyDictionary[Celery, list[Durable]] = WeakKeyDictionary()
-
-
-def instances_on(app: Celery) -> list[Durable]:
-    """The Durable instances built on ``app``, oldest first."""
-    return list(_INSTANCES.get(app, ()))
-
 
 class Durable:
     """Durable workflows on a Celery app.
 
+    Build it with the app (``Durable(app, ...)``), or without one and attach it later with
+    ``init_app(app)``, the Flask extension pattern for app factories. Everything but the app is
+    set up here: settings, the database, the workflow registry.
+
     Args:
-        app: the Celery app whose workers run the steps.
+        app: the Celery app whose workers run the steps; ``None`` to call ``init_app`` later.
         database_url: where state lives (``postgresql+psycopg://...``); ``None`` keeps it in a
             SQLite file under ``data_dir`` (the embedded default). When the app has no broker
             configured either, a file-based kombu transport is used, so nothing needs a server.
-        workflows: module names (imported on first use) or ``Workflow`` objects.
+        workflows: where the definitions are: module names and modules (read on first use),
+            ``Workflow`` objects, and callables returning those (called on first use); or one
+            callable returning the whole list. See ``autodiscover_workflows`` for plugins.
         queue: the Celery queue of the engine's tasks. prefix: the Postgres schema of its tables.
         stale_lock_timeout: a running step whose worker stopped heart-beating this long is re-run
             elsewhere. heartbeat_interval: how often a worker renews its leases.
@@ -68,13 +67,16 @@ class Durable:
             published again (covers a publish lost between commit and broker).
         auto_migrate: migrate the schema on first use; if False, verify it and raise
             ``SchemaOutOfDate``.
+
+    Raises:
+        InvalidInput: a bad setting, or an app as in ``init_app``.
     """
 
     def __init__(
         self,
-        app: Celery,
+        app: Celery | None = None,
         database_url: str | None = None,
-        workflows: list[str | Workflow] | tuple[str | Workflow, ...] = (),
+        workflows: Sources = (),
         *,
         queue: str = "durable",
         prefix: str = "durable",
@@ -91,35 +93,86 @@ class Durable:
         data_dir: str | Path | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if not isinstance(app, Celery):
-            raise InvalidInput(f"Durable needs a Celery app, got {app!r}")
-        data = Path(data_dir) if data_dir is not None else default_data_dir()
+        if app is not None and not isinstance(app, Celery):
+            raise InvalidInput(f"Durable needs a Celery app (or None, and init_app(app) later), got {app!r}")
+        self._data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.settings = Settings.build(
-            database_url=database_url, data_dir=data, queue=queue, prefix=prefix, queues=queues,
+            database_url=database_url, data_dir=self._data_dir, queue=queue, prefix=prefix, queues=queues,
             stale_lock_timeout=stale_lock_timeout, heartbeat_interval=heartbeat_interval,
             tick_interval=tick_interval, dispatch_mode=dispatch_mode, continuation_budget=continuation_budget,
             redispatch_after=redispatch_after, max_countdown=max_countdown, auto_migrate=auto_migrate,
             max_lost_leases=max_lost_leases,
         )
-        self.app = app
-        if not broker_configured(app):
-            use_embedded_broker(app, data)
         self.clock: Clock = clock or SystemClock()
         self.db = Database(self.settings.database_url, self.settings.prefix)
         self.registry = Registry(workflows)
         self.leases = LeaseKeeper(self.db, self.clock, self.settings.heartbeat_interval,
                                   self.settings.stale_lock_timeout)
         self.step_task_name, self.tick_task_name = task_names(self.settings.prefix)
-        self.dispatcher = Dispatcher(app, self.step_task_name, self._queue_for)
-        #: what the runtime works with (it never sees this facade)
-        self.services = Services(self.settings, self.db, self.clock, self.registry, self.dispatcher, self.leases)
-        self.runner = Runner(self.services)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
-        _INSTANCES.setdefault(app, []).append(self)
-        self.step_task, self.tick_task = install(app, self.services, self.runner, load=self.registry.load,
-                                                 ensure_schema=self.ensure_schema, queues=self.declared_queues(),
-                                                 engine_queues=self.engine_queues)
+        self._attached: Attachment | None = None
+        if app is not None:
+            self.init_app(app)
+
+    # -- the app -------------------------------------------------------------------------------
+
+    def init_app(self, app: Celery) -> None:
+        """Attach the engine to ``app``: its two tasks, its queues, and the worker and beat
+        handlers (see docs/running.md); the embedded broker if the app has none.
+
+        ``Durable(app, ...)`` calls this for you. Called again with the same app it does
+        nothing, so an app factory may call it every time it builds the app. One instance serves
+        one app at a time: called with another app, it moves there. The client API then
+        publishes through the new app, the old app's worker and beat handlers are disconnected,
+        and the CLI no longer finds the instance through the old app (its two task objects stay
+        registered on it, unused). For two apps live at once, build one instance per app.
+
+        Raises:
+            InvalidInput: ``app`` is not a Celery app, or another Durable instance with the
+                same ``prefix`` is attached to it (they would share one pair of task names).
+        """
+        if not isinstance(app, Celery):
+            raise InvalidInput(f"init_app needs a Celery app, got {app!r}")
+
+        def build() -> Attachment:
+            if not broker_configured(app):
+                use_embedded_broker(app, self._data_dir)
+            dispatcher = Dispatcher(app, self.step_task_name, self._queue_for)
+            services = Services(self.settings, self.db, self.clock, self.registry, dispatcher, self.leases)
+            runner = Runner(services)
+            installed = install(app, services, runner, load=self.registry.load, ensure_schema=self.ensure_schema,
+                                queues=self.declared_queues(), engine_queues=self.engine_queues)
+            return Attachment(app, services, runner, installed)
+
+        self._attached = attach(self, app, self._attached, build)
+
+    def _attachment(self) -> Attachment:
+        attached = self._attached
+        if attached is None:
+            raise AppNotInitialized(
+                f"this Durable instance (prefix {self.settings.prefix!r}) is not attached to a Celery app yet: "
+                "call durable.init_app(app) first, or build it as Durable(app, ...)"
+            )
+        return attached
+
+    @property
+    def app(self) -> Celery:
+        """The Celery app this instance is attached to (``AppNotInitialized`` if none)."""
+        return self._attachment().app
+
+    @property
+    def services(self) -> Services:
+        """What the runtime works with (it never sees this facade)."""
+        return self._attachment().services
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._attachment().services.dispatcher
+
+    @property
+    def runner(self) -> Runner:
+        return self._attachment().runner
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -144,14 +197,35 @@ class Durable:
             self._schema_ready = True
 
     def register(self, workflow: Workflow) -> None:
-        """Register (and compile) a workflow on this instance."""
+        """Register (and compile) a workflow on this instance, now."""
         self.registry.register(workflow)
+
+    def autodiscover_workflows(self, packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+                               related_name: str = "workflows") -> None:
+        """Find workflows in ``<package>.<related_name>`` modules, as Celery's
+        ``app.autodiscover_tasks`` finds tasks in ``<package>.tasks``.
+
+        Nothing is imported now. The modules are imported with the other sources, on first use
+        or when a worker boots, so plugins may finish loading after this call. A package
+        without that module is skipped; an error raised inside one that exists propagates.
+
+        Args:
+            packages: package names, or a callable returning them (called at that first use).
+                ``None``: the packages the app's tasks come from: Celery imports the app's task
+                modules as a worker does at boot, then the package of every module that
+                defines one of its tasks (a plugin's too) is searched. Needs the app by then.
+            related_name: the module to look for in each package.
+
+        Raises:
+            InvalidInput: ``packages`` is not a list of names or a callable, or ``related_name``
+                is not a module name.
+        """
+        self.registry.discover(packages if packages is not None else lambda: task_packages(self.app), related_name)
 
     def declared_queues(self) -> list[str]:
         names = [self.settings.queue, *self.settings.queues]
-        for workflow in self.registry.sources():
-            if isinstance(workflow, Workflow):
-                names.extend(q for q in _queues_of(workflow) if q)
+        for workflow in self.registry.given:  # loaded or not: declared the same whenever attached
+            names.extend(q for q in _queues_of(workflow) if q)
         return list(dict.fromkeys(names))
 
     def engine_queues(self) -> set[str]:
@@ -175,8 +249,10 @@ class Durable:
 
         Raises:
             WorkflowNotFound: unknown workflow name. InvalidInput: input that is not a
-            JSON-storable dict, or a bad option. Nothing is written in either case.
+            JSON-storable dict, or a bad option. AppNotInitialized: no ``init_app`` yet.
+            Nothing is written in any of these cases.
         """
+        self._attachment()  # before anything is written: the start is published through the app
         machine = self.registry.machine_for(workflow)
         row = self._new_row(machine, input, queue=queue, priority=priority, scheduled_at=scheduled_at,
                             idempotency_key=idempotency_key, connection=connection)
@@ -310,6 +386,7 @@ class Durable:
         compensations of every completed step run, newest first (it ends ``compensated`` or
         ``compensation_failed``, or ``cancelled`` when there was nothing to compensate)."""
         _check_id(execution_id)
+        self._attachment()  # before anything is written: the stop is published through the app
         if reason is not None and not isinstance(reason, str):
             raise InvalidInput(f"reason must be a string, got {reason!r}")
         self.ensure_schema()
@@ -338,6 +415,7 @@ class Durable:
             InvalidInput: a bad name or a payload that is not JSON.
         """
         _check_id(execution_id)
+        self._attachment()  # before the schema is touched: the delivery is published
         self.ensure_schema()
         deliver.send_event(self.services, execution_id, name, payload)
 
@@ -350,6 +428,7 @@ class Durable:
             choices (nothing is recorded).
         """
         _check_id(execution_id)
+        self._attachment()  # before the schema is touched: the delivery is published
         self.ensure_schema()
         deliver.provide_input(self.services, execution_id, name, data)
 

@@ -18,7 +18,8 @@ Every error a caller can see derives from :class:`DurableError`::
     ├── ContextNotSerializable   a step returned a context that cannot be stored as JSON
     ├── WorkerLost               a step attempt lost its worker too many times (it kills its worker)
     ├── IllegalMove              a decision tried a status move ALLOWED_MOVES does not allow (a bug)
-    └── SchemaOutOfDate          the database schema is behind the installed version
+    ├── SchemaOutOfDate          the database schema is behind the installed version
+    └── AppNotInitialized        a call needs the Celery app, and init_app(app) was not called yet
 
 Errors carry their data as fields. Each class with a custom ``__init__`` defines
 ``__reduce__``: Celery's prefork pool pickles exceptions, and pickle rebuilds an exception by
@@ -184,6 +185,11 @@ class ContextNotSerializable(DurableError):
 
 class SchemaOutOfDate(DurableError):
     """The database schema is behind (or ahead of) the installed durable-celery version."""
+
+
+class AppNotInitialized(DurableError, RuntimeError):
+    """The Durable instance is not attached to a Celery app yet: build it as ``Durable(app, ...)``
+    or call ``durable.init_app(app)`` before a call that publishes or runs tasks."""
 
 
 class WorkerLost(DurableError):

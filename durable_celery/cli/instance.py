@@ -1,11 +1,11 @@
 """Which Durable instance a command talks to.
 
 Celery hands a sub-command only the app of ``-A proj`` (``ctx.obj.app``). The Durable instance
-is whatever the user built on that app, usually a module-level ``durable = Durable(app, ...)``
-next to it; by the time a sub-command runs, Celery has imported that module. Every Durable
-registers itself on its app when built, so we ask the app for them (``instances_on``); if none
-is built yet, we let Celery import the app's configured modules (``imports``/``include``) as a
-worker would, and ask again.
+is whatever the user attached to that app, usually a module-level ``durable = Durable(app, ...)``
+next to it, or a ``durable.init_app(app)`` in an app factory; by the time a sub-command runs,
+Celery has imported that module. Every Durable is listed on its app when attached, so we ask
+the app for them (``instances_on``); if none is attached yet, we let Celery import the app's
+configured modules (``imports``/``include``) as a worker would, and ask again.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 
 import click
 
+from durable_celery.attachment import instances_on
 from durable_celery.cli.errors import InputError
-from durable_celery.durable import Durable, instances_on
+from durable_celery.durable import Durable
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """Wiring a Durable instance into a Celery app: its tasks, queues, the tick in beat, the
-embedded broker, and the worker and beat signals. Written out in one place, in order."""
+embedded broker, and the worker and beat signals. Written out in one place, in order.
+
+Installing is idempotent per (app, prefix): the signal handlers are connected under a
+``dispatch_uid`` naming both, so installing twice leaves one handler per signal, and
+``Installation.remove`` disconnects them again when the instance moves to another app.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, signals
+from celery.utils.dispatch import Signal
 from kombu.entity import Queue
 
 from durable_celery.runtime.beat_service import TickService
@@ -45,13 +51,37 @@ def use_embedded_broker(app: Celery, data_dir: Path) -> None:
     app.conf.worker_enable_remote_control = False
 
 
+@dataclasses.dataclass(frozen=True)
+class Installation:
+    """What ``install`` put on one app: its two tasks, and the signal handlers (by signal and
+    ``dispatch_uid``) that ``remove`` disconnects."""
+
+    app: Celery
+    step: Any
+    tick: Any
+    handlers: tuple[tuple[Signal, str], ...]
+
+    def remove(self) -> None:
+        """Disconnect the worker and beat handlers, so a worker or beat of this app no longer
+        boots the engine. The tasks stay registered: Celery has no public way to withdraw one."""
+        for signal, uid in self.handlers:
+            signal.disconnect(dispatch_uid=uid)
+
+
 def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[], None],
             ensure_schema: Callable[[], None], queues: list[str],
-            engine_queues: Callable[[], set[str]]) -> tuple[Any, Any]:
-    """Register the engine's tasks, queues and signals (worker boot, beat's tick) on ``app``;
-    returns the (step, tick) tasks."""
+            engine_queues: Callable[[], set[str]]) -> Installation:
+    """Register the engine's tasks, queues and signals (worker boot, beat's tick) on ``app``.
+
+    Idempotent per (app, prefix): a second call finds the tasks registered and the handlers
+    connected, and adds neither (Celery keeps the first task of a name and the first handler of
+    a ``dispatch_uid``). ``Durable`` never installs two instances with one prefix on one app.
+    """
     settings = services.settings
     step_name, tick_name = task_names(settings.prefix)
+    # One handler per signal per (app, prefix). id(app) is unique while the handler lives: the
+    # handler holds the app (weak=False), so the app cannot be collected and its id reused.
+    uid = f"durable-celery:{settings.prefix}:{id(app)}"
 
     # `durable_engine` (a task attribute) tells the engine's tasks apart in a signal handler.
     @app.task(name=step_name, ignore_result=True, bind=True, shared=False, durable_engine=True)
@@ -77,19 +107,19 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
     # The tick runs in beat's own process, never as a message to workers that may all be busy.
     ticker = TickService(services, prepare)
 
-    @signals.beat_init.connect(weak=False)
+    @signals.beat_init.connect(weak=False, dispatch_uid=uid)
     def on_beat_init(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is app:
             ticker.start(sender)
 
     boot = WorkerBoot(added, engine_queues, load, ensure_schema)
 
-    @signals.worker_init.connect(weak=False)
+    @signals.worker_init.connect(weak=False, dispatch_uid=uid)
     def on_worker_init(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is app:
             boot.on_worker_init(sender)
 
-    return step, tick
+    return Installation(app, step, tick, ((signals.beat_init, uid), (signals.worker_init, uid)))
 
 
 def _declare_queues(app: Celery, names: list[str]) -> list[str]:

@@ -1,0 +1,1 @@
+"""A plugin whose workflows module fails to import."""
