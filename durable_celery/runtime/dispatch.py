@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Optional
 
 from celery import Celery
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 MAX_PRIORITY = 9
 
 
-QueueFor = Callable[[str, str | None, str], str]
+QueueFor = Callable[[str, Optional[str], str], str]  # evaluated at runtime: no ``|`` on 3.9
 
 
 class Dispatcher:

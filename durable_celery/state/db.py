@@ -8,18 +8,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from durable_celery.errors import InvalidInput
+from durable_celery.state.compat import ENGINE_OPTIONS, POSTGRES_DRIVER
 
 
 def normalise_url(url: str) -> str:
-    """Use psycopg 3 for plain ``postgresql://`` URLs."""
+    """Use psycopg 3 for plain ``postgresql://`` URLs (psycopg2 on SQLAlchemy 1.4, which has no
+    psycopg 3 dialect: there ``postgresql+psycopg://`` means psycopg2 too, so one URL serves both)."""
     parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        parsed = parsed.set(drivername=POSTGRES_DRIVER)
     return parsed.render_as_string(hide_password=False)
 
 
@@ -73,7 +75,8 @@ class Database:
         return self._autocommit
 
     def _create_engine(self, **extra: Any) -> Engine:
-        options: dict[str, Any] = {"execution_options": {"schema_translate_map": {None: self.schema}}, **extra}
+        options: dict[str, Any] = {"execution_options": {"schema_translate_map": {None: self.schema}},
+                                   **ENGINE_OPTIONS, **extra}
         if self.dialect == "sqlite":
             options["poolclass"] = NullPool
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}

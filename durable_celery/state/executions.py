@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, RowMapping
 
 from durable_celery.engine.statuses import ACTIVE, RUNNABLE, ExecutionStatus, sources_of
 from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS

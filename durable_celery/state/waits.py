@@ -11,9 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    RowMapping,
     and_,
     exists,
     func,
@@ -25,6 +22,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.expression import ColumnElement
 
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.state.executions import DISPATCH_COLUMNS
