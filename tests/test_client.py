@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from durable_celery import DurableError, ExecutionNotFound, InvalidInput, InvalidState, Workflow, WorkflowNotFound
 from durable_celery.runtime.tick import tick
-from tests.conftest import POSTGRES, Project
+from tests.conftest import Project
 
 Factory = Callable[..., Project]
 
@@ -75,7 +75,7 @@ def test_input_values_of_rich_types_round_trip(project_factory: Factory) -> None
 def test_a_start_inside_the_callers_transaction_exists_only_if_it_commits(project_factory: Factory) -> None:
     p = project_factory()
     p.worker()
-    engine = create_engine(POSTGRES)
+    engine = create_engine(p.durable.db.url)  # a caller's own engine: a legacy (not future) one on SQLAlchemy 1.4
     try:
         # Given a caller's own transaction that rolls back
         with engine.connect() as conn:

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from durable_celery.state.executions import claim_txn, take_dispatchable_txn
-from tests.conftest import BROKERS, POSTGRES, Project
+from tests.conftest import BROKERS, Project
 from tests.proj.workflows import SPECIAL_QUEUE
 
 Factory = Callable[..., Project]
@@ -43,7 +43,7 @@ def test_a_steps_own_queue_holds_at_entry_points_on_retries_and_on_resumes(proje
 def test_a_scheduled_start_in_the_callers_transaction_waits_in_the_database_not_in_the_broker(
         project_factory: Factory) -> None:
     p = project_factory("redis")
-    engine = create_engine(POSTGRES)
+    engine = create_engine(p.durable.db.url)  # a caller's own engine: a legacy (not future) one on SQLAlchemy 1.4
     later, soon = datetime.now(timezone.utc) + timedelta(hours=1), datetime.now(timezone.utc) + timedelta(seconds=2)
     try:
         with Session(engine) as session:
