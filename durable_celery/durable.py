@@ -233,8 +233,7 @@ class Durable:
         self.ensure_schema()
         conn = connection.connection() if isinstance(connection, Session) else connection
         # Per statement: the caller's connection must not keep our schema map afterwards.
-        options = {"schema_translate_map": {None: self.db.schema}}
-        execution_id, created = insert_execution_txn(conn, row, options)
+        execution_id, created = insert_execution_txn(conn, row, self.db.schema_options)
         immediate = row["ready_at"] <= row["created_at"]
         if created and immediate and isinstance(connection, Session):
             @event.listens_for(connection, "after_commit", once=True)
