@@ -17,7 +17,7 @@ fi
 # The oldest supported Python: $PYTHON_OLDEST, else python3.9 on the PATH or in pyenv.
 oldest_python() {
   local candidate
-  for candidate in "${PYTHON_OLDEST:-}" python3.9 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.9*/bin/python3.9; do
+  for candidate in "${PYTHON_OLDEST:-}" python3.9 "${PYENV_ROOT:-${HOME:-}/.pyenv}"/versions/3.9*/bin/python3.9; do
     if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 9)' 2>/dev/null; then
       echo "$candidate"
       return
