@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
 
@@ -20,7 +20,7 @@ class SystemClock:
         self._ahead = timedelta(0)
 
     def now(self) -> datetime:
-        now = datetime.now(UTC)
+        now = datetime.now(timezone.utc)
         return now + self._ahead if self._ahead else now
 
     def advance(self, delta: timedelta) -> None:
@@ -51,5 +51,5 @@ class MovableClock(Clock, Protocol):
 def as_utc(value: datetime) -> datetime:
     """Interpret a naive datetime as UTC (SQLite returns them naive) and convert to UTC."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Connection, event
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from durable_celery import codec
@@ -313,8 +314,7 @@ class Durable:
         self.ensure_schema()
         conn = connection.connection() if isinstance(connection, Session) else connection
         # Per statement: the caller's connection must not keep our schema map afterwards.
-        options = {"schema_translate_map": {None: self.db.schema}}
-        execution_id, created = insert_execution_txn(conn, row, options)
+        execution_id, created = insert_execution_txn(conn, row, self.db.schema_options)
         immediate = row["ready_at"] <= row["created_at"]
         if created and immediate and isinstance(connection, Session):
             @event.listens_for(connection, "after_commit", once=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Union
 
 from durable_celery.errors import InvalidInput
 
-Duration = timedelta | int | float
+# Union, not ``|``: a type alias is evaluated at runtime (Python 3.9)
+Duration = Union[timedelta, int, float]
 
 
 def seconds(n: float) -> timedelta:

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, cast
+from typing import Any, Union, cast
 
 from durable_celery.compiler import compile_workflow
 from durable_celery.compiler.ir import StateMachine
@@ -34,11 +34,11 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.errors import DefinitionError, InvalidInput, WorkflowNotFound
 
 #: What a source stands for once loaded: a module name, a module, a Workflow.
-Loaded = str | ModuleType | Workflow
+Loaded = Union[str, ModuleType, Workflow]
 #: One item of ``workflows=``: a loaded source, or a callable returning several.
-Source = Loaded | Callable[[], Iterable[Loaded]]
+Source = Union[Loaded, Callable[[], Iterable[Loaded]]]
 #: What ``workflows=`` takes: sources, one source, or a callable returning sources.
-Sources = Iterable[Source] | Source
+Sources = Union[Iterable[Source], Source]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Related:
     related_name: str
 
 
-Pending = Source | Discovery | Related
+Pending = Union[Source, Discovery, Related]
 
 
 class Registry:

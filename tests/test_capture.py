@@ -30,6 +30,6 @@ def test_steps_running_at_once_on_a_threads_pool_each_keep_only_their_own_output
         assert [(e["level"], e["logger"], e["message"]) for e in attempt.logs] == expected
     # And the steps did overlap (four threads, six slow steps)
     spans = sorted((e.steps[0].started_at, e.steps[0].completed_at) for e in executions)
-    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
     # And what they printed still reached the worker's own output, as before
     assert f"print {rounds - 1} from {ids[0]}" in worker.log()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from durable_celery import DurableError, ExecutionNotFound, InvalidInput, InvalidState, Workflow, WorkflowNotFound
 from durable_celery.runtime.tick import tick
-from tests.conftest import POSTGRES, Project
+from tests.conftest import Project
 
 Factory = Callable[..., Project]
 
@@ -67,7 +67,7 @@ def test_a_second_start_with_the_same_idempotency_key_returns_the_first_executio
 
 def test_input_values_of_rich_types_round_trip(project_factory: Factory) -> None:
     p = project_factory()
-    when = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    when = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
     execution_id = p.durable.start("pipeline", {"at": when, "amount": Decimal("9.99")})
     assert p.durable.get_execution(execution_id).input == {"at": when, "amount": Decimal("9.99")}
 
@@ -75,7 +75,7 @@ def test_input_values_of_rich_types_round_trip(project_factory: Factory) -> None
 def test_a_start_inside_the_callers_transaction_exists_only_if_it_commits(project_factory: Factory) -> None:
     p = project_factory()
     p.worker()
-    engine = create_engine(POSTGRES)
+    engine = create_engine(p.durable.db.url)  # a caller's own engine: a legacy (not future) one on SQLAlchemy 1.4
     try:
         # Given a caller's own transaction that rolls back
         with engine.connect() as conn:
@@ -104,7 +104,7 @@ def test_a_scheduled_start_waits_until_its_time_then_the_tick_dispatches_it(proj
     p = project_factory()
     p.worker()
     p.beat()
-    at = datetime.now(UTC) + timedelta(seconds=2)
+    at = datetime.now(timezone.utc) + timedelta(seconds=2)
     execution_id = p.durable.start("pipeline", {}, scheduled_at=at)
     assert p.durable.get_execution(execution_id).status == "pending"
     execution = p.wait(execution_id, timeout=20)
@@ -118,8 +118,8 @@ def test_cancel_stops_an_execution_and_discards_the_result_of_the_step_in_flight
     p.worker()
     execution_id = p.durable.start("pipeline", {"second_sleep": 2})
     p.wait(execution_id, statuses={"running"})
-    deadline = datetime.now(UTC) + timedelta(seconds=10)
-    while p.effects(execution_id).get("second") is None and datetime.now(UTC) < deadline:
+    deadline = datetime.now(timezone.utc) + timedelta(seconds=10)
+    while p.effects(execution_id).get("second") is None and datetime.now(timezone.utc) < deadline:
         time.sleep(0.05)
     p.durable.cancel(execution_id, reason="customer changed their mind")
     execution = p.durable.get_execution(execution_id, include_steps=True)

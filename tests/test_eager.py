@@ -8,7 +8,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def test_run_due_runs_what_is_due_now(durable: Durable) -> None:
 def test_a_frozen_clock_records_exact_times(tmp_path: Path) -> None:
     # The embedded default (SQLite, no broker, no database_url) in eager mode, on a frozen clock
     RAN.clear()
-    t0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
+    t0 = datetime(2030, 1, 1, 9, 0, tzinfo=timezone.utc)
     clock = FrozenClock(t0)
     durable = Durable(eager_app(), workflows=[order], data_dir=tmp_path, clock=clock)
     try:

@@ -7,10 +7,11 @@ import uuid
 
 import pytest
 from celery import Celery
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
 
 from durable_celery import Durable, SchemaOutOfDate
 from durable_celery.state import migrate
+from durable_celery.state.compat import ENGINE_OPTIONS
 from tests.conftest import POSTGRES
 
 
@@ -56,9 +57,12 @@ def test_the_migration_matches_the_table_definitions(fresh_prefix: str) -> None:
 
     durable = Durable(Celery("p", broker="memory://"), database_url=POSTGRES, prefix=fresh_prefix)
     migrate.upgrade(durable.db)
-    with durable.db.connect() as conn:
-        conn.execute(text(f'SET search_path TO "{fresh_prefix}"'))  # compare the prefix schema as the default one
+    # The prefix schema as the default one, from the first connect: SQLAlchemy 1.4 reflects the
+    # default schema it read then, whatever a later SET search_path says.
+    engine = create_engine(durable.db.url, connect_args={"options": f"-csearch_path={fresh_prefix}"}, **ENGINE_OPTIONS)
+    with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table_schema": fresh_prefix})
         diff = [d for d in compare_metadata(context, metadata) if "alembic_version" not in repr(d)]
+    engine.dispose()
     durable.db.dispose()
     assert diff == []

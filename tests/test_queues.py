@@ -4,7 +4,7 @@ waits in the broker longer than ``max_countdown``; lost messages are re-publishe
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis
@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from durable_celery.state.executions import claim_txn, take_dispatchable_txn
-from tests.conftest import BROKERS, POSTGRES, Project
+from tests.conftest import BROKERS, Project
 from tests.proj.workflows import SPECIAL_QUEUE
 
 Factory = Callable[..., Project]
@@ -43,8 +43,8 @@ def test_a_steps_own_queue_holds_at_entry_points_on_retries_and_on_resumes(proje
 def test_a_scheduled_start_in_the_callers_transaction_waits_in_the_database_not_in_the_broker(
         project_factory: Factory) -> None:
     p = project_factory("redis")
-    engine = create_engine(POSTGRES)
-    later, soon = datetime.now(UTC) + timedelta(hours=1), datetime.now(UTC) + timedelta(seconds=2)
+    engine = create_engine(p.durable.db.url)  # a caller's own engine: a legacy (not future) one on SQLAlchemy 1.4
+    later, soon = datetime.now(timezone.utc) + timedelta(hours=1), datetime.now(timezone.utc) + timedelta(seconds=2)
     try:
         with Session(engine) as session:
             far = p.durable.start("pipeline", {}, connection=session, scheduled_at=later)
@@ -85,7 +85,7 @@ def test_an_unclaimed_message_is_re_published_with_a_doubling_back_off_until_it_
     assert republished == [2, 6, 14, 30, 62, 126][:len(republished)] and len(republished) == 5
     # And once a worker claims it, the back-off starts over
     with p.durable.db.single() as conn:
-        claimed = claim_txn(conn, execution_id, 0, "w", datetime.now(UTC) + timedelta(days=1),
-                            datetime.now(UTC) + timedelta(days=2))
+        claimed = claim_txn(conn, execution_id, 0, "w", datetime.now(timezone.utc) + timedelta(days=1),
+                            datetime.now(timezone.utc) + timedelta(days=2))
     assert claimed is not None
     assert p.sql("SELECT redispatches FROM {schema}.workflow_executions WHERE id = :id", id=execution_id)[0][0] == 0

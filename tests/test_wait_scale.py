@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, insert, select, text
+from sqlalchemy import event, insert, select, text
+from sqlalchemy.engine import Connection
 
 from durable_celery import Durable, InvalidInput, InvalidState
 from durable_celery.runtime import deliver

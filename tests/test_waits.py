@@ -5,7 +5,7 @@ recorded value when the step runs again."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -240,7 +240,7 @@ def test_a_beat_that_was_down_catches_up_on_sleeps_that_fell_due(project_factory
 def test_scheduled_times_in_the_past_do_not_suspend(running_project: Project) -> None:
     p = running_project
     # Given a step that calls schedule_at(a day ago), then sleep(0)
-    at = datetime.now(UTC) - timedelta(days=1)
+    at = datetime.now(timezone.utc) - timedelta(days=1)
     execution = p.wait(p.durable.start("past_due", {"at": at.isoformat()}))
     # Then the workflow completed, and the step body ran exactly once: a wait that suspended
     # would have run it again from its top on resume
@@ -261,4 +261,4 @@ def test_schedule_at_outside_a_running_step_is_refused() -> None:
     from durable_celery.wait import schedule_at
 
     with pytest.raises(NotInStep, match="only available inside a running step"):
-        schedule_at(datetime.now(UTC) - timedelta(days=1))
+        schedule_at(datetime.now(timezone.utc) - timedelta(days=1))

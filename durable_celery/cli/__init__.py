@@ -8,6 +8,8 @@ the result (``output.py``); failures become one-line errors (``errors.py``).
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import click
@@ -40,10 +42,27 @@ def durable(ctx: click.Context, instance: str | None) -> None:
     app = getattr(ctx.obj, "app", None)
     if app is None:
         raise InputError("run this as a Celery sub-command: celery -A proj durable ...")
-    app_arg = ctx.find_root().params.get("app")
-    state = CliState(app=app, app_arg=app_arg if isinstance(app_arg, str) else None, instance=instance)
+    state = CliState(app=app, app_arg=_app_arg(ctx), instance=instance)
     ctx.obj = state
     ctx.call_on_close(state.close)
+
+
+def _app_arg(ctx: click.Context) -> str | None:
+    """The ``-A`` argument as the user typed it, for the hints we print. Celery 5.3+ hands it
+    over as typed; 5.2 hands over the app it loaded, so there we read it from the command line
+    (or Celery's ``APP`` variable). Remove the fallback with Celery 5.2."""
+    value = ctx.find_root().params.get("app")
+    if isinstance(value, str):
+        return value
+    args = sys.argv[1:]
+    for i, arg in enumerate(args[:args.index("durable") if "durable" in args else len(args)]):
+        if arg in ("-A", "--app") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--app="):
+            return arg.removeprefix("--app=")
+        if arg.startswith("-A") and not arg.startswith("--"):
+            return arg[2:]
+    return os.environ.get("APP")
 
 
 for command in (status, list_executions, show, run, cancel, retry, pending, send_event, provide_input, workflows, graph,

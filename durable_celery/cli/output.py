@@ -55,7 +55,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     cells = [[cell(v) for v in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     lines = [list(headers), *cells]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
 
 
 def details(pairs: Sequence[tuple[str, Any]]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 from durable_celery.dsl.options import Retry
 
@@ -85,7 +85,7 @@ class LoopNode:
     body: tuple[Node, ...]
 
 
-Node = StepNode | BranchNode | ParallelNode | ForEachNode | LoopNode
+Node = Union[StepNode, BranchNode, ParallelNode, ForEachNode, LoopNode]  # evaluated at runtime: no ``|`` on 3.9
 
 
 def walk(body: tuple[Node, ...]) -> list[Node]:

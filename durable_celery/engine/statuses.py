@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
+from durable_celery.compat import StrEnum
 from durable_celery.errors import IllegalMove
 
 

@@ -8,10 +8,10 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from durable_celery.clock import as_utc
+from durable_celery.compat import StrEnum
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 
 

@@ -26,7 +26,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 MAX_ENTRIES = 500
@@ -51,7 +51,7 @@ class _Collector:
         with self._lock:
             *lines, rest = text.split("\n")
             for line in lines:
-                self._add(datetime.now(UTC), "PRINT", "stdout", self._partial + line[:MAX_MESSAGE])
+                self._add(datetime.now(timezone.utc), "PRINT", "stdout", self._partial + line[:MAX_MESSAGE])
                 self._partial = ""
             self._partial = (self._partial + rest)[:MAX_MESSAGE]
 
@@ -59,7 +59,7 @@ class _Collector:
         """Keep a last printed line that had no newline."""
         with self._lock:
             if self._partial:
-                self._add(datetime.now(UTC), "PRINT", "stdout", self._partial)
+                self._add(datetime.now(timezone.utc), "PRINT", "stdout", self._partial)
                 self._partial = ""
 
     def _add(self, at: datetime, level: str, logger: str, message: str) -> None:
@@ -136,7 +136,7 @@ class _StepLogHandler(logging.Handler):
             message = record.getMessage()
         except Exception:  # a broken %-format in user code must not fail the step
             message = str(record.msg)
-        collector.add(datetime.fromtimestamp(record.created, UTC), record.levelname, record.name, message)
+        collector.add(datetime.fromtimestamp(record.created, timezone.utc), record.levelname, record.name, message)
 
 
 def _is_engine(name: str) -> bool:

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from celery import Celery
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MAX_PRIORITY = 9
 
 
-QueueFor = Callable[[str, str | None, str], str]
+QueueFor = Callable[[str, Optional[str], str], str]  # evaluated at runtime: no ``|`` on 3.9
 
 
 class Dispatcher:

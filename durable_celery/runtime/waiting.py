@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from durable_celery import codec
 from durable_celery.clock import as_utc

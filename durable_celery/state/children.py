@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
 
 from durable_celery.engine.fanout import FAILED
 from durable_celery.engine.statuses import ACTIVE, TERMINAL, ExecutionStatus

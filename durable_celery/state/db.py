@@ -8,18 +8,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from durable_celery.errors import InvalidInput
+from durable_celery.state.compat import ENGINE_OPTIONS, POSTGRES_DRIVER, enable_sqlite_returning
 
 
 def normalise_url(url: str) -> str:
-    """Use psycopg 3 for plain ``postgresql://`` URLs."""
+    """Use psycopg 3 for plain ``postgresql://`` URLs (psycopg2 on SQLAlchemy 1.4, which has no
+    psycopg 3 dialect: there ``postgresql+psycopg://`` means psycopg2 too, so one URL serves both)."""
     parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        parsed = parsed.set(drivername=POSTGRES_DRIVER)
     return parsed.render_as_string(hide_password=False)
 
 
@@ -41,6 +43,9 @@ class Database:
             raise InvalidInput(f"prefix must be a plain identifier, got {prefix!r}")
         self.prefix = prefix
         self.schema: str | None = prefix if self.dialect == "postgresql" else None
+        #: what puts the tables in the prefix schema; nothing on SQLite, which has no schemas
+        #: (SQLAlchemy 1.4 would turn a map to None into "main.", which SQLite's UPDATE rejects)
+        self.schema_options: dict[str, Any] = {"schema_translate_map": {None: self.schema}} if self.schema else {}
         self._engine: Engine | None = None
         self._autocommit: Engine | None = None
         self._autocommit_pid = 0
@@ -73,7 +78,7 @@ class Database:
         return self._autocommit
 
     def _create_engine(self, **extra: Any) -> Engine:
-        options: dict[str, Any] = {"execution_options": {"schema_translate_map": {None: self.schema}}, **extra}
+        options: dict[str, Any] = {"execution_options": self.schema_options, **ENGINE_OPTIONS, **extra}
         if self.dialect == "sqlite":
             options["poolclass"] = NullPool
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -85,6 +90,7 @@ class Database:
             options.update(pool_size=5, max_overflow=5, pool_recycle=1800)
         engine = create_engine(self.url, **options)
         if self.dialect == "sqlite":
+            enable_sqlite_returning(engine)
             event.listen(engine, "connect", _sqlite_pragmas)
             # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN so
             # two processes never deadlock upgrading a read lock.

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, RowMapping
 
 from durable_celery.engine.statuses import ACTIVE, RUNNABLE, ExecutionStatus, sources_of
 from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
@@ -24,19 +25,21 @@ def insert_execution_txn(conn: Connection, row: dict[str, Any],
     """Insert a new execution; with an ``idempotency_key`` already used, insert nothing.
 
     Returns (id, created): the new id, or the id of the execution that holds the key.
-    ``options`` are per-statement execution options (the schema map on a caller's connection).
+    ``options`` are per-statement execution options (the schema map on a caller's connection),
+    set on the statements: a SQLAlchemy 1.4 caller's Connection may be a legacy one, whose
+    ``execute`` takes no ``execution_options``.
     """
     opts = options or {}
     if row.get("idempotency_key") is None:
-        conn.execute(insert(t).values(**row), execution_options=opts)
+        conn.execute(insert(t).values(**row).execution_options(**opts))
         return row["id"], True
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = dialect_insert(t).values(**row).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id)
-    created = conn.execute(stmt, execution_options=opts).scalar()
+    created = conn.execute(stmt.execution_options(**opts)).scalar()
     if created is not None:
         return created, True
     key_holder = select(t.c.id).where(t.c.idempotency_key == row["idempotency_key"])
-    return conn.execute(key_holder, execution_options=opts).scalar_one(), False
+    return conn.execute(key_holder.execution_options(**opts)).scalar_one(), False
 
 
 def _claim_statement() -> Any:

@@ -3,7 +3,8 @@ by :mod:`durable_celery.state.checkpoint`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, RowMapping, and_, or_, select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import Connection, RowMapping
 
 from durable_celery.engine.decide import OUTCOME_UNKNOWN
 from durable_celery.engine.statuses import StepStatus

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import update
+from sqlalchemy.engine import Connection
 
 from durable_celery.engine.decide import compensating_values
 from durable_celery.engine.statuses import ACTIVE, ExecutionStatus, sources_of

@@ -11,20 +11,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    RowMapping,
     and_,
     exists,
     func,
     insert,
-    literal,
+    literal_column,
     or_,
     select,
     type_coerce,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.expression import ColumnElement
 
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.state.executions import DISPATCH_COLUMNS
@@ -208,7 +207,7 @@ def take_due_waits_txn(conn: Connection, now: datetime, limit: int) -> list[RowM
     # 'pending' is written into the SQL, not bound, so the planner always matches the index's
     # predicate (a generic plan of a prepared statement can't prove it from a parameter)
     due = (select(t.c.id).select_from(w.join(t, w.c.execution_id == t.c.id))
-           .where(w.c.status == literal("pending", literal_execute=True), w.c.timeout_at.is_not(None),
+           .where(w.c.status == literal_column("'pending'"), w.c.timeout_at.is_not(None),
                   w.c.timeout_at <= now, t.c.entered_seq == w.c.entered_seq,
                   t.c.status == ExecutionStatus.WAITING.value)
            .order_by(w.c.timeout_at).limit(limit).with_for_update(skip_locked=True, of=t))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from uuid import UUID
 
@@ -14,7 +14,7 @@ from durable_celery import codec
 
 
 def test_rich_scalars_round_trip_unchanged() -> None:
-    value = {"at": datetime(2026, 11, 22, 9, 30, tzinfo=UTC), "day": date(2026, 1, 2),
+    value = {"at": datetime(2026, 11, 22, 9, 30, tzinfo=timezone.utc), "day": date(2026, 1, 2),
              "amount": Decimal("10.25"), "id": UUID(int=5), "nested": [{"d": Decimal("1")}, (1, 2)], "n": None}
     decoded = codec.decode(codec.encode(value))
     assert decoded == {**value, "nested": [{"d": Decimal("1")}, [1, 2]]}
@@ -45,7 +45,7 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return a == b
 
 
@@ -67,7 +67,7 @@ def _same(a: object, b: object) -> bool:
     # Nested, and next to rich values.
     {"a": [{"$date": "2026-01-01"}, {"b": {"$uuid": str(UUID(int=1))}}]},
     [{"$decimal": "1.5"}, {"$decimal": "1.5", "other": 1}],
-    {"$when": datetime(2026, 1, 1, tzinfo=UTC)},
+    {"$when": datetime(2026, 1, 1, tzinfo=timezone.utc)},
     {"$date": {"$date": date(2026, 1, 1)}},
     # What the escape itself looks like.
     {"$object": {"$date": "2026-01-01"}},
@@ -92,7 +92,7 @@ def test_a_one_key_dollar_object_is_stored_escaped_and_anything_else_as_it_is() 
 
 @pytest.mark.parametrize("stored, decoded", [
     # Data stored before the escape existed still decodes as it did.
-    ({"$datetime": "2026-11-22T10:00:00+00:00"}, datetime(2026, 11, 22, 10, tzinfo=UTC)),
+    ({"$datetime": "2026-11-22T10:00:00+00:00"}, datetime(2026, 11, 22, 10, tzinfo=timezone.utc)),
     ({"$date": "2026-01-02"}, date(2026, 1, 2)),
     ({"$decimal": "10.25"}, Decimal("10.25")),
     ({"$uuid": str(UUID(int=5))}, UUID(int=5)),
@@ -127,7 +127,7 @@ def _random_value(rng: random.Random, depth: int) -> object:
     if kind in (2, 3):
         return rng.choice(_TEXTS)
     if kind == 4:
-        return rng.choice([datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), datetime(1999, 12, 31), date(2026, 1, 2),
+        return rng.choice([datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc), datetime(1999, 12, 31), date(2026, 1, 2),
                            Decimal("10.25"), Decimal("-0"), Decimal("1E+3"), UUID(int=rng.getrandbits(128))])
     if kind == 5:
         return {}

@@ -4,7 +4,7 @@ database and no broker."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from durable_celery.engine.statuses import ExecutionStatus, check_move
 from durable_celery.engine.values import Checkpoint, Outcome, Snapshot, StepOutcome, StepResult
 from durable_celery.errors import IllegalMove
 
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 POLICY = decide.Policy(dispatch_mode="per_step", max_countdown=60, stale_lock_timeout=30, worker="w1")
 
 

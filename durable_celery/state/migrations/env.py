@@ -12,7 +12,7 @@ connection = config.attributes["connection"]
 schema = config.attributes.get("schema")
 
 context.configure(
-    connection=connection.execution_options(schema_translate_map={None: schema}),
+    connection=connection.execution_options(schema_translate_map={None: schema}) if schema else connection,
     target_metadata=metadata,
     version_table="alembic_version",
     version_table_schema=schema,
