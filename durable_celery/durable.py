@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from durable_celery import codec
 from durable_celery.attachment import Attachment, attach, task_packages
@@ -244,7 +244,7 @@ class Durable:
         priority: int = 0,
         scheduled_at: datetime | None = None,
         idempotency_key: str | None = None,
-        connection: Connection | Session | None = None,
+        connection: Connection | Session | scoped_session[Session] | None = None,
     ) -> str:
         """Start an execution and return its id.
 
@@ -254,6 +254,8 @@ class Durable:
             Nothing is written in any of these cases.
         """
         self._attachment()  # before anything is written: the start is published through the app
+        if isinstance(connection, scoped_session):  # Flask-SQLAlchemy's db.session: the current session
+            connection = connection()
         machine = self.registry.machine_for(workflow)
         row = self._new_row(machine, input, queue=queue, priority=priority, scheduled_at=scheduled_at,
                             idempotency_key=idempotency_key, connection=connection)
@@ -290,7 +292,7 @@ class Durable:
                                             or len(idempotency_key) > 255):
             raise InvalidInput(f"idempotency_key must be a string of 1 to 255 characters, got {idempotency_key!r}")
         if connection is not None and not isinstance(connection, (Connection, Session)):
-            raise InvalidInput(f"connection must be a SQLAlchemy Connection or Session, got {connection!r}")
+            raise InvalidInput(f"connection must be a SQLAlchemy Connection, Session or scoped_session, got {connection!r}")
         now = self.clock.now()
         ready = max(as_utc(scheduled_at), now) if scheduled_at is not None else now
         immediate = scheduled_at is None or ready <= now

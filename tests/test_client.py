@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from durable_celery import DurableError, ExecutionNotFound, InvalidInput, InvalidState, Workflow, WorkflowNotFound
 from durable_celery.runtime.tick import tick
@@ -96,6 +96,12 @@ def test_a_start_inside_the_callers_transaction_exists_only_if_it_commits(projec
             in_session = p.durable.start("pipeline", {"n": "session"}, connection=session)
             session.commit()
         assert p.wait(in_session).status == "completed"
+        # And a scoped_session (Flask-SQLAlchemy's `db.session`): its current session
+        scoped = scoped_session(sessionmaker(engine))
+        in_scoped = p.durable.start("pipeline", {"n": "scoped"}, connection=scoped)
+        scoped.commit()
+        scoped.remove()
+        assert p.wait(in_scoped).status == "completed"
     finally:
         engine.dispose()
 
