@@ -12,7 +12,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from celery import Celery
@@ -59,7 +58,7 @@ class Dispatcher:
         committed as runnable, and the tick re-dispatches it. In eager mode the step task runs
         in this process instead, the countdown not waited for (see :class:`EagerQueue`)."""
         if self.eager:
-            self._eager.put(_Delivery(execution_id, seq, workflow, step, queue, priority))
+            self._eager.put(Message(execution_id, seq, workflow, step, queue, priority))
             return
         options: dict[str, Any] = {"queue": queue, "routing_key": queue, "priority": self.broker_priority(priority)}
         if countdown:
@@ -91,21 +90,11 @@ class Dispatcher:
         return self._eager.held()
 
 
-@dataclass(frozen=True)
-class _Delivery:
-    execution_id: str
-    seq: int
-    workflow: str
-    step: str | None
-    queue: str
-    priority: int
-
-
 class _Pending(threading.local):
     """One thread's messages waiting to run, and how deep it is in drains and held blocks."""
 
     def __init__(self) -> None:
-        self.deliveries: deque[_Delivery] = deque()
+        self.deliveries: deque[Message] = deque()
         self.depth = 0
 
 
@@ -137,7 +126,7 @@ class EagerQueue:
         self._task_name = step_task_name
         self._pending = _Pending()
 
-    def put(self, delivery: _Delivery) -> None:
+    def put(self, delivery: Message) -> None:
         self._pending.deliveries.append(delivery)
         if self._pending.depth == 0:
             self._drain()
