@@ -50,40 +50,44 @@ def crash(ctx):
     os._exit(1)
 
 
-# A saga whose middle step is slow, to be stopped while it runs.
-slow_saga = Workflow("slow_saga", timeout=60)
+def _slow_saga(name: str, timeout: float) -> Workflow:
+    """A saga whose middle step is slow (``charge_seconds``, 3 by default), with compensations."""
+    wf = Workflow(name, timeout=timeout)
+
+    @wf.step(compensate="unbook")
+    def book(ctx):
+        record("book")
+        return {**ctx, "booked": True}
+
+    @wf.step(compensate="refund")
+    def charge_slowly(ctx):
+        record("charge-start")
+        time.sleep(ctx.get("charge_seconds", 3))
+        record("charge-done")
+        return {**ctx, "charged": True}
+
+    @wf.step
+    def ship(ctx):
+        record("ship")
+        return ctx
+
+    @wf.compensation
+    def unbook(ctx):
+        record("unbook")
+        return ctx
+
+    @wf.compensation
+    def refund(ctx):
+        record(f"refund:{'charged' if ctx.get('charged') else 'unknown'}")
+        return ctx
+
+    return wf
 
 
-@slow_saga.step(compensate="unbook")
-def book(ctx):
-    record("book")
-    return {**ctx, "booked": True}
-
-
-@slow_saga.step(compensate="refund")
-def charge_slowly(ctx):
-    record("charge-start")
-    time.sleep(ctx.get("charge_seconds", 3))
-    record("charge-done")
-    return {**ctx, "charged": True}
-
-
-@slow_saga.step
-def ship(ctx):
-    record("ship")
-    return ctx
-
-
-@slow_saga.compensation
-def unbook(ctx):
-    record("unbook")
-    return ctx
-
-
-@slow_saga.compensation
-def refund(ctx):
-    record(f"refund:{'charged' if ctx.get('charged') else 'unknown'}")
-    return ctx
+# To be stopped (cancelled) while its slow step runs.
+slow_saga = _slow_saga("slow_saga", timeout=60)
+# Its workflow timeout falls while the slow step runs.
+deadline_saga = _slow_saga("deadline_saga", timeout=1.5)
 
 
 # Parallel branches: one slow with a compensation, one failing fast.
@@ -134,33 +138,3 @@ with keyed.foreach("items", items=lambda ctx: ["a", "b"], concurrency=2):
         sleep(0.1)  # resumed: same visit, same key
         record(f"item:{context.idempotency_key()}")
         return ctx
-
-
-# The same saga with a workflow timeout that falls while its slow step runs.
-deadline_saga = Workflow("deadline_saga", timeout=1.5)
-
-
-@deadline_saga.step(compensate="unbook_by_deadline")
-def book_by_deadline(ctx):
-    record("book")
-    return ctx
-
-
-@deadline_saga.step(compensate="refund_by_deadline")
-def charge_past_deadline(ctx):
-    record("charge-start")
-    time.sleep(3)
-    record("charge-done")
-    return {**ctx, "charged": True}
-
-
-@deadline_saga.compensation
-def unbook_by_deadline(ctx):
-    record("unbook")
-    return ctx
-
-
-@deadline_saga.compensation
-def refund_by_deadline(ctx):
-    record(f"refund:{'charged' if ctx.get('charged') else 'unknown'}")
-    return ctx
