@@ -62,6 +62,18 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_workflow_completes(project
     assert [s.status for s in execution.steps] == ["completed"] * 3
 
 
+def run_killed_after_first_checkpoint(p: Project, tmp_path: Path) -> tuple[str, Execution]:
+    """Run `pipeline` on a worker whose process is killed right after the checkpoint of `first`
+    commits (fault point `after_checkpoint`), and wait for it; asserts the fault really fired."""
+    marker = tmp_path / "fault.log"
+    p.worker(env={"DURABLE_FAULTS": "after_checkpoint:first", "DURABLE_FAULT_MARKER": str(marker)})
+    p.beat()
+    execution_id = p.durable.start("pipeline", {})
+    execution = p.wait(execution_id, timeout=40)
+    assert marker.read_text().startswith("after_checkpoint:first:")
+    return execution_id, execution
+
+
 # continuation_budget=0: a continuing task hands over at every checkpoint (releases its lease and
 # publishes the next step), as per_step does, instead of going on with the next step itself.
 @pytest.mark.parametrize("mode, settings", [("per_step", {}), ("continuation", {"continuation_budget": 0})])
@@ -69,15 +81,10 @@ def test_a_worker_killed_between_checkpoint_commit_and_publish_loses_nothing(
         project_factory: Factory, tmp_path: Path, mode: str, settings: dict[str, float]) -> None:
     # Leases outlive the test's wait, so only the outbox re-dispatch (after 1 s) can recover it
     p = project_factory("redis", dispatch_mode=mode, stale_lock_timeout=60, redispatch_after=1, **settings)
-    marker = tmp_path / "fault.log"
     # Given a worker whose process dies right after the checkpoint of `first` commits, before it publishes
-    p.worker(env={"DURABLE_FAULTS": "after_checkpoint:first", "DURABLE_FAULT_MARKER": str(marker)})
-    p.beat()
-    execution_id = p.durable.start("pipeline", {})
-    execution = p.wait(execution_id, timeout=40)
-    # Then the fault really fired, and the tick re-dispatched the lost transition from the
-    # checkpoint's outbox columns, long before a lease could have expired
-    assert marker.read_text().startswith("after_checkpoint:first:")
+    execution_id, execution = run_killed_after_first_checkpoint(p, tmp_path)
+    # Then the tick re-dispatched the lost transition from the checkpoint's outbox columns, long
+    # before a lease could have expired
     assert execution.status == "completed"
     assert lease_waited(execution, "first", "second") < p.settings["stale_lock_timeout"]
     # And no step ran twice
@@ -90,12 +97,7 @@ def test_a_continuing_worker_killed_after_a_checkpoint_is_recovered_through_its_
     # In continuation mode the task keeps its lease across the checkpoint of `first` and would run
     # `second` itself: nothing is published, so recovery comes from the lease expiring (3 s)
     p = project_factory("redis", dispatch_mode="continuation", continuation_budget=60)
-    marker = tmp_path / "fault.log"
-    p.worker(env={"DURABLE_FAULTS": "after_checkpoint:first", "DURABLE_FAULT_MARKER": str(marker)})
-    p.beat()
-    execution_id = p.durable.start("pipeline", {})
-    execution = p.wait(execution_id, timeout=40)
-    assert marker.read_text().startswith("after_checkpoint:first:")
+    execution_id, execution = run_killed_after_first_checkpoint(p, tmp_path)
     assert execution.status == "completed"
     assert lease_waited(execution, "first", "second") >= p.settings["stale_lock_timeout"]
     assert p.effects(execution_id) == {"first": 1, "second": 1, "third": 1}
