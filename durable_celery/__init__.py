@@ -14,6 +14,7 @@ from durable_celery.errors import (
     AppNotInitialized,
     BranchNoMatch,
     ChildFailed,
+    ChildWorkflowError,
     ContextNotSerializable,
     DefinitionChanged,
     DefinitionError,
@@ -24,6 +25,7 @@ from durable_celery.errors import (
     LoopLimitExceeded,
     SchemaOutOfDate,
     StepTimeout,
+    TaskFailed,
     WaitMismatch,
     WorkerLost,
     WorkflowNotFound,
@@ -40,4 +42,5 @@ __all__ = [
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
     "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
+    "ChildWorkflowError", "TaskFailed",
 ]

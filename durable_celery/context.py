@@ -1,15 +1,18 @@
 """What a running step can ask about itself: ``workflow_id()``, ``current_step()``,
-``attempt()``, ``workflow_input()``, ``idempotency_key()``. Valid only inside a step."""
+``attempt()``, ``workflow_input()``, ``idempotency_key()``; and ``checkpoint()``, to do
+something once per visit of the step. Valid only inside a step."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from durable_celery.errors import DurableError
+from durable_celery.errors import DurableError, InvalidInput
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,34 @@ def idempotency_key() -> str:
     """
     info = _info()
     return f"{info.execution_id or info.workflow_id}:{info.visit}"
+
+
+def checkpoint(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` once per visit of the step and return its result; every later
+    run of the step in the same visit (after a wait, a retry or a lost worker) returns the
+    recorded result instead of calling ``fn`` again.
+
+    A step re-runs from its top when a wait resumes: wrap what must not happen twice, such as
+    charging a card before waiting for its confirmation::
+
+        charge = checkpoint("charge", psp.charge, ctx["card"], ctx["amount"])
+        wait_for_event(f"settled:{charge['id']}")
+
+    The result must be JSON (datetime, Decimal and UUID round-trip); it is returned as a re-run
+    gets it. Checkpoints are matched by their order in the step, like waits, and ``name`` must
+    match at each position. If ``fn`` raises, nothing is recorded and the error fails the
+    attempt as usual. At least once: a worker killed inside ``fn``, before its result is
+    recorded, leads to ``fn`` running again; pass ``idempotency_key()`` to the service it calls.
+    """
+    if not isinstance(name, str) or not name or len(name) > 255:
+        raise InvalidInput(f"checkpoint name must be a string of 1 to 255 characters, got {name!r}")
+    if not callable(fn):
+        raise InvalidInput(f"checkpoint {name!r}: fn must be callable, got {fn!r}")
+    journal = _info().waits
+    if journal is None:
+        raise InvalidInput("checkpoint is not available here: a compensation keeps no journal")
+    result: T = journal.record(name, fn, args, kwargs)
+    return result
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,23 @@ from durable_celery.graph import Graph, build_graph
 from durable_celery.models import Execution, PendingInput
 from durable_celery.registry import Registry, Sources
 from durable_celery.runtime import deliver, eager
+from durable_celery.runtime.calls import wake_caller
 from durable_celery.runtime.dispatch import Dispatcher
 from durable_celery.runtime.install import broker_configured, install, task_names, use_embedded_broker
 from durable_celery.runtime.leases import LeaseKeeper
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
+from durable_celery.runtime.starts import new_execution_row
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
 from durable_celery.state.db import Database
-from durable_celery.state.executions import count_by_status_txn, insert_execution_txn, list_txn, peek_txn
+from durable_celery.state.executions import (
+    children_of_txn,
+    count_by_status_txn,
+    insert_execution_txn,
+    list_txn,
+    peek_txn,
+)
 from durable_celery.state.records import to_execution, to_pending_input
 from durable_celery.state.steps import in_flight_children_txn, list_attempts_txn
 from durable_celery.state.stops import stop_txn
@@ -274,40 +282,11 @@ class Durable:
 
     def _new_row(self, machine: StateMachine, input: Any, *, queue: str | None, priority: int,
                  scheduled_at: datetime | None, idempotency_key: str | None, connection: Any) -> dict[str, Any]:
-        if input is None:
-            input = {}
-        if not isinstance(input, dict):
-            raise InvalidInput(f"input must be a dict (the first step's context), got {type(input).__name__}")
-        try:
-            encoded = codec.encode(input)
-        except codec.Unencodable as exc:
-            raise InvalidInput(f"input key {exc.path!r} holds a {exc.type_name}, which cannot be stored as JSON") from None
-        if queue is not None and (not isinstance(queue, str) or not queue):
-            raise InvalidInput(f"queue must be a non-empty string, got {queue!r}")
-        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
-            raise InvalidInput(f"priority must be an int from 0 to 9 (higher runs first), got {priority!r}")
-        if scheduled_at is not None and (not isinstance(scheduled_at, datetime) or scheduled_at.tzinfo is None):
-            raise InvalidInput(f"scheduled_at must be a timezone-aware datetime, got {scheduled_at!r}")
-        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key
-                                            or len(idempotency_key) > 255):
-            raise InvalidInput(f"idempotency_key must be a string of 1 to 255 characters, got {idempotency_key!r}")
         if connection is not None and not isinstance(connection, (Connection, Session)):
             raise InvalidInput(f"connection must be a SQLAlchemy Connection, Session or scoped_session, got {connection!r}")
-        now = self.clock.now()
-        ready = max(as_utc(scheduled_at), now) if scheduled_at is not None else now
-        immediate = scheduled_at is None or ready <= now
-        execution_id = str(uuid.uuid4())
-        return {
-            "id": execution_id, "root_id": execution_id, "kind": "workflow",
-            "workflow": machine.workflow, "version": machine.version,
-            "status": ExecutionStatus.PENDING.value, "queue": queue or machine.queue or self.settings.queue,
-            "priority": priority, "input": encoded, "context": encoded, "current_node": machine.entry,
-            "node_shape": machine.states[machine.entry].shape, "attempt": 1, "seq": 0,
-            "ready_at": ready, "dispatched_at": now if immediate and connection is None else None,
-            "deadline_at": ready + timedelta(seconds=machine.timeout) if machine.timeout else None,
-            "idempotency_key": idempotency_key, "scheduled_at": scheduled_at,
-            "created_at": now, "updated_at": now,
-        }
+        return new_execution_row(machine, self.settings, input, self.clock.now(), queue=queue, priority=priority,
+                                 scheduled_at=scheduled_at, idempotency_key=idempotency_key,
+                                 dispatched=connection is None)
 
     def _start_in(self, connection: Connection | Session, row: dict[str, Any], machine: StateMachine) -> str:
         """Insert inside the caller's transaction. The row is left undispatched, so the tick
@@ -339,7 +318,33 @@ class Durable:
                 raise ExecutionNotFound(execution_id)
             steps = list_attempts_txn(conn, execution_id) if include_steps else []
             in_flight = in_flight_children_txn(conn, execution_id) if include_steps else []
-        return to_execution(row, steps if include_steps else None, include_logs, in_flight)
+            children = [child["id"] for child in children_of_txn(conn, execution_id)]
+        return to_execution(row, steps if include_steps else None, include_logs, in_flight, children)
+
+    def list_children(self, parent_id: str, status: str | None = None) -> list[Execution]:
+        """The child workflows started by the steps of ``parent_id`` (with ``call_workflow`` or
+        ``start_workflow``, from its branches and iterations too), oldest first; raises
+        ``ExecutionNotFound`` for an unknown id."""
+        _check_id(parent_id)
+        status = _status(status)
+        self.ensure_schema()
+        with self.db.connect() as conn:
+            if peek_txn(conn, parent_id) is None:
+                raise ExecutionNotFound(parent_id)
+            rows = children_of_txn(conn, parent_id, status)
+        return [to_execution(row, None, False) for row in rows]
+
+    def emit_event(self, name: str, payload: Any = None) -> None:
+        """Emit an event by name to every execution waiting for ``name``: each execution active
+        now whose steps wait for it (now, or later: it is kept for them) takes it once. Unlike
+        ``send_event``, the emitter does not need to know which executions wait.
+
+        Raises:
+            InvalidInput: a bad name or a payload that is not JSON.
+        """
+        self._attachment()  # before the schema is touched: the wake-ups are published
+        self.ensure_schema()
+        deliver.emit_event(self.services, name, payload)
 
     def wait(self, execution_id: str, timeout: Duration | None = None, poll: float = 0.1) -> Execution:
         """Block until the execution reaches a final status and return it (with its steps).
@@ -360,11 +365,7 @@ class Durable:
                         queue: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:
         """Executions, newest first, filtered by workflow, status and queue."""
         name = workflow.name if isinstance(workflow, Workflow) else workflow
-        if status is not None:
-            try:
-                status = ExecutionStatus(status).value
-            except ValueError:
-                raise InvalidInput(f"unknown status {status!r}; one of {[s.value for s in ExecutionStatus]}") from None
+        status = _status(status)
         for what, value in (("limit", limit), ("offset", offset)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInput(f"{what} must be a non-negative int, got {value!r}")
@@ -400,13 +401,19 @@ class Durable:
             if row["kind"] != "workflow":
                 raise InvalidInput(f"{execution_id} is a {row['kind']} of execution {row['root_id']}: "
                                    "cancel that execution instead")
-            machine = self.registry.get(row["workflow"])
-            compensate = (compensate and row["status"] != ExecutionStatus.COMPENSATING
-                          and machine is not None and bool(machine.compensations))
-            stopped = stop_txn(conn, row, ExecutionStatus.CANCELLED, error, self.clock.now(), compensate=compensate)
+            asked = compensate
+            compensate = asked and row["status"] != ExecutionStatus.COMPENSATING and self._compensable(row["workflow"])
+            stopped = stop_txn(conn, row, ExecutionStatus.CANCELLED, error, self.clock.now(), compensate=compensate,
+                               compensable=self._compensable if asked else None)
             if stopped is None:
                 raise InvalidState(execution_id, row["status"], "only active executions can be cancelled")
         self.dispatcher.publish(stopped)
+        if row["parent_id"] is not None:
+            wake_caller(self.services, execution_id, row["parent_id"])
+
+    def _compensable(self, workflow: str) -> bool:
+        machine = self.registry.get(workflow)
+        return machine is not None and bool(machine.compensations)
 
     def send_event(self, execution_id: str, name: str, payload: Any = None) -> None:
         """Send an event to an execution. If it waits for ``name`` it resumes; otherwise the
@@ -509,6 +516,16 @@ class Durable:
         """
         self.ensure_schema()
         eager.advance(self.services, by)
+
+
+def _status(status: Any) -> str | None:
+    """A status filter as stored (None: any); ``InvalidInput`` for an unknown one."""
+    if status is None:
+        return None
+    try:
+        return ExecutionStatus(status).value
+    except ValueError:
+        raise InvalidInput(f"unknown status {status!r}; one of {[s.value for s in ExecutionStatus]}") from None
 
 
 def _check_id(execution_id: Any) -> None:

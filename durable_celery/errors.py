@@ -15,6 +15,8 @@ Every error a caller can see derives from :class:`DurableError`::
     ├── LoopLimitExceeded        a loop ran more than its max_iterations
     ├── ChildFailed              a parallel branch or foreach iteration failed (fail_fast)
     ├── WaitMismatch             a re-run step reached different waits than before
+    ├── ChildWorkflowError       a workflow called with call_workflow failed or was cancelled
+    ├── TaskFailed               a Celery task awaited with await_task failed
     ├── ContextNotSerializable   a step returned a context that cannot be stored as JSON
     ├── WorkerLost               a step attempt lost its worker too many times (it kills its worker)
     ├── IllegalMove              a decision tried a status move ALLOWED_MOVES does not allow (a bug)
@@ -165,6 +167,36 @@ class ChildFailed(DurableError):
 class WaitMismatch(DurableError):
     """A re-run of a step reached a different wait at the same position than before: step code
     must reach its waits in the same order each time it runs."""
+
+
+class ChildWorkflowError(DurableError):
+    """A workflow called with ``call_workflow`` ended without completing: ``status`` is how it
+    ended (failed, cancelled, compensated, compensation_failed), ``error`` its error dict."""
+
+    def __init__(self, child_id: str, status: str, error: dict[str, Any] | None) -> None:
+        self.child_id = child_id
+        self.status = status
+        self.error = error
+        detail = f": {error.get('type')}: {error.get('message')}" if error else ""
+        super().__init__(f"child workflow {child_id} ended {status}{detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.child_id, self.status, self.error))
+
+
+class TaskFailed(DurableError):
+    """A Celery task awaited with ``await_task`` failed; ``error`` is its error dict (``type`` and
+    ``message`` when the failure reached the engine with its exception, else only the task id)."""
+
+    def __init__(self, task: str, task_id: str, error: dict[str, Any] | None) -> None:
+        self.task = task
+        self.task_id = task_id
+        self.error = error
+        detail = f": {error.get('type')}: {error.get('message')}" if error and error.get("type") else ""
+        super().__init__(f"task {task} ({task_id}) failed{detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task, self.task_id, self.error))
 
 
 class ContextNotSerializable(DurableError):

@@ -48,6 +48,8 @@ class Execution:
     attempt: int
     compensation_results: list[dict[str, Any]] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
+    #: ids of the child workflows its steps started, oldest first (``get_execution`` only)
+    children: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

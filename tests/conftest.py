@@ -79,6 +79,18 @@ class Project:
         self.processes.append(proc)
         return proc.start() if start else proc
 
+    def legacy_worker(self, *, concurrency: int = 1) -> CeleryProcess:
+        """A plain Celery worker of another app (``tests.proj.legacy_app``, no engine in it) on
+        the project's legacy queue."""
+        proc = worker("tests.proj.legacy_app", [self.legacy_queue], concurrency=concurrency, env=self.env,
+                      cwd=str(ROOT))
+        self.processes.append(proc)
+        return proc.start()
+
+    @property
+    def legacy_queue(self) -> str:
+        return f"{self.queue}-legacy"
+
     def beat(self) -> CeleryProcess:
         proc = beat("tests.proj.app", env=self.env, cwd=str(ROOT))
         self.processes.append(proc)
@@ -118,7 +130,7 @@ class Project:
         with self.durable.db.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.prefix}" CASCADE'))
         self.durable.db.dispose()
-        _delete_queues(self.broker, [self.queue, f"{self.queue}-default"])
+        _delete_queues(self.broker, [self.queue, f"{self.queue}-default", self.legacy_queue])
 
 
 def _delete_queues(broker: str, names: list[str]) -> None:

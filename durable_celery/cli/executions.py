@@ -62,10 +62,11 @@ def show(state: CliState, execution_id: str, logs: bool, fmt: str) -> None:
     if fmt == "json":
         emit_json(execution)
         return
-    click.echo(_describe(execution, logs))
+    children = state.durable.list_children(execution_id) if execution.children else []
+    click.echo(_describe(execution, logs, children))
 
 
-def _describe(execution: Execution, logs: bool) -> str:
+def _describe(execution: Execution, logs: bool, children: list[Execution]) -> str:
     e = execution
     parts = [details([
         ("id", e.id), ("workflow", e.workflow), ("status", e.status), ("current step", e.current_step),
@@ -73,6 +74,9 @@ def _describe(execution: Execution, logs: bool) -> str:
         ("scheduled", e.scheduled_at), ("started", e.started_at), ("completed", e.completed_at),
         ("input", e.input), ("context", e.context), ("error", error_text(e.error)),
     ])]
+    if children:
+        parts.append(table(["CHILD WORKFLOW", "ID", "STATUS", "CREATED"],
+                           [(c.workflow, c.id, c.status, c.created_at) for c in children]))
     if e.compensation_results:
         parts.append(table(["COMPENSATION", "FOR STEP", "STATUS", "ERROR"],
                            [(c.get("compensation"), c.get("step"), c.get("status"), error_text(c.get("error")))

@@ -10,12 +10,17 @@ from typing import Any
 
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine import decide
-from durable_celery.engine.values import Checkpoint, Snapshot
+from durable_celery.engine.values import Checkpoint, Outcome, Snapshot
+from durable_celery.runtime.calls import wake_caller
 from durable_celery.runtime.services import Services
 from durable_celery.state.checkpoint import Written, stop_requested_txn, write_checkpoint, write_checkpoint_txn
 from durable_celery.testing import faults
 
 log = logging.getLogger(__name__)
+
+#: how a checkpoint ends an execution for good
+ENDED = frozenset({Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED, Outcome.COMPENSATED,
+                   Outcome.COMPENSATION_FAILED})
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class Committer:
         if cp.attempt is not None:
             faults.trip("after_checkpoint", cp.attempt["step_name"])
         self.publish(written)
+        if snap.parent_id is not None and snap.is_top_level and written.outcome in ENDED:
+            wake_caller(sv, snap.id, snap.parent_id)
         return written
 
     def apply_stop(self, machine: StateMachine | None, snap: Snapshot, lease: Lease, cp: Checkpoint) -> Written | None:

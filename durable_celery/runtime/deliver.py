@@ -26,6 +26,13 @@ from durable_celery import codec
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 from durable_celery.errors import ExecutionNotFound, InvalidInput, InvalidState
 from durable_celery.runtime.inputs import validate_input
+from durable_celery.state.journal import (
+    broadcast_targets_txn,
+    broadcast_txn,
+    copy_broadcasts_txn,
+    insert_broadcast_txn,
+    should_wake,
+)
 from durable_celery.state.waits import (
     asked_txn,
     asking_ids_txn,
@@ -34,7 +41,6 @@ from durable_celery.state.waits import (
     lock_execution_txn,
     pending_events_txn,
     root_of_txn,
-    should_wake,
     wake_all_txn,
 )
 
@@ -115,6 +121,40 @@ def send_event(sv: Services, execution_id: str, name: str, payload: Any) -> bool
     sv.dispatcher.publish(woken)
     late = _wake_late(sv, root["id"], "event", name, {root["id"], *(member["id"] for member, _ in asking)})
     return bool(woken or late)
+
+
+def emit_event(sv: Services, name: str, payload: Any) -> int:
+    """Emit an event by name: every execution active now whose steps wait for ``name`` (now, or
+    later: it is kept for them) gets it once. Returns how many were waiting for it now."""
+    _name(name, "event")
+    encoded = _encode(payload, "the payload")
+    with sv.db.begin() as conn:
+        broadcast_id = insert_broadcast_txn(conn, name, encoded, sv.clock.now())
+    return deliver_broadcast(sv, broadcast_id)
+
+
+def deliver_broadcast(sv: Services, broadcast_id: int) -> int:
+    """Hand an emitted event to the executions waiting for it now, one transaction per
+    execution (each at most once: a second delivery changes nothing). Those that reach a wait
+    for it later take it themselves. Returns how many it was handed to."""
+    with sv.db.begin() as conn:
+        emitted = broadcast_txn(conn, broadcast_id)
+        if emitted is None:
+            return 0
+        name = emitted["name"]
+        targets = broadcast_targets_txn(conn, name, emitted["created_at"])
+    for root_id in targets:
+        now = sv.clock.now()
+        with sv.db.begin() as conn:
+            root = lock_execution_txn(conn, root_id)
+            if root is None or root["status"] in TERMINAL:
+                continue
+            copy_broadcasts_txn(conn, root_id, (), broadcast_id)
+            asking = lock_asking_txn(conn, root_id, "event", name)
+            woken = _wake_waiting(conn, asking, now)
+        sv.dispatcher.publish(woken)
+        _wake_late(sv, root_id, "event", name, {root_id, *(member["id"] for member, _ in asking)})
+    return len(targets)
 
 
 def provide_input(sv: Services, execution_id: str, name: str, data: Any) -> bool:

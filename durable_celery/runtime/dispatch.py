@@ -38,6 +38,11 @@ class Dispatcher:
         self._eager = EagerQueue(app, step_task_name)
 
     @property
+    def app(self) -> Celery:
+        """The Celery app messages are published through."""
+        return self._app
+
+    @property
     def eager(self) -> bool:
         """Celery's eager mode: read at each call, since tests switch it on after the app is built."""
         return bool(self._app.conf.task_always_eager)

@@ -19,6 +19,8 @@ from celery import Celery, signals
 from celery.utils.dispatch import Signal
 from kombu.entity import Queue
 
+from durable_celery.runtime import awaited
+from durable_celery.runtime.awaited import callback_names
 from durable_celery.runtime.beat_service import TickService
 from durable_celery.runtime.boot import WorkerBoot
 from durable_celery.runtime.runner import Runner
@@ -97,6 +99,31 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
         Not scheduled: beat runs the tick in its own process (see ``beat_service``). The task is
         kept for a tick by hand (``celery call``) or from cron where no beat can run."""
         return dataclasses.asdict(run_tick(services))
+
+    done_name, failed_name = callback_names(settings.prefix)
+
+    @app.task(name=done_name, ignore_result=True, shared=False, durable_engine=True)
+    def task_done(result: Any, *, execution_id: str, entered_seq: int, idx: int, task_id: str) -> bool:
+        """A task awaited by a step (``await_task``) returned: its link callback."""
+        return awaited.task_done(services, result, execution_id, entered_seq, idx, task_id)
+
+    @app.task(name=failed_name, ignore_result=True, shared=False, durable_engine=True)
+    def task_failed(request_or_id: Any, exc: BaseException | None = None, traceback: Any = None, *,
+                    execution_id: str, entered_seq: int, idx: int, task_id: str, queue: str,
+                    error: dict[str, Any] | None = None) -> bool:
+        """A task awaited by a step failed: its errback. Celery calls it in the failed task's own
+        worker, with the exception, when this app is loaded there; that worker may serve no
+        workflows, so it only forwards the error to the step's queue. Elsewhere Celery sends it
+        there with the task id alone."""
+        where: dict[str, Any] = {"execution_id": execution_id, "entered_seq": entered_seq, "idx": idx,
+                                 "task_id": task_id}
+        if error is None:
+            error = awaited.failure_of(app, task_id, exc)
+            if exc is not None and not app.conf.task_always_eager:
+                app.send_task(failed_name, args=(task_id,), kwargs={**where, "queue": queue, "error": error},
+                              queue=queue)
+                return False
+        return awaited.task_failed(services, error, **where)
 
     added = _declare_queues(app, queues)
 

@@ -20,8 +20,8 @@ from durable_celery.engine.values import Checkpoint, Outcome, Snapshot, StepOutc
 from durable_celery.runtime import compensations, fanout
 from durable_celery.runtime.commit import Committer, Lease, snapshot
 from durable_celery.runtime.executor import run_attempt
+from durable_celery.runtime.journal import StepJournal
 from durable_celery.runtime.services import Services
-from durable_celery.runtime.waiting import WaitHandle
 from durable_celery.state.executions import claim_txn, peek_txn
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ class Runner:
     def _attempt(self, snap: Snapshot, lease: Lease, run: decide.Run) -> StepResult:
         state = run.state
         assert state.step is not None
-        waits = WaitHandle(self.services, snap.id, state.id, snap.seq, snap.entered_seq, lease.token, snap.top)
+        waits = StepJournal(self.services, snap.id, state.id, snap.seq, snap.entered_seq, lease.token, snap.top,
+                           lease.queue or snap.queue)
         info = StepInfo(snap.top, snap.workflow, state.id, snap.attempt, codec.decode(snap.input), waits,
                         execution_id=snap.id, visit=snap.entered_seq)
         args = (run.ctx, codec.decode(snap.item)) if state.step.takes_item else (run.ctx,)

@@ -37,6 +37,7 @@ from durable_celery.state.executions import (
     take_expired_leases_txn,
     take_overdue_txn,
 )
+from durable_celery.state.journal import take_unwoken_callers_txn
 from durable_celery.state.stops import stop_txn
 from durable_celery.state.waits import take_due_waits_txn
 
@@ -68,7 +69,8 @@ def tick(sv: Services) -> TickReport:
         due = take_dispatchable_txn(conn, now, timedelta(seconds=settings.redispatch_after), settings.tick_batch)
     with sv.db.begin() as conn:
         woken: list[Mapping[Any, Any]] = [*take_due_waits_txn(conn, now, settings.tick_batch),
-                                          *release_parked_compensations_txn(conn, now, settings.tick_batch)]
+                                          *release_parked_compensations_txn(conn, now, settings.tick_batch),
+                                          *take_unwoken_callers_txn(conn, now, settings.tick_batch)]
     sv.dispatcher.publish([*recovered, *due, *woken])
     timed_out = 0
     stopped: list[Mapping[Any, Any]] = []

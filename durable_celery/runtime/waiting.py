@@ -8,6 +8,7 @@ lease, so a concurrent ``send_event``/``provide_input`` or the tick is serialise
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,9 +18,12 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from durable_celery import codec
 from durable_celery.clock import as_utc
-from durable_celery.errors import InvalidInput, WaitMismatch
+from durable_celery.engine.statuses import ExecutionStatus
+from durable_celery.errors import ChildWorkflowError, InvalidInput, TaskFailed, WaitMismatch
+from durable_celery.runtime.calls import ChildStart
 from durable_celery.runtime.inputs import validate_input
 from durable_celery.runtime.suspend import LeaseLost, Suspend
+from durable_celery.state.journal import child_outcome_txn, copy_broadcasts_txn, mark_sent_txn
 from durable_celery.state.waits import (
     get_wait_txn,
     insert_wait_txn,
@@ -29,6 +33,7 @@ from durable_celery.state.waits import (
     pending_events_txn,
     settle_wait_txn,
 )
+from durable_celery.testing import faults
 
 if TYPE_CHECKING:
     from durable_celery.runtime.services import Services
@@ -45,6 +50,25 @@ class WaitSpec:
     timeout_value: Any = None
     filter: Callable[[Any], bool] | None = None
     input: dict[str, Any] = field(default_factory=dict)
+    #: a call_workflow: the child it starts when first reached
+    child: ChildStart | None = None
+    #: an await_task: sends the task (given the task id and journal index) until its sending is recorded
+    send: Callable[[str, int], None] | None = None
+
+    def outcome(self, result: Any) -> Any:
+        """What the wait call returns for its recorded ``result`` (or raises, for a child that
+        did not complete or a task that failed)."""
+        if self.kind == "any" and isinstance(result, list):
+            return tuple(result)
+        if self.kind == "child":
+            if result["status"] != ExecutionStatus.COMPLETED:
+                raise ChildWorkflowError(result["child_id"], result["status"], result["error"])
+            return result["context"]
+        if self.kind == "task":
+            if "error" in result:
+                raise TaskFailed(self.names[0], result["task_id"], result["error"])
+            return result["value"]
+        return result
 
 
 @dataclass
@@ -59,32 +83,68 @@ class WaitHandle:
     token: str
     #: events and inputs are kept on the top-level execution
     root_id: str
+    #: the queue this step runs from (served by workflow workers): callbacks come back on it
+    queue: str = ""
     counter: int = 0
 
     def wait(self, spec: WaitSpec) -> Any:
-        idx = self.counter
-        self.counter += 1
+        idx = self.next_index()
         now = self.services.clock.now()
+        started: list[dict[str, Any]] = []
         with self.services.db.begin() as conn:
-            if lock_leased_txn(conn, self.execution_id, self.seq, self.token) is None:
-                raise LeaseLost()
-            row = get_wait_txn(conn, self.execution_id, self.entered_seq, idx)
+            self.lock(conn)
+            row = self.entry_txn(conn, idx, spec.kind, spec.names)
             if row is None:
-                row = insert_wait_txn(conn, self._new_row(idx, spec, now))
-            elif row["kind"] != spec.kind or list(row["names"]) != list(spec.names):
-                raise WaitMismatch(
-                    f"step {self.step!r}: wait #{idx + 1} was {row['kind']}{list(row['names'])} when first reached, "
-                    f"now it is {spec.kind}{list(spec.names)}")
+                values = self._new_row(idx, spec, now)
+                if spec.child is not None:
+                    values["ref"], created = spec.child.insert(conn, self.services.settings, self.execution_id,
+                                                               self.entered_seq, now)
+                    started.extend([created] if created is not None else [])
+                row = insert_wait_txn(conn, values)
             done, value = self._settle(conn, row, spec, now)
+        if started:
+            faults.trip("after_child_recorded", self.step)
+        self.services.dispatcher.publish(r for r in started if r["dispatched_at"] is not None)
         if done:
             return value
+        if spec.send is not None and row["sent_at"] is None:
+            # After the entry is committed, under the task id it records: a worker lost in
+            # between sends it again under the same id (at least once, as Celery delivers).
+            spec.send(row["ref"], row["idx"])
+            with self.services.db.begin() as conn:
+                mark_sent_txn(conn, row["id"], self.services.clock.now())
         raise Suspend()
+
+    def task_id(self, idx: int) -> str:
+        """The Celery task id of the task awaited at journal entry ``idx`` of this visit."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"durable-celery:{self.execution_id}:{self.entered_seq}:{idx}"))
+
+    def next_index(self) -> int:
+        idx = self.counter
+        self.counter += 1
+        return idx
+
+    def lock(self, conn: Connection) -> None:
+        """Lock the execution, fenced by this worker's lease (LeaseLost if it is gone)."""
+        if lock_leased_txn(conn, self.execution_id, self.seq, self.token) is None:
+            raise LeaseLost()
+
+    def entry_txn(self, conn: Connection, idx: int, kind: str, names: tuple[str, ...]) -> RowMapping | None:
+        """The journal entry ``idx`` of this visit (None if not reached before); raises
+        ``WaitMismatch`` if the step reached something else there the first time."""
+        row = get_wait_txn(conn, self.execution_id, self.entered_seq, idx)
+        if row is not None and (row["kind"] != kind or list(row["names"]) != list(names)):
+            raise WaitMismatch(
+                f"step {self.step!r}: call #{idx + 1} of its journal was {row['kind']}{list(row['names'])} when "
+                f"first reached, now it is {kind}{list(names)}")
+        return row
 
     def _new_row(self, idx: int, spec: WaitSpec, now: datetime) -> dict[str, Any]:
         timeout_at = spec.until if spec.until is not None else (
             now + timedelta(seconds=spec.timeout) if spec.timeout is not None else None)
         return {
             "execution_id": self.execution_id, "entered_seq": self.entered_seq, "idx": idx, "step_name": self.step,
+            "ref": self.task_id(idx) if spec.kind == "task" else None,
             "kind": spec.kind, "names": list(spec.names), "status": "pending", "timeout_at": timeout_at,
             "result": {} if spec.kind == "all" else None, "created_at": now,
             "input_type": spec.input.get("type"), "prompt": spec.input.get("prompt"),
@@ -95,14 +155,14 @@ class WaitHandle:
     def _settle(self, conn: Connection, row: RowMapping, spec: WaitSpec, now: datetime) -> tuple[bool, Any]:
         """(True, value) if the wait is over; (False, None) to suspend."""
         if row["status"] == "resolved":
-            return True, _shape(spec.kind, codec.decode(row["result"]))
+            return True, spec.outcome(codec.decode(row["result"]))
         if row["status"] == "timed_out":
             return True, spec.timeout_value
         timeout_at = as_utc(row["timeout_at"]) if row["timeout_at"] is not None else None
         result = self._consume(conn, row, spec, timeout_at, now)
         if result is not _MISSING:
             settle_wait_txn(conn, row["id"], "resolved", result, now)
-            return True, _shape(spec.kind, codec.decode(result))
+            return True, spec.outcome(codec.decode(result))
         if timeout_at is not None and now >= timeout_at:
             if spec.kind == "sleep":
                 settle_wait_txn(conn, row["id"], "resolved", None, now)
@@ -115,8 +175,12 @@ class WaitHandle:
                  now: datetime) -> Any:
         """Take the events/inputs this wait needs, if they arrived in time; the stored result or
         ``_MISSING``."""
-        if spec.kind == "sleep":
-            return _MISSING
+        if spec.kind in ("sleep", "task"):
+            return _MISSING  # a sleep only times out; a task's result is recorded by its callback
+        if spec.kind == "child":
+            return _child_outcome(conn, row["ref"])
+        if spec.kind != "input":
+            copy_broadcasts_txn(conn, self.root_id, spec.names)
         kind = "input" if spec.kind == "input" else "event"
         received: dict[str, Any] = dict(row["result"] or {}) if spec.kind == "all" else {}
         seen = row["seen_event_id"]
@@ -124,14 +188,10 @@ class WaitHandle:
             seen = max(seen or 0, event["id"])
             payload = event["payload"]
             if spec.kind == "input":
-                try:
-                    payload = codec.encode(validate_input(spec.input, codec.decode(payload)))
-                except InvalidInput:
-                    mark_event_txn(conn, event["id"], "rejected", row["id"], now)
+                taken = _take_input(conn, spec, event, row["id"], now)
+                if taken is _MISSING:
                     continue
-                if not mark_event_txn(conn, event["id"], "consumed", row["id"], now):
-                    continue
-                return payload
+                return taken
             if spec.filter is not None and not spec.filter(codec.decode(payload)):
                 continue  # kept: another wait may want it
             if spec.kind == "all" and event["name"] in received:
@@ -151,7 +211,20 @@ class WaitHandle:
 _MISSING = object()
 
 
-def _shape(kind: str, value: Any) -> Any:
-    if kind == "any" and isinstance(value, list):
-        return tuple(value)
-    return value
+def _child_outcome(conn: Connection, child_id: str) -> Any:
+    """How a called child ended (what its call returns or raises), or ``_MISSING`` while it runs."""
+    ended = child_outcome_txn(conn, child_id)
+    if ended is None:
+        return _MISSING
+    return {"child_id": ended["id"], "status": ended["status"], "context": ended["context"], "error": ended["error"]}
+
+
+def _take_input(conn: Connection, spec: WaitSpec, event: RowMapping, wait_id: int, now: datetime) -> Any:
+    """Consume a person's input if it passes the form's checks (else reject it); its stored
+    value, or ``_MISSING``."""
+    try:
+        payload = codec.encode(validate_input(spec.input, codec.decode(event["payload"])))
+    except InvalidInput:
+        mark_event_txn(conn, event["id"], "rejected", wait_id, now)
+        return _MISSING
+    return payload if mark_event_txn(conn, event["id"], "consumed", wait_id, now) else _MISSING

@@ -33,9 +33,10 @@ from durable_celery.state.children import (
     tree_quiescent_txn,
 )
 from durable_celery.state.db import Database
+from durable_celery.state.journal import should_wake
 from durable_celery.state.tables import step_executions as s
 from durable_celery.state.tables import workflow_executions as t
-from durable_celery.state.waits import cancel_waits_txn, lock_execution_txn, should_wake, wake_txn
+from durable_celery.state.waits import cancel_waits_txn, lock_execution_txn, wake_txn
 
 
 @dataclass(frozen=True)

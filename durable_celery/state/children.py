@@ -9,7 +9,7 @@ row first, then children.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -74,18 +74,22 @@ def child_finished_txn(conn: Connection, child: Mapping[Any, Any], status: Execu
 
 
 def stop_tree_txn(conn: Connection, parent_id: str, now: datetime, error: dict[str, Any], *,
-                  wait_for_in_flight: bool) -> int:
+                  wait_for_in_flight: bool, stop_workflow: Callable[[str], bool] | None = None) -> int:
     """Stop the active descendants of an execution (its parallel branches, foreach iterations
     and child workflows), depth first; returns how many were stopped.
 
     A descendant with a step in flight is, with ``wait_for_in_flight`` (its workflow will
     compensate), only asked to stop: its step finishes, its outcome is recorded, and then it
-    ends (so what the step did is compensated too). Every other one is cancelled at once.
+    ends (so what the step did is compensated too). Every other one is cancelled at once. A
+    child workflow is stopped by ``stop_workflow(id)`` instead, if given (it may compensate).
     """
-    active = select(t.c.id, t.c.lease_owner).where(t.c.parent_id == parent_id,
-                                                    t.c.status.in_([s.value for s in ACTIVE]))
+    active = select(t.c.id, t.c.lease_owner, t.c.kind).where(t.c.parent_id == parent_id,
+                                                              t.c.status.in_([s.value for s in ACTIVE]))
     stopped = 0
-    for child_id, lease_owner in list(conn.execute(active)):
+    for child_id, lease_owner, kind in list(conn.execute(active)):
+        if kind == "workflow" and stop_workflow is not None:
+            stopped += stop_workflow(child_id)
+            continue
         if wait_for_in_flight and lease_owner is not None:
             conn.execute(update(t).where(t.c.id == child_id, t.c.lease_owner.is_not(None), t.c.stopping.is_(None))
                          .values(stopping={"status": ExecutionStatus.CANCELLED.value, "error": error}, updated_at=now))
@@ -93,7 +97,8 @@ def stop_tree_txn(conn: Connection, parent_id: str, now: datetime, error: dict[s
             cancel_waits_txn(conn, child_id, now)
         else:
             continue
-        stopped += 1 + stop_tree_txn(conn, child_id, now, error, wait_for_in_flight=wait_for_in_flight)
+        stopped += 1 + stop_tree_txn(conn, child_id, now, error, wait_for_in_flight=wait_for_in_flight,
+                                     stop_workflow=stop_workflow)
     return stopped
 
 

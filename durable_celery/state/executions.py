@@ -166,6 +166,16 @@ def finish_txn(conn: Connection, execution_id: str, status: ExecutionStatus, now
     return conn.execute(stmt).mappings().first()
 
 
+def children_of_txn(conn: Connection, parent_id: str, status: str | None = None) -> list[RowMapping]:
+    """The child workflows started by the steps of an execution or of its branches and
+    iterations, in the order they were started."""
+    tree = select(t.c.id).where(t.c.root_id == parent_id).scalar_subquery()
+    stmt = select(t).where(t.c.kind == "workflow", t.c.parent_id.in_(tree))
+    if status is not None:
+        stmt = stmt.where(t.c.status == status)
+    return list(conn.execute(stmt.order_by(t.c.created_at, t.c.id)).mappings())
+
+
 def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queue: str | None,
              parent_id: str | None = None, limit: int, offset: int) -> list[RowMapping]:
     stmt = select(t).where(t.c.kind == "workflow")  # not the branches and iterations it fanned out into

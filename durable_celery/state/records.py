@@ -40,7 +40,7 @@ def _in_flight(row: Mapping[Any, Any]) -> StepRecord | None:
 
 
 def to_execution(row: Mapping[Any, Any], steps: Sequence[Mapping[Any, Any]] | None, include_logs: bool,
-                 children: Sequence[Mapping[Any, Any]] = ()) -> Execution:
+                 children: Sequence[Mapping[Any, Any]] = (), child_workflows: Sequence[str] = ()) -> Execution:
     records = [to_step(s, include_logs) for s in steps or ()]
     if steps is not None:
         for source in (*children, row):
@@ -54,6 +54,7 @@ def to_execution(row: Mapping[Any, Any], steps: Sequence[Mapping[Any, Any]] | No
         started_at=_dt(row["started_at"]), completed_at=_dt(row["completed_at"]), created_at=_dt(row["created_at"]),
         scheduled_at=_dt(row["scheduled_at"]), attempt=row["attempt"],
         compensation_results=list(row["compensation_results"] or []), steps=records,
+        children=list(child_workflows),
     )
 
 

@@ -9,7 +9,7 @@ starts once nothing of the tree is in flight, so what those steps did is compens
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,18 +21,41 @@ from durable_celery.engine.statuses import ACTIVE, ExecutionStatus, sources_of
 from durable_celery.state.children import stop_tree_txn, tree_quiescent_txn
 from durable_celery.state.executions import DISPATCH_COLUMNS, finish_txn
 from durable_celery.state.tables import workflow_executions as t
-from durable_celery.state.waits import cancel_waits_txn
+from durable_celery.state.waits import cancel_waits_txn, lock_execution_txn
 
 
 def stop_txn(conn: Connection, row: Mapping[Any, Any], status: ExecutionStatus, error: dict[str, Any],
-             now: datetime, *, compensate: bool) -> list[Mapping[Any, Any]] | None:
+             now: datetime, *, compensate: bool,
+             compensable: Callable[[str], bool] | None = None) -> list[Mapping[Any, Any]] | None:
     """Stop the active execution ``row`` (locked by the caller) in ``status``. ``compensate``:
     run the compensations of its completed steps (the caller checked it has any). Returns the
-    rows to publish, or None if the execution was not active."""
+    rows to publish, or None if the execution was not active.
+
+    ``compensable(workflow)``, given when the stop asks for compensation: the child workflows of
+    the tree are stopped the same way, each compensating if its workflow has compensations;
+    without it they are cancelled with the rest of the tree."""
     if row["status"] not in ACTIVE:
         return None
     child_error = {"type": "Cancelled", "message": f"parent {status.value}", "step": None, "traceback": None}
-    stop_tree_txn(conn, row["id"], now, child_error, wait_for_in_flight=compensate)
+    rows: list[Mapping[Any, Any]] = []
+
+    def stop_workflow(child_id: str) -> bool:
+        child = lock_execution_txn(conn, child_id)
+        assert compensable is not None
+        stopped = None if child is None else stop_txn(
+            conn, child, ExecutionStatus.CANCELLED, child_error, now, compensate=compensable(child["workflow"]),
+            compensable=compensable)
+        rows.extend(stopped or [])
+        return stopped is not None
+
+    stop_tree_txn(conn, row["id"], now, child_error, wait_for_in_flight=compensate,
+                  stop_workflow=stop_workflow if compensable is not None else None)
+    ended = _stop_self(conn, row, status, error, now, compensate=compensate)
+    return None if ended is None else [*rows, *ended]
+
+
+def _stop_self(conn: Connection, row: Mapping[Any, Any], status: ExecutionStatus, error: dict[str, Any],
+               now: datetime, *, compensate: bool) -> list[Mapping[Any, Any]] | None:
     if not compensate:
         if finish_txn(conn, row["id"], status, now, error) is None:
             return None

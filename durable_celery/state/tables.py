@@ -147,6 +147,11 @@ step_executions = Table(
     UniqueConstraint("execution_id", "seq"),
 )
 
+#: What a step's journal holds, per visit and in call order: the waits (sleep, event, any, all,
+#: input, child: a called workflow, task: an awaited Celery task) and the records of what the visit
+#: did once (start: a started workflow, record: a checkpointed value, emit: an emitted event).
+WAIT_KINDS = ["sleep", "event", "any", "all", "input", "child", "task", "start", "record", "emit"]
+
 waits = Table(
     "waits",
     metadata,
@@ -166,6 +171,10 @@ waits = Table(
     # already received) must not wake the execution again
     Column("seen_event_id", BigId, nullable=True),
     Column("timeout_at", DateTime(timezone=True), nullable=True),
+    # what the entry points at: the child execution (call/start), the Celery task id (await_task)
+    Column("ref", String(64), nullable=True),
+    # await_task: when the task's message was handed to the broker (unset: send it again)
+    Column("sent_at", DateTime(timezone=True), nullable=True),
     # human input: the form shown to people
     Column("input_type", String(32), nullable=True),
     Column("prompt", Text, nullable=True),
@@ -174,7 +183,7 @@ waits = Table(
     Column("choices", Json, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True), nullable=True),
-    CheckConstraint(_in("kind", ["sleep", "event", "any", "all", "input"]), name="kind"),
+    CheckConstraint(_in("kind", WAIT_KINDS), name="kind"),
     CheckConstraint(_in("status", ["pending", "resolved", "timed_out", "cancelled"]), name="status"),
     UniqueConstraint("execution_id", "entered_seq", "idx"),
     # the tick: pending waits whose timeout is due
@@ -195,9 +204,24 @@ events = Table(
     Column("payload", Json, nullable=True),
     Column("status", String(16), nullable=False),
     Column("consumed_by", BigId, ForeignKey("waits.id", ondelete="SET NULL"), nullable=True),
+    # an emitted event (``emit_event``) copied to this execution: each at most once
+    Column("broadcast_id", BigId, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("consumed_at", DateTime(timezone=True), nullable=True),
     CheckConstraint(_in("kind", ["event", "input"]), name="kind"),
     CheckConstraint(_in("status", ["pending", "consumed", "rejected"]), name="status"),
     Index(None, "execution_id", "status", "name"),
+    UniqueConstraint("execution_id", "broadcast_id"),
+)
+
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    # ``emit_event``: an event by name for every execution that waits for it, kept for those
+    # that were active when it was emitted and reach a wait for it later
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("payload", Json, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "name", "created_at"),
 )

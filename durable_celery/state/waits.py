@@ -50,21 +50,24 @@ def _tree(root_id: str) -> ColumnElement[bool]:
     return or_(t.c.id == root_id, and_(t.c.root_id == root_id, t.c.status.in_(_MEMBER_STATUSES)))
 
 
+def names_contain(conn: Connection, name: str) -> ColumnElement[bool]:
+    """The wait's ``names`` include ``name``."""
+    if conn.dialect.name == "postgresql":
+        return type_coerce(w.c.names, JSONB).contains([name])
+    names = func.json_each(w.c.names).table_valued("value")
+    return exists().select_from(names).where(names.c.value == name)
+
+
 def _of_kind(kind: str) -> ColumnElement[bool]:
-    """Waits that ``kind`` ("event" or "input") can satisfy: input waits take inputs, the
-    others (event, any, all) take events."""
-    return w.c.kind == "input" if kind == "input" else w.c.kind != "input"
+    """Waits that ``kind`` ("event" or "input") can satisfy: input waits take inputs; event,
+    any and all waits take events."""
+    return w.c.kind == "input" if kind == "input" else w.c.kind.in_(["event", "any", "all"])
 
 
 def _asks(conn: Connection, kind: str, name: str, pending: bool) -> ColumnElement[bool]:
     """The execution's current visit has a wait of ``kind`` for ``name`` (only a pending one
     if ``pending``)."""
-    if conn.dialect.name == "postgresql":
-        named: ColumnElement[bool] = type_coerce(w.c.names, JSONB).contains([name])
-    else:
-        names = func.json_each(w.c.names).table_valued("value")
-        named = exists().select_from(names).where(names.c.value == name)
-    found = [w.c.execution_id == t.c.id, w.c.entered_seq == t.c.entered_seq, _of_kind(kind), named]
+    found = [w.c.execution_id == t.c.id, w.c.entered_seq == t.c.entered_seq, _of_kind(kind), names_contain(conn, name)]
     if pending:
         found.append(w.c.status == "pending")
     return exists().where(*found)
@@ -164,18 +167,6 @@ def visit_waits_txn(conn: Connection, execution_id: str, entered_seq: int) -> li
 
 def pending_waits_txn(conn: Connection, execution_id: str, entered_seq: int) -> list[RowMapping]:
     return [wait for wait in visit_waits_txn(conn, execution_id, entered_seq) if wait["status"] == "pending"]
-
-
-def should_wake(conn: Connection, execution_id: str, entered_seq: int, now: datetime, root_id: str) -> bool:
-    """Would a re-run of the step get further: an event or input for one of its pending waits
-    is waiting to be consumed, or one of their timeouts is due."""
-    for wait in pending_waits_txn(conn, execution_id, entered_seq):
-        if wait["timeout_at"] is not None and _utc(wait["timeout_at"]) <= now:
-            return True
-        kind = "input" if wait["kind"] == "input" else "event"
-        if wait["names"] and pending_events_txn(conn, root_id, kind, wait["names"], None, wait["seen_event_id"]):
-            return True
-    return False
 
 
 def wake_txn(conn: Connection, execution_id: str, now: datetime) -> RowMapping | None:
