@@ -20,9 +20,10 @@ from sqlalchemy.engine import Connection
 
 from durable_celery import Durable, InvalidInput, InvalidState
 from durable_celery.runtime import deliver
+from durable_celery.state.journal import should_wake
 from durable_celery.state.tables import waits as w
 from durable_celery.state.tables import workflow_executions as t
-from durable_celery.state.waits import should_wake, take_due_waits_txn
+from durable_celery.state.waits import take_due_waits_txn
 from tests.conftest import BROKERS, Project, _delete_queues
 from tests.proj.factory import make
 

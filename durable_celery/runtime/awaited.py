@@ -41,8 +41,12 @@ def sender(handle: WaitHandle, signature: Signature) -> Callable[[str, int], Non
     def send(task_id: str, idx: int) -> None:
         where = {"execution_id": handle.execution_id, "entered_seq": handle.entered_seq, "idx": idx,
                  "task_id": task_id}
-        on_done = app.signature(done, kwargs=where, queue=handle.queue)
-        on_failure = app.signature(failed, kwargs={**where, "queue": handle.queue}, queue=handle.queue)
+        # Not declared by the sender (``declare=[]``): the worker that sends the callback may
+        # belong to another app, which would declare the queue without the engine's arguments,
+        # and RabbitMQ refuses a second declaration that differs. The engine declared it.
+        route: dict[str, Any] = {"queue": handle.queue, "declare": []}
+        on_done = app.signature(done, kwargs=where, **route)
+        on_failure = app.signature(failed, kwargs={**where, "queue": handle.queue}, **route)
         sig = maybe_signature(signature.clone(), app=app)  # sent through the engine's app, not current_app
         sig.apply_async(task_id=task_id, link=on_done, link_error=on_failure)
 
