@@ -62,6 +62,7 @@ def test_a_worker_serving_workflows_starts_with_the_database_down_and_keeps_serv
 def test_the_engines_tasks_are_told_apart_by_an_attribute_and_a_name_prefix(project_factory: Factory) -> None:
     p = project_factory("redis")
     engine = [t for t in p.app.tasks.values() if getattr(t, "durable_engine", False)]
-    assert sorted(t.name for t in engine) == sorted([p.durable.step_task_name, p.durable.tick_task_name])
+    assert sorted(t.name for t in engine) == sorted([p.durable.step_task_name, p.durable.tick_task_name,
+                                                     p.durable.start_task_name])
     assert all(t.name.startswith("durable.") for t in engine)
     assert not getattr(p.app.tasks["proj.add_up"], "durable_engine", False)
