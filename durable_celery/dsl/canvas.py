@@ -42,11 +42,11 @@ REFUSED_OPTIONS = {
     "retry_policy": "use step_options={step: {'retry': Retry(...)}}",
     "max_retries": "use step_options={step: {'retry': Retry(...)}}",
 }
-#: Canvas types that cannot be compiled.
+#: Canvas types that cannot be compiled, by the name of the Celery built-in task they run.
 REFUSED_TYPES = {
-    "chunks": "chunks is not supported: use a foreach block over the items",
-    "xmap": "xmap (task.map) is not supported: use a foreach block over the items",
-    "xstarmap": "xstarmap (task.starmap) is not supported: use a foreach block over the items",
+    "celery.chunks": "chunks is not supported: use a foreach block over the items",
+    "celery.map": "xmap (task.map) is not supported: use a foreach block over the items",
+    "celery.starmap": "xstarmap (task.starmap) is not supported: use a foreach block over the items",
 }
 #: Options ``step_options`` may set for a step made from a task.
 STEP_OPTIONS = frozenset({"retry", "timeout", "queue"})
@@ -102,8 +102,10 @@ class _Converter:
         kind = sig.get("subtask_type")
         label = f"{where} ({_describe(sig)})"
         self._check_options(sig, label)
-        if kind in REFUSED_TYPES:
-            raise DefinitionError(self.wf.name, f"{label}: {REFUSED_TYPES[kind]}")
+        if kind is None and sig.get("task") in REFUSED_TYPES:
+            raise DefinitionError(self.wf.name, f"{label}: {REFUSED_TYPES[sig['task']]}")
+        if kind is None and str(sig.get("task")).startswith("celery."):
+            raise DefinitionError(self.wf.name, f"{label}: Celery's built-in tasks are not supported")
         if kind is None:
             return self._task(sig, first, label)
         if kind == "chain":
