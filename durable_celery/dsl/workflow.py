@@ -172,7 +172,13 @@ class Workflow:
             if step_name in self._names:
                 raise DefinitionError(self.name, "duplicate step name", step_name)
             takes_item = self.bodies.takes_item
-            _check_arity(self.name, step_name, f, 2 if takes_item else 1)
+            try:
+                _check_arity(self.name, step_name, f, 2 if takes_item else 1)
+            except DefinitionError as exc:
+                if not is_task(f):
+                    raise
+                raise DefinitionError(self.name, f"{exc.message}; it is a Celery task: wf.task_step(task) runs it "
+                                                 "as a step, its arguments filled from the context", step_name) from None
             queue = options.get("queue")
             if queue is not None and (not isinstance(queue, str) or not queue):
                 raise DefinitionError(self.name, f"queue must be a non-empty string, got {queue!r}", step_name)

@@ -124,3 +124,8 @@ def test_the_start_tasks_idempotency_key_comes_from_the_celery_task_id() -> None
     assert idempotency_key(None) is None
     long = idempotency_key("x" * 300)
     assert long is not None and len(long) <= 255 and long == idempotency_key("x" * 300)
+
+
+def test_a_task_given_to_step_with_the_wrong_arity_points_to_task_step() -> None:
+    with pytest.raises(DefinitionError, match=re.escape("it is a Celery task: wf.task_step(task) runs it")):
+        Workflow("w").step(charge)
