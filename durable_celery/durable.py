@@ -35,8 +35,8 @@ from durable_celery.runtime.install import broker_configured, install, task_name
 from durable_celery.runtime.leases import LeaseKeeper
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
-from durable_celery.runtime.starts import new_execution_row
 from durable_celery.runtime.starting import SIGNATURE_OPTIONS, start_task_name
+from durable_celery.runtime.starts import new_execution_row
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
 from durable_celery.state.db import Database
