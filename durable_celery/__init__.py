@@ -25,6 +25,7 @@ from durable_celery.errors import (
     LoopLimitExceeded,
     SchemaOutOfDate,
     StepTimeout,
+    TaskArgumentError,
     TaskFailed,
     WaitMismatch,
     WorkerLost,
@@ -42,5 +43,5 @@ __all__ = [
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
     "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
-    "ChildWorkflowError", "TaskFailed",
+    "ChildWorkflowError", "TaskFailed", "TaskArgumentError",
 ]

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Signature
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, scoped_session
@@ -35,6 +35,7 @@ from durable_celery.runtime.install import broker_configured, install, task_name
 from durable_celery.runtime.leases import LeaseKeeper
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
+from durable_celery.runtime.start_task import SIGNATURE_OPTIONS, start_task_name
 from durable_celery.runtime.starts import new_execution_row
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
@@ -118,6 +119,7 @@ class Durable:
         self.leases = LeaseKeeper(self.db, self.clock, self.settings.heartbeat_interval,
                                   self.settings.stale_lock_timeout)
         self.step_task_name, self.tick_task_name = task_names(self.settings.prefix)
+        self.start_task_name = start_task_name(self.settings.prefix)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self._attached: Attachment | None = None
@@ -151,7 +153,7 @@ class Durable:
             services = Services(self.settings, self.db, self.clock, self.registry, dispatcher, self.leases)
             runner = Runner(services)
             installed = install(app, services, runner, load=self.registry.load, ensure_schema=self.ensure_schema,
-                                queues=self.declared_queues(), engine_queues=self.engine_queues)
+                                queues=self.declared_queues(), engine_queues=self.engine_queues, start=self.start)
             return Attachment(app, services, runner, installed)
 
         self._attached = attach(self, app, self._attached, build)
@@ -275,6 +277,35 @@ class Durable:
         if created and row["dispatched_at"] is not None:
             self._publish_start(execution_id, row, machine)
         return execution_id
+
+    def signature(self, workflow: Workflow | str, input: dict[str, Any] | None = None,
+                  **start_options: Any) -> Signature:
+        """A Celery signature that starts ``workflow`` when it runs, for a chain or group of
+        plain tasks: ``chain(fetch.s(id), durable.signature(report), notify.s())``.
+
+        It runs on the engine's queue (only workflow workers take it) and returns the new
+        execution's id, which a chain passes to the next task. In a chain it gets the previous
+        task's result: a dict is merged over ``input``, any other value (but ``None``) is put
+        under the key ``"previous"``; ``.set(immutable=True)`` ignores it. Delivered twice, it
+        starts one execution: its idempotency key is derived from the Celery task id.
+
+        Args:
+            workflow: the ``Workflow`` or its name. input: the input dict.
+            start_options: ``queue``, ``priority``, ``idempotency_key``, as for ``start``.
+
+        Raises:
+            WorkflowNotFound, InvalidInput: as ``start`` would, now rather than when it runs.
+        """
+        unknown = set(start_options) - set(SIGNATURE_OPTIONS)
+        if unknown:
+            raise InvalidInput(f"signature() takes the start options {', '.join(SIGNATURE_OPTIONS)}, "
+                               f"not {', '.join(sorted(unknown))}")
+        machine = self.registry.machine_for(workflow)
+        self._new_row(machine, input, queue=start_options.get("queue"), priority=start_options.get("priority", 0),
+                      scheduled_at=None, idempotency_key=start_options.get("idempotency_key"), connection=None)
+        options = {k: v for k, v in start_options.items() if v is not None}
+        return self.app.signature(self.start_task_name, args=(), options={"queue": self.settings.queue},
+                                  kwargs={"workflow": machine.workflow, "input": input, "options": options})
 
     def _publish_start(self, execution_id: str, row: dict[str, Any], machine: StateMachine) -> None:
         self.dispatcher.send(execution_id, 0, workflow=machine.workflow, step=machine.entry,

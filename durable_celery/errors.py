@@ -19,6 +19,7 @@ Every error a caller can see derives from :class:`DurableError`::
     ├── TaskFailed               a Celery task awaited with await_task failed
     ├── ContextNotSerializable   a step returned a context that cannot be stored as JSON
     ├── WorkerLost               a step attempt lost its worker too many times (it kills its worker)
+    ├── TaskArgumentError        a step made from a Celery task could not fill a required argument
     ├── IllegalMove              a decision tried a status move ALLOWED_MOVES does not allow (a bug)
     ├── SchemaOutOfDate          the database schema is behind the installed version
     └── AppNotInitialized        a call needs the Celery app, and init_app(app) was not called yet
@@ -247,3 +248,18 @@ class IllegalMove(DurableError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.src, self.dst))
+
+
+class TaskArgumentError(DurableError):
+    """A step made from a Celery task (``task_step``, ``from_canvas``) found no value for a
+    required parameter of the task; names the step, the task and the parameter."""
+
+    def __init__(self, step: str, task: str, parameter: str, where: str) -> None:
+        self.step = step
+        self.task = task
+        self.parameter = parameter
+        self.where = where
+        super().__init__(f"step {step!r}: task {task!r} needs argument {parameter!r}, not given by {where}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.step, self.task, self.parameter, self.where))

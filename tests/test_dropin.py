@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import redis
 
+from durable_celery.runtime.awaited import callback_names
 from tests.conftest import BROKERS, Project
 
 Factory = Callable[..., Project]
@@ -62,6 +63,8 @@ def test_a_worker_serving_workflows_starts_with_the_database_down_and_keeps_serv
 def test_the_engines_tasks_are_told_apart_by_an_attribute_and_a_name_prefix(project_factory: Factory) -> None:
     p = project_factory("redis")
     engine = [t for t in p.app.tasks.values() if getattr(t, "durable_engine", False)]
-    assert sorted(t.name for t in engine) == sorted([p.durable.step_task_name, p.durable.tick_task_name])
+    callbacks = callback_names(p.durable.settings.prefix)  # of await_task
+    assert sorted(t.name for t in engine) == sorted([p.durable.step_task_name, p.durable.tick_task_name,
+                                                     p.durable.start_task_name, *callbacks])
     assert all(t.name.startswith("durable.") for t in engine)
     assert not getattr(p.app.tasks["proj.add_up"], "durable_engine", False)

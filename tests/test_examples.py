@@ -45,3 +45,12 @@ def test_the_dashboard_fans_out_and_renders_the_sections_that_loaded(tmp_path: P
     assert "dashboard: completed" in out
     assert "fetch_recommendations  failed    recommendation service timed out" in out
     assert "widgets: ['<user>', '<orders>']" in out
+
+
+def test_the_canvas_pipeline_runs_a_chain_with_a_chord_of_plain_tasks_as_a_workflow(tmp_path: Path) -> None:
+    out = run_example("examples.canvas_pipeline", tmp_path)
+    assert "steps: extract, chord, summarize, publish" in out
+    assert "workflow daily_report: completed" in out
+    assert "largest    attempt 1  failed    error: warehouse connection reset" in out
+    assert "largest    attempt 2  completed output: {'result': 300}" in out
+    assert "workflow result: {'channel': '#reports', 'text': '5 orders, 560 EUR in all, the largest 300 EUR'}" in out

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar, overload
 
 from durable_celery.dsl.blocks import Body, BodyStack, BranchBlock
+from durable_celery.dsl.canvas import build_from_canvas
 from durable_celery.dsl.nodes import CompensationNode, ForEachNode, LoopNode, Node, ParallelNode, StepKind, StepNode
 from durable_celery.dsl.options import NO_RETRY, Cron, Retry, timeout_seconds
+from durable_celery.dsl.tasks import ArgsFn, IntoFn, KwargsFn, TaskStep, is_task, short_name
 from durable_celery.durations import Duration
 from durable_celery.errors import DefinitionError, DurableError
 
@@ -55,6 +57,31 @@ class Workflow:
     def __repr__(self) -> str:
         return f"Workflow({self.name!r})"
 
+    @classmethod
+    def from_canvas(cls, name: str, canvas: Any, *, compensations: Mapping[str, Any] | None = None,
+                    step_options: Mapping[str, Mapping[str, Any]] | None = None, **options: Any) -> Workflow:
+        """A workflow that runs a Celery canvas (a chain, group or chord of task signatures)
+        with Celery's semantics, durably: each task is a step, each group a ``parallel`` block.
+
+        Start it with ``{"args": [...], "kwargs": {...}}`` (what ``canvas.apply_async(args,
+        kwargs)`` would get); its final context is ``{"result": <the canvas's result>}``. Steps
+        are named after their tasks (``add_up``, ``add_up_2``, ...). See docs/legacy-tasks.md.
+
+        Args:
+            name: the workflow's name. canvas: the chain, group, chord or signature.
+            compensations: ``{step: task_or_function}``, called with that step's result when the
+                workflow fails after the step completed.
+            step_options: ``{step: {"retry": Retry(...), "timeout": ..., "queue": ...}}``.
+            options: the workflow's own options (``timeout``, ``queue``, ``schedule``).
+
+        Raises:
+            DefinitionError: what the canvas uses is not supported (chunks, map, starmap,
+                callbacks, countdown/eta, ...), naming the offending part.
+        """
+        workflow = cls(name, **options)
+        build_from_canvas(workflow, canvas, compensations or {}, step_options or {})
+        return workflow
+
     # -- steps ---------------------------------------------------------------------------------
 
     @overload
@@ -76,6 +103,37 @@ class Workflow:
         """Define a step: ``fn(ctx) -> dict`` (or a ``goto``). Usable bare or with options:
         ``retry``, ``timeout``, ``compensate`` (a compensation's name), ``queue``, ``returns``."""
         return self._register("step", fn, options)
+
+    def task_step(self, task: Any, *, args: ArgsFn | None = None, kwargs: KwargsFn | None = None,
+                  into: str | IntoFn | None = None, name: str | None = None, **options: Any) -> Any:
+        """Define a step whose body is an existing Celery task, run in-process (no message).
+
+        Args:
+            task: an ``@app.task`` or ``@shared_task``; it is not changed (``.delay`` still works).
+            args, kwargs: ``fn(ctx)`` returning the task's positional / keyword arguments. Without
+                both, each parameter of the task is filled by name from the context (a parameter
+                the context lacks takes its default).
+            into: where the task's return value goes: a key (``{**ctx, key: value}``, default the
+                step's name), or ``fn(ctx, value)`` returning the next context (or a ``goto``).
+            name: the step's name; default the last part of the task's name.
+            options: ``retry``, ``timeout``, ``compensate``, ``queue``, ``returns``, as for ``step``.
+
+        Returns:
+            The task, unchanged.
+
+        Raises:
+            DefinitionError: not a Celery task, a bad option, or inside a foreach body. A required
+                parameter left unfilled fails the step at run time with ``TaskArgumentError``.
+        """
+        if not is_task(task):
+            raise DefinitionError(self.name, f"task_step needs a Celery task (@app.task or @shared_task), got {task!r}",
+                                  name)
+        step_name = name or short_name(task)
+        if self.bodies.takes_item:
+            raise DefinitionError(self.name, "task_step cannot be used inside a foreach body: call the task from "
+                                             "a step that takes (ctx, item)", step_name)
+        self._register("step", TaskStep(self.name, step_name, task, args, kwargs, into), {**options, "name": step_name})
+        return task
 
     def decision(self, fn: Any = None, **options: Any) -> Any:
         """Define a decision: a step meant to ``return goto(...)`` or the context unchanged."""
@@ -114,7 +172,13 @@ class Workflow:
             if step_name in self._names:
                 raise DefinitionError(self.name, "duplicate step name", step_name)
             takes_item = self.bodies.takes_item
-            _check_arity(self.name, step_name, f, 2 if takes_item else 1)
+            try:
+                _check_arity(self.name, step_name, f, 2 if takes_item else 1)
+            except DefinitionError as exc:
+                if not is_task(f):
+                    raise
+                raise DefinitionError(self.name, f"{exc.message}; it is a Celery task: wf.task_step(task) runs it "
+                                                 "as a step, its arguments filled from the context", step_name) from None
             queue = options.get("queue")
             if queue is not None and (not isinstance(queue, str) or not queue):
                 raise DefinitionError(self.name, f"queue must be a non-empty string, got {queue!r}", step_name)

@@ -25,6 +25,7 @@ from durable_celery.runtime.beat_service import TickService
 from durable_celery.runtime.boot import WorkerBoot
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
+from durable_celery.runtime.start_task import Start, install_start_task, start_task_name
 from durable_celery.runtime.tick import tick as run_tick
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Installation:
 
 def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[], None],
             ensure_schema: Callable[[], None], queues: list[str],
-            engine_queues: Callable[[], set[str]]) -> Installation:
+            engine_queues: Callable[[], set[str]], start: Start | None = None) -> Installation:
     """Register the engine's tasks, queues and signals (worker boot, beat's tick) on ``app``.
 
     Idempotent per (app, prefix): a second call finds the tasks registered and the handlers
@@ -124,6 +125,9 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
                               queue=queue)
                 return False
         return awaited.task_failed(services, error, **where)
+
+    if start is not None:  # the start task of ``durable.signature``: a workflow in a chain of plain tasks
+        install_start_task(app, start_task_name(settings.prefix), settings.queue, start)
 
     added = _declare_queues(app, queues)
 
