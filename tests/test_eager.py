@@ -8,6 +8,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,16 @@ def durable() -> Iterator[Durable]:
     """A Durable on PostgreSQL (its own schema), on an app with no broker, switched to eager
     mode after the Durable is built, as a test's conftest does to a project's app."""
     RAN.clear()
+    with eager_durable([order, counter]) as engine:
+        yield engine
+
+
+@contextmanager
+def eager_durable(workflows: list[Workflow]) -> Iterator[Durable]:
+    """A Durable for ``workflows`` on PostgreSQL (its own schema, dropped afterwards), on an app
+    with no broker switched to eager mode after the Durable is built."""
     prefix = f"t_{uuid.uuid4().hex[:10]}"
-    engine = Durable(Celery(f"eager-{prefix}"), database_url=POSTGRES, workflows=[order, counter], prefix=prefix,
+    engine = Durable(Celery(f"eager-{prefix}"), database_url=POSTGRES, workflows=workflows, prefix=prefix,
                      queue=f"dq-{prefix}")
     engine.app.conf.task_always_eager = True
     try:

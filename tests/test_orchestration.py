@@ -29,20 +29,21 @@ def only_child(p: Project, parent_id: str) -> str:
     return children[0].id
 
 
-def settle(p: Project, execution_id: str) -> None:
-    """Cancel what a test leaves waiting, so the shared worker is not kept busy."""
-    if p.durable.get_execution(execution_id).status in {"pending", "running", "waiting"}:
-        p.durable.cancel(execution_id)
+def held_checkout(p: Project, **input: object) -> tuple[str, str]:
+    """Start a checkout whose payment child holds (waits for "release"); (parent id, child id)
+    once both are waiting."""
+    parent_id = p.durable.start("checkout", {"hold": True, **input})
+    waiting(p, parent_id)
+    child_id = only_child(p, parent_id)
+    waiting(p, child_id)
+    return parent_id, child_id
 
 
 # -- child workflows ----------------------------------------------------------------------------------
 
 def test_a_called_child_runs_while_its_parent_waits_and_returns_its_final_context(running_project: Project) -> None:
     p = running_project
-    parent_id = p.durable.start("checkout", {"amount": 7, "hold": True})
-    waiting(p, parent_id)
-    child_id = only_child(p, parent_id)
-    waiting(p, child_id)
+    parent_id, child_id = held_checkout(p, amount=7)
     # The parent holds no worker while its child runs; the child knows its parent
     assert p.sql("SELECT lease_owner FROM {schema}.workflow_executions WHERE id = :id", id=parent_id)[0][0] is None
     child = p.durable.get_execution(child_id)
@@ -115,10 +116,7 @@ def test_started_children_run_on_their_own_once_per_ref_across_retries(running_p
 
 def test_cancelling_a_parent_cancels_its_active_children(running_project: Project) -> None:
     p = running_project
-    parent_id = p.durable.start("checkout", {"amount": 2, "hold": True})
-    waiting(p, parent_id)
-    child_id = only_child(p, parent_id)
-    waiting(p, child_id)
+    parent_id, child_id = held_checkout(p, amount=2)
     p.durable.cancel(parent_id, reason="customer left")
     assert p.wait(parent_id).status == "cancelled"
     child = p.wait(child_id)
@@ -143,10 +141,7 @@ def test_cancel_with_compensate_runs_the_compensations_of_the_children_too(runni
 
 def test_a_child_cancelled_on_its_own_raises_in_its_caller(running_project: Project) -> None:
     p = running_project
-    parent_id = p.durable.start("checkout", {"amount": 2, "hold": True, "catch": True})
-    waiting(p, parent_id)
-    child_id = only_child(p, parent_id)
-    waiting(p, child_id)
+    parent_id, child_id = held_checkout(p, amount=2, catch=True)
     p.durable.cancel(child_id, reason="fraud check")
     parent = p.wait(parent_id)
     assert parent.status == "completed"

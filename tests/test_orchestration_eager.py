@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from celery import Celery, signature
-from sqlalchemy import text
+from celery import signature
 
 from durable_celery import ChildWorkflowError, Durable, TaskFailed, Workflow
 from durable_celery.context import checkpoint
 from durable_celery.orchestration import await_task, call_workflow, emit_event, start_workflow
 from durable_celery.wait import wait_for_event
-from tests.conftest import POSTGRES
+from tests.test_eager import eager_durable
 
 RAN: Counter[str] = Counter()
 
@@ -70,17 +69,8 @@ def listen(ctx: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def durable() -> Iterator[Durable]:
     RAN.clear()
-    prefix = f"t_{uuid.uuid4().hex[:10]}"
-    app = Celery(f"eager-{prefix}")
-    engine = Durable(app, database_url=POSTGRES, workflows=[parent, child, listener], prefix=prefix,
-                     queue=f"dq-{prefix}")
-    app.conf.task_always_eager = True
-    try:
+    with eager_durable([parent, child, listener]) as engine:
         yield engine
-    finally:
-        with engine.db.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{prefix}" CASCADE'))
-        engine.db.dispose()
 
 
 def test_a_workflow_orchestrates_children_tasks_and_events_inside_start(durable: Durable) -> None:
