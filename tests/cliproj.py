@@ -3,7 +3,7 @@
 Built from the environment the test passes: CLI_BROKER, CLI_DB, CLI_PREFIX, CLI_QUEUE; with
 CLI_SECOND_PREFIX a second Durable instance shares the app; with CLI_NO_DURABLE none is built.
 Workflows: greet (two steps that log and print), broken (fails), order (waits for a manager's
-approval, then for a "shipped" event).
+approval, then for a "shipped" event), family (calls greet twice as child workflows).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 from celery import Celery
 
 from durable_celery import Durable, Workflow
+from durable_celery.orchestration import call_workflow
 from durable_celery.wait import wait_for_approval, wait_for_event
 
 log = logging.getLogger("cliproj")
@@ -55,8 +56,18 @@ def fulfil(ctx):
     return {**ctx, "decision": decision, "shipment": wait_for_event("shipped")}
 
 
+family = Workflow("family")
+
+
+@family.step
+def greet_twice(ctx):
+    first = call_workflow(greet, {"name": ctx["name"]}, ref="first")
+    second = call_workflow(greet, {"name": f"{ctx['name']} junior"}, ref="second")
+    return {"greetings": [first["greeting"], second["greeting"]]}
+
+
 if not os.environ.get("CLI_NO_DURABLE"):
-    durable = Durable(app, database_url=os.environ["CLI_DB"], workflows=[greet, broken, order],
+    durable = Durable(app, database_url=os.environ["CLI_DB"], workflows=[greet, broken, order, family],
                       prefix=os.environ["CLI_PREFIX"], queue=os.environ["CLI_QUEUE"], auto_migrate=False)
 if os.environ.get("CLI_SECOND_PREFIX"):
     other = Durable(app, database_url=os.environ["CLI_DB"], workflows=[greet],

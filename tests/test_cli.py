@@ -341,6 +341,19 @@ def test_show_reports_each_step_attempt_with_what_it_logged_and_failures_can_be_
     assert "only failed, cancelled" in cli.fails("retry", greeted_id, code=1)
 
 
+def test_show_lists_the_child_workflows_an_execution_called(cli: Cli) -> None:
+    with worker("tests.cliproj", [cli.queue], concurrency=1, pool="solo", env=cli.environ(), cwd=str(ROOT)):
+        parent_id = cli.ok("run", "family", "--input", '{"name": "ada"}').strip()
+        parent = _wait_for(cli, parent_id)
+    assert parent["context"] == {"greetings": ["hello ada", "hello ada junior"]}
+    assert len(parent["children"]) == 2
+    table = cli.ok("show", parent_id)
+    assert "CHILD WORKFLOW" in table
+    for child_id in parent["children"]:
+        assert child_id in table
+        assert cli.json("show", child_id)["parent_id"] == parent_id
+
+
 def _poll(what: str, check: Any, timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while True:
