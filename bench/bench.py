@@ -41,8 +41,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,19 +52,27 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/bench.py`
     sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from celery import Celery, chain  # noqa: E402
+from celery import chain  # noqa: E402
 from celery.result import AsyncResult  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from bench.app import WORKFLOW, chain_env, engine_env, make_chain, make_engine  # noqa: E402
+from bench.common import (  # noqa: E402
+    DATABASE,
+    SCHEMA_PREFIX,
+    Postgres,
+    delete_queues,
+    drop_schemas,
+    ensure_database,
+    exclusive_run,
+    start_worker,
+)
+from bench.common import fmt as _fmt  # noqa: E402
 from durable_celery import Durable  # noqa: E402
-from durable_celery.testing.workers import CeleryProcess, worker  # noqa: E402
+from durable_celery.testing.workers import CeleryProcess  # noqa: E402
 
 MODES = ("per_step", "continuation", "chain")
 ENGINE_MODES = ("per_step", "continuation")
-DATABASE = "durable_bench"
-SCHEMA_PREFIX = "bench_"  # + run id: the engine's schema (and task-name) prefix
-LOCK_KEY = 0x6475726162  # advisory lock serialising bench runs on one server
 FINISHED = ("completed", "failed")
 GOALS = (  # (description, metric, threshold, higher is better)
     ("per_step steps/s >= 0.6x chain", "per_step_vs_chain", 0.6, True),
@@ -94,14 +101,18 @@ class Config:
     repeat: int = 1
     json_path: str | None = None
 
+    @property
+    def pg(self) -> Postgres:
+        return Postgres(self.postgres, self.admin_database)
+
     def dsn(self, database: str) -> str:
         """A libpq URL of ``database`` on the benchmark's server."""
-        return f"{self.postgres.rstrip('/')}/{database}"
+        return self.pg.dsn(database)
 
     @property
     def database_url(self) -> str:
         """The engine's SQLAlchemy URL (psycopg 3)."""
-        return self.dsn(DATABASE).replace("postgresql://", "postgresql+psycopg://", 1)
+        return self.pg.database_url
 
 
 @dataclass
@@ -212,39 +223,6 @@ class CpuMeter:
 # -- Postgres ------------------------------------------------------------------------------------------
 
 
-def ensure_database(cfg: Config) -> None:
-    """Create the dedicated ``durable_bench`` database if it does not exist yet."""
-    with psycopg.connect(cfg.dsn(cfg.admin_database), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
-        if exists is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-
-
-def drop_schemas(cfg: Config, *names: str) -> None:
-    """Drop these schemas, or with no names every bench schema left over by an earlier run."""
-    with psycopg.connect(cfg.dsn(DATABASE), autocommit=True) as conn:
-        if not names:
-            rows = conn.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (SCHEMA_PREFIX,))
-            names = tuple(row[0] for row in rows)
-        for name in names:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-
-
-@contextmanager
-def exclusive_run(cfg: Config) -> Iterator[None]:
-    """Hold an advisory lock (on the admin database, so not counted) for the whole run: two bench
-    runs at once would pollute each other's commit counts and CPU figures."""
-    with psycopg.connect(cfg.dsn(cfg.admin_database), autocommit=True) as conn:
-        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
-        if not (locked and locked[0]):
-            print("waiting for another bench run to finish ...", flush=True)
-            conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        try:
-            yield
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-
-
 class Stats:
     """Reads ``pg_stat_database`` over a connection to the admin database (so not counted)."""
 
@@ -317,37 +295,6 @@ class Poller:
         self._conn.close()
 
 
-# -- workers and queues -----------------------------------------------------------------------------
-
-
-def start_worker(cfg: Config, queue: str, env: dict[str, str]) -> CeleryProcess:
-    """A fresh worker on ``queue``, with the settings every scenario shares (not yet started)."""
-    return worker("bench.app", [queue], concurrency=cfg.concurrency, pool="prefork", env=env, cwd=str(ROOT))
-
-
-def delete_queues(app: Celery, *queues: str) -> None:
-    """Remove the run's queues from the broker (they are unique per run, so they would pile up)."""
-    try:
-        with app.connection_for_write() as conn:
-            channel = conn.default_channel
-            for queue in queues:
-                channel.queue_delete(queue)
-                _forget_redis_queue(channel, queue)
-    except Exception as exc:  # tidying up only
-        print(f"  (could not delete queues {', '.join(queues)}: {exc})")
-
-
-def _forget_redis_queue(channel: Any, queue: str) -> None:
-    """kombu's Redis transport deletes a queue's lists and bindings only when the deleting process
-    declared it itself: purge the lists (messages the stopping worker handed back, if any) and drop
-    the binding sets, keyed by exchange, which Celery names after the queue."""
-    prefixes = [getattr(channel, name, None) for name in ("keyprefix_queue", "keyprefix_binding_permanent")]
-    keys = [prefix % queue for prefix in prefixes if isinstance(prefix, str)]
-    if len(keys) == len(prefixes):  # a Redis channel
-        channel.queue_purge(queue)
-        channel.client.delete(*keys)
-
-
 # -- the scenarios ----------------------------------------------------------------------------------
 
 
@@ -359,13 +306,13 @@ def start_executions(durable: Durable, count: int) -> list[str]:
 def run_engine(cfg: Config, mode: str, queue: str, schema: str) -> Result:
     """W workflows of N no-op steps on the engine in ``mode``, its tables in a fresh ``schema``;
     see the module docstring."""
-    drop_schemas(cfg, schema)
+    drop_schemas(cfg.pg, schema)
     app, durable = make_engine(cfg.broker, cfg.database_url, schema, queue, cfg.steps, mode, cfg.continuation_budget)
     durable.prepare()  # migrate before the worker boots, outside any measurement
     env = engine_env(cfg.broker, cfg.database_url, schema, queue, cfg.steps, mode, cfg.continuation_budget)
     stats = Stats(cfg)
     try:
-        with start_worker(cfg, queue, env) as proc:
+        with start_worker([queue], env, cfg.concurrency) as proc:
             poller = Poller(cfg, schema)
             start_executions(durable, cfg.warmup)
             poller.wait_finished(cfg.warmup, cfg.stall, proc)
@@ -410,7 +357,7 @@ def run_chain(cfg: Config, queue: str) -> Result:
     """W plain Celery chains of N no-op tasks, results in Redis; see the module docstring."""
     app, task = make_chain(cfg.broker, cfg.result_backend, queue)
     try:
-        with start_worker(cfg, queue, chain_env(cfg.broker, cfg.result_backend, queue)) as proc:
+        with start_worker([queue], chain_env(cfg.broker, cfg.result_backend, queue), cfg.concurrency) as proc:
             wait_chains(start_chains(task, cfg.warmup, cfg.steps), cfg.stall)
             cpu = CpuMeter(proc.pid)
             began = time.perf_counter()
@@ -430,10 +377,6 @@ def run_scenario(cfg: Config, mode: str, tag: str) -> Result:
 
 
 # -- reporting ------------------------------------------------------------------------------------------
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
 
 
 def print_result(result: Result) -> None:
@@ -559,9 +502,9 @@ def run(cfg: Config) -> dict[str, list[Result]]:
     """Every requested scenario, in order, ``--repeat`` rounds (so drift hits all scenarios alike),
     each printed as it finishes; one bench run at a time."""
     run_id = uuid.uuid4().hex[:8]
-    ensure_database(cfg)
-    with exclusive_run(cfg):
-        drop_schemas(cfg)  # whatever an interrupted run left behind
+    ensure_database(cfg.pg)
+    with exclusive_run(cfg.pg):
+        drop_schemas(cfg.pg)  # whatever an interrupted run left behind
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"bench run {run_id}: W={cfg.workflows} N={cfg.steps} broker={cfg.broker} modes={','.join(cfg.modes)} "
               f"cpus={os.cpu_count()} load(1m)={load:.2f}", flush=True)
@@ -572,7 +515,7 @@ def run(cfg: Config) -> dict[str, list[Result]]:
                     rounds[mode].append(run_scenario(cfg, mode, f"{run_id}r{n + 1}"))
                     print_result(rounds[mode][-1])
         finally:
-            drop_schemas(cfg)  # this run's schemas (the lock keeps other runs out)
+            drop_schemas(cfg.pg)  # this run's schemas (the lock keeps other runs out)
     return rounds
 
 
