@@ -93,8 +93,9 @@ class Namespace:
         with psycopg.connect(POSTGRES.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
         r = redis.Redis.from_url(BROKERS["redis"])
-        for key in r.scan_iter(f"{self.old_queue}:*"):
-            r.delete(key)
+        for pattern in (f"{self.old_queue}:*", f"_kombu.binding*.{self.name}-*"):  # the tasks' keys, the bindings
+            for key in r.scan_iter(pattern):
+                r.delete(key)
         with Connection(BROKERS["redis"]) as conn:
             channel = conn.channel()
             for queue in (self.old_queue, f"{self.name}-durable"):

@@ -18,8 +18,15 @@ from __future__ import annotations
 import argparse
 
 from examples.migration import tasks
-from examples.migration.project import (DURABLE_QUEUE, OLD_QUEUE, make_app, make_durable, print_execution, print_ran,
-                                        processes)
+from examples.migration.project import (
+    DURABLE_QUEUE,
+    OLD_QUEUE,
+    make_app,
+    make_durable,
+    print_execution,
+    print_ran,
+    processes,
+)
 from examples.migration.workflow_v1 import report_v1
 from examples.migration.workflow_v2 import report_v2
 
