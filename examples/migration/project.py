@@ -22,7 +22,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,12 +112,19 @@ def canvas_result(result: AsyncResult, timeout: float = 60) -> Any:
     return result.result
 
 
-def release_results(app: Celery) -> None:
-    """Let go of the results Celery's Redis backend still tracks (a chord's header results stay
-    subscribed after the chain is done), now: freed at interpreter exit instead, each one tries to
-    unsubscribe over a connection that can no longer be made, and prints a traceback."""
-    for waiting in getattr(app.backend, "_pending_results", ()):
-        waiting.clear()
+def release_results(app: Celery, results: Iterable[Any]) -> None:
+    """Stop tracking the results of sent canvases now. Celery's Redis backend keeps a chord's
+    header results subscribed after the chain is done; left to be freed at interpreter exit,
+    each one tries to unsubscribe over a connection that can no longer be made and prints a
+    traceback."""
+    pending = list(results)
+    while pending:
+        result = pending.pop()
+        if result is None:
+            continue
+        app.backend.remove_pending_result(result)
+        pending.append(result.parent)
+        pending.extend(getattr(result, "results", None) or ())
 
 
 def ran(proc: CeleryProcess) -> Counter[str]:

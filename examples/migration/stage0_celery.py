@@ -26,8 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     with processes("examples.migration.stage0_celery", {"old": [OLD_QUEUE]}, with_beat=False) as pools:
         sent = {day: tasks.daily_report_canvas().apply_async(args=[day]) for day in days}
         results = {day: canvas_result(result) for day, result in sent.items()}
-    del sent
-    release_results(app)
+        release_results(app, sent.values())
     for day, value in results.items():
         print(f"canvas result {day}: {json.dumps(value, sort_keys=True)}")
         print(f"  publish ran {tasks.publish_calls(day)} time(s); the channel holds: {tasks.published(day)}")

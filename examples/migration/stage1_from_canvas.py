@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         old = {day: tasks.daily_report_canvas().apply_async(args=[day]) for day in days}
         new = {day: durable.start(report_v1, {"args": [day]}) for day in days}   # was: apply_async(args=[day])
         old_results = {day: canvas_result(result) for day, result in old.items()}
-        del old
-        release_results(app)
+        release_results(app, old.values())
         executions = {day: durable.wait(execution_id, timeout=60) for day, execution_id in new.items()}
 
     ok = True
