@@ -37,6 +37,7 @@ from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.start_task import SIGNATURE_OPTIONS, start_task_name
 from durable_celery.runtime.starts import new_execution_row
+from durable_celery.schedules import ScheduleCalls
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
 from durable_celery.state.db import Database
@@ -53,12 +54,13 @@ from durable_celery.state.stops import stop_txn
 from durable_celery.state.waits import list_events_txn, list_inputs_txn, lock_execution_txn
 
 
-class Durable:
+class Durable(ScheduleCalls):
     """Durable workflows on a Celery app.
 
     Build it with the app (``Durable(app, ...)``), or without one and attach it later with
     ``init_app(app)``, the Flask extension pattern for app factories. Everything but the app is
-    set up here: settings, the database, the workflow registry.
+    set up here: settings, the database, the workflow registry. The cron schedule calls
+    (``schedule``, ``trigger_schedule``, ...) come from :class:`ScheduleCalls`.
 
     Args:
         app: the Celery app whose workers run the steps; ``None`` to call ``init_app`` later.
@@ -71,7 +73,12 @@ class Durable:
         queue: the Celery queue of the engine's tasks. prefix: the Postgres schema of its tables.
         stale_lock_timeout: a running step whose worker stopped heart-beating this long is re-run
             elsewhere. heartbeat_interval: how often a worker renews its leases.
-        tick_interval: how often beat fires timers, timeouts and recovery.
+        tick_interval: how often beat fires timers, timeouts, cron schedules and recovery.
+        schedule_catch_up: what beat starts for cron slots missed while no beat ran: ``"one"``
+            run for them all (default), ``"all"`` (one per slot) or ``"none"``.
+            schedule_misfire_grace: a slot due longer ago than this counts as missed.
+            schedule_max_failures: a schedule whose start fails this many times in a row
+            (e.g. its workflow is gone) is disabled. See docs/schedules.md.
         dispatch_mode: ``"per_step"`` (one Celery task per step) or ``"continuation"``.
         redispatch_after: a runnable execution whose message was not consumed this long is
             published again (covers a publish lost between commit and broker).
@@ -99,6 +106,9 @@ class Durable:
         redispatch_after: Duration = 15,
         max_countdown: Duration = 60,
         max_lost_leases: int = 3,
+        schedule_catch_up: str = "one",
+        schedule_misfire_grace: Duration = 60,
+        schedule_max_failures: int = 5,
         auto_migrate: bool = True,
         data_dir: str | Path | None = None,
         clock: Clock | None = None,
@@ -111,7 +121,8 @@ class Durable:
             stale_lock_timeout=stale_lock_timeout, heartbeat_interval=heartbeat_interval,
             tick_interval=tick_interval, dispatch_mode=dispatch_mode, continuation_budget=continuation_budget,
             redispatch_after=redispatch_after, max_countdown=max_countdown, auto_migrate=auto_migrate,
-            max_lost_leases=max_lost_leases,
+            max_lost_leases=max_lost_leases, schedule_catch_up=schedule_catch_up,
+            schedule_misfire_grace=schedule_misfire_grace, schedule_max_failures=schedule_max_failures,
         )
         self.clock: Clock = clock or SystemClock()
         self.db = Database(self.settings.database_url, self.settings.prefix)
@@ -152,7 +163,7 @@ class Durable:
             dispatcher = Dispatcher(app, self.step_task_name, self._queue_for)
             services = Services(self.settings, self.db, self.clock, self.registry, dispatcher, self.leases)
             runner = Runner(services)
-            installed = install(app, services, runner, load=self.registry.load, ensure_schema=self.ensure_schema,
+            installed = install(app, services, runner, load=self.registry.load, ensure_schema=self._prepare_state,
                                 queues=self.declared_queues(), engine_queues=self.engine_queues, start=self.start)
             return Attachment(app, services, runner, installed)
 
@@ -190,7 +201,7 @@ class Durable:
     def prepare(self) -> None:
         """Compile every workflow and make sure the schema is current (workers call this at boot)."""
         self.registry.load()
-        self.ensure_schema()
+        self._prepare_state()
 
     def ensure_schema(self) -> None:
         if self._schema_ready:

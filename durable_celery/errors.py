@@ -6,6 +6,7 @@ Every error a caller can see derives from :class:`DurableError`::
     ├── DefinitionError          a workflow definition is wrong (raised at import time)
     ├── WorkflowNotFound         no registered workflow has that name
     ├── ExecutionNotFound        no execution has that id
+    ├── ScheduleNotFound         no cron schedule has that name
     ├── InvalidInput             a call got an argument it cannot use (bad JSON, bad option)
     ├── InvalidState             the execution is in a status that does not allow the call
     ├── DefinitionChanged        an in-flight execution's current node changed shape in a deploy
@@ -72,6 +73,17 @@ class ExecutionNotFound(DurableError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.execution_id,))
+
+
+class ScheduleNotFound(DurableError):
+    """No cron schedule with that name is stored."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no schedule named {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name,))
 
 
 class InvalidInput(DurableError, ValueError):

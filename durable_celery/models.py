@@ -68,3 +68,30 @@ class PendingInput:
     timeout_at: datetime | None
     response: Any
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A cron schedule (``durable.schedule``, or ``Workflow(schedule=Cron(...))``)."""
+
+    name: str
+    #: the workflow's name
+    workflow: str
+    cron: str
+    timezone: str
+    input: Any
+    #: None: the workflow's own queue, else the engine's
+    queue: str | None
+    enabled: bool
+    last_run_at: datetime | None
+    #: when beat starts it next (None while disabled)
+    next_run_at: datetime | None
+    #: starts that failed in a row; at the engine's ``schedule_max_failures`` it is disabled
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    #: set when failures disabled it (cleared by ``enable_schedule``)
+    auto_disabled_at: datetime | None = None
+    last_execution_id: str | None = None
+    #: "code" (declared on a Workflow, synced when workers and beat boot) or "client"
+    origin: str = "client"

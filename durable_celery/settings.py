@@ -38,13 +38,20 @@ class Settings:
     #: an attempt whose worker is lost this many times in a row fails with WorkerLost
     max_lost_leases: int = 3
     tick_batch: int = 500
+    #: cron slots missed while no beat ran: "one" run for them all, "all" (one each) or "none"
+    schedule_catch_up: str = "one"
+    #: a slot due longer ago than this is missed (see scheduling/plan.py); later ones all run
+    schedule_misfire_grace: float = 60.0
+    #: a schedule whose start fails this many times in a row is disabled
+    schedule_max_failures: int = 5
 
     @classmethod
     def build(cls, *, database_url: str | None, data_dir: Path, queue: str, prefix: str,
               queues: dict[str, dict[str, Any]] | None, stale_lock_timeout: Duration,
               heartbeat_interval: Duration, tick_interval: Duration, dispatch_mode: str,
               continuation_budget: Duration, redispatch_after: Duration, max_countdown: Duration,
-              auto_migrate: bool, max_lost_leases: int = 3) -> Settings:
+              auto_migrate: bool, max_lost_leases: int = 3, schedule_catch_up: str = "one",
+              schedule_misfire_grace: Duration = 60, schedule_max_failures: int = 5) -> Settings:
         embedded = database_url is None
         if database_url is None:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +76,11 @@ class Settings:
             max_countdown=to_seconds(max_countdown, "max_countdown"),
             auto_migrate=bool(auto_migrate),
             max_lost_leases=max_lost_leases,
+            schedule_catch_up=schedule_catch_up,
+            schedule_misfire_grace=to_seconds(schedule_misfire_grace, "schedule_misfire_grace"),
+            schedule_max_failures=schedule_max_failures,
         )
+        _check_schedule_settings(settings)
         if isinstance(max_lost_leases, bool) or not isinstance(max_lost_leases, int) or max_lost_leases < 1:
             raise InvalidInput(f"max_lost_leases must be an int >= 1, got {max_lost_leases!r}")
         if settings.heartbeat_interval <= 0 or settings.tick_interval <= 0:
@@ -80,6 +91,16 @@ class Settings:
                 f"stale_lock_timeout ({settings.stale_lock_timeout:g}s), or live workers lose their leases"
             )
         return settings
+
+
+def _check_schedule_settings(settings: Settings) -> None:
+    if settings.schedule_catch_up not in ("one", "all", "none"):
+        raise InvalidInput(f"schedule_catch_up must be 'one', 'all' or 'none', got {settings.schedule_catch_up!r}")
+    if settings.schedule_misfire_grace < 0:
+        raise InvalidInput(f"schedule_misfire_grace must not be negative, got {settings.schedule_misfire_grace:g}")
+    failures = settings.schedule_max_failures
+    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
+        raise InvalidInput(f"schedule_max_failures must be an int >= 1, got {failures!r}")
 
 
 def default_data_dir() -> Path:

@@ -19,13 +19,17 @@ STATUSES = [s.value for s in ExecutionStatus]
 @format_option
 @pass_state
 def status(state: CliState, fmt: str) -> None:
-    """How many executions are in each status."""
+    """How many executions are in each status, and the schedules (how many enabled, the next due)."""
     counts = state.durable.count_by_status()
+    scheduled = state.durable.schedule_summary()
     if fmt == "json":
-        emit_json({"counts": counts, "total": sum(counts.values())})
+        emit_json({"counts": counts, "total": sum(counts.values()), "schedules": scheduled})
         return
     rows = [*counts.items(), ("total", sum(counts.values()))]
     click.echo(table(["STATUS", "COUNT"], rows))
+    if scheduled["total"]:
+        click.echo("\n" + table(["SCHEDULES", "ENABLED", "NEXT DUE"],
+                                [(scheduled["total"], scheduled["enabled"], scheduled["next_run_at"])]))
 
 
 @click.command("list")

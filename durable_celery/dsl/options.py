@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from durable_celery.durations import Duration, hours, to_seconds
 from durable_celery.errors import InvalidInput
+from durable_celery.scheduling.cron import parse
 
 Backoff = Literal["exponential", "linear", "constant"]
 _BACKOFFS = ("exponential", "linear", "constant")
@@ -57,11 +58,27 @@ NO_RETRY = Retry()
 
 @dataclass(frozen=True)
 class Cron:
-    """A cron schedule on a workflow definition (fired by celery beat)."""
+    """A cron schedule on a workflow definition (fired by celery beat): stored as the schedule
+    ``name`` (default: the workflow's name) when a worker or beat boots. See docs/schedules.md.
+
+    Raises:
+        InvalidInput: a bad expression or timezone, an input that is not a dict, a bad name or queue.
+    """
 
     expression: str
     timezone: str = "UTC"
     input: dict[str, Any] | None = None
+    name: str | None = None
+    queue: str | None = None
+
+    def __post_init__(self) -> None:
+        spec = parse(self.expression, self.timezone)
+        object.__setattr__(self, "expression", spec.expression)
+        if self.input is not None and not isinstance(self.input, dict):
+            raise InvalidInput(f"a Cron's input must be a dict, got {type(self.input).__name__}")
+        for what, value in (("name", self.name), ("queue", self.queue)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InvalidInput(f"a Cron's {what} must be a non-empty string, got {value!r}")
 
 
 def timeout_seconds(value: Duration | None, what: str) -> float | None:

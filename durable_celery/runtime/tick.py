@@ -7,7 +7,8 @@
    a step in flight that has ended, should the step's own checkpoint not have released them);
 3. runnable executions with no live message (lost publish, transactional or scheduled start,
    a retry backoff too long for a countdown message): dispatched, with a back-off per row;
-4. executions past their workflow timeout: failed with ``WorkflowTimeout`` (compensating).
+4. executions past their workflow timeout: failed with ``WorkflowTimeout`` (compensating);
+5. cron schedules whose next run is due: their runs started (see ``runtime/schedules.py``).
 
 Every sweep locks its rows with ``FOR UPDATE SKIP LOCKED`` and marks them in the same
 transaction, and every decision is fenced like a worker's checkpoint, so two beats (or a beat
@@ -28,6 +29,7 @@ from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import Checkpoint, Snapshot, StepOutcome, StepResult
 from durable_celery.errors import WorkerLost, WorkflowTimeout
 from durable_celery.runtime.commit import snapshot
+from durable_celery.runtime.schedules import fire_due_schedules
 from durable_celery.runtime.services import Services
 from durable_celery.state.checkpoint import write_checkpoint
 from durable_celery.state.children import release_parked_compensations_txn
@@ -52,6 +54,8 @@ class TickReport:
     woken: int = 0
     #: attempts failed with WorkerLost, or stops applied to a step whose worker died
     decided: int = 0
+    #: runs of cron schedules started
+    scheduled: int = 0
 
 
 def tick(sv: Services) -> TickReport:
@@ -85,7 +89,8 @@ def tick(sv: Services) -> TickReport:
                 timed_out += 1
                 stopped.extend(rows)
     sv.dispatcher.publish(stopped)
-    return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided))
+    scheduled = fire_due_schedules(sv, now)
+    return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided), scheduled)
 
 
 def _needs_decision(row: Mapping[Any, Any], max_lost_leases: int) -> bool:

@@ -225,3 +225,37 @@ broadcasts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index(None, "name", "created_at"),
 )
+
+scheduled_workflows = Table(
+    "scheduled_workflows",
+    metadata,
+    # Cron schedules (``durable.schedule``, ``Workflow(schedule=Cron(...))``); the beat tick
+    # starts their runs, each keyed by "schedule:<name>@<slot>" in workflow_executions
+    Column("name", String(200), primary_key=True),
+    Column("workflow", String(255), nullable=False),
+    Column("cron", String(255), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("input", Json, nullable=True),
+    # None: the workflow's own queue, else the engine's
+    Column("queue", String(255), nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    # "code": declared on a Workflow (synced at boot); "client": made with durable.schedule
+    Column("origin", String(16), nullable=False, server_default="client"),
+    # when the tick starts it next; None while disabled
+    Column("next_run_at", DateTime(timezone=True), nullable=True),
+    Column("last_run_at", DateTime(timezone=True), nullable=True),
+    Column("last_execution_id", String(36), nullable=True),
+    # starts that failed in a row (an unknown workflow, an input it cannot take): at the engine's
+    # schedule_max_failures the schedule is disabled and auto_disabled_at set
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", DateTime(timezone=True), nullable=True),
+    Column("auto_disabled_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(_in("origin", ["code", "client"]), name="origin"),
+    # the tick: enabled schedules by due time
+    Index("ix_scheduled_workflows_due", "next_run_at", postgresql_where=text("enabled"),
+          sqlite_where=text("enabled")),
+    Index(None, "workflow"),
+)

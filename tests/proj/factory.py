@@ -17,6 +17,10 @@ WORKFLOW_MODULES = ["tests.proj.workflows", *sorted(
 
 SETTING_KEYS = ("stale_lock_timeout", "heartbeat_interval", "tick_interval", "dispatch_mode",
                 "redispatch_after", "continuation_budget", "max_countdown", "max_lost_leases")
+#: settings passed through as text or as ints
+TEXT_KEYS = ("dispatch_mode", "schedule_catch_up")
+INT_KEYS = ("max_lost_leases", "schedule_max_failures")
+SCHEDULE_KEYS = ("schedule_catch_up", "schedule_misfire_grace", "schedule_max_failures")
 
 
 def make(broker: str, database_url: str, prefix: str, queue: str, **settings: Any) -> tuple[Celery, Durable]:
@@ -47,9 +51,9 @@ def env_for(broker: str, database_url: str, prefix: str, queue: str, **settings:
 
 def from_env() -> tuple[Celery, Durable]:
     settings: dict[str, Any] = {}
-    for key in SETTING_KEYS:
+    for key in (*SETTING_KEYS, *SCHEDULE_KEYS):
         value = os.environ.get(f"DT_{key.upper()}")
         if value is not None:
-            settings[key] = value if key == "dispatch_mode" else int(value) if key == "max_lost_leases" else float(value)
+            settings[key] = value if key in TEXT_KEYS else int(value) if key in INT_KEYS else float(value)
     return make(os.environ["DT_BROKER"], os.environ["DT_DB"], os.environ["DT_PREFIX"], os.environ["DT_QUEUE"],
                 **settings)
