@@ -23,6 +23,7 @@ from durable_celery.errors import (
     InvalidInput,
     InvalidState,
     LoopLimitExceeded,
+    QueueNotFound,
     SchemaOutOfDate,
     StepTimeout,
     TaskArgumentError,
@@ -32,16 +33,17 @@ from durable_celery.errors import (
     WorkflowNotFound,
     WorkflowTimeout,
 )
-from durable_celery.models import Execution, PendingInput, StepRecord
+from durable_celery.models import Execution, PendingInput, QueueStats, StepRecord
 
 __all__ = [
     # defining workflows
     "Workflow", "Retry", "Cron", "goto", "seconds", "minutes", "hours", "days",
     # running them
-    "Durable", "Execution", "StepRecord", "PendingInput", "ExecutionStatus", "StepStatus",
+    "Durable", "Execution", "StepRecord", "PendingInput", "QueueStats", "ExecutionStatus",
+    "StepStatus",
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
     "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
-    "ChildWorkflowError", "TaskFailed", "TaskArgumentError",
+    "ChildWorkflowError", "TaskFailed", "TaskArgumentError", "QueueNotFound",
 ]
