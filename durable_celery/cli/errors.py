@@ -14,10 +14,10 @@ import click
 from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from durable_celery.errors import DurableError, ExecutionNotFound, InvalidInput, WorkflowNotFound
+from durable_celery.errors import DurableError, ExecutionNotFound, InvalidInput, QueueNotFound, WorkflowNotFound
 
 #: Library errors that mean "what you typed is wrong".
-INPUT_ERRORS = (ExecutionNotFound, WorkflowNotFound, InvalidInput)
+INPUT_ERRORS = (ExecutionNotFound, WorkflowNotFound, QueueNotFound, InvalidInput)
 
 
 class InputError(click.ClickException):
