@@ -23,6 +23,7 @@ from durable_celery.errors import (
     InvalidInput,
     InvalidState,
     LoopLimitExceeded,
+    QueueNotFound,
     ScheduleNotFound,
     SchemaOutOfDate,
     StepTimeout,
@@ -33,18 +34,17 @@ from durable_celery.errors import (
     WorkflowNotFound,
     WorkflowTimeout,
 )
-from durable_celery.models import Execution, PendingInput, Schedule, StepRecord
+from durable_celery.models import Execution, PendingInput, QueueStats, Schedule, StepRecord
 
 __all__ = [
     # defining workflows
     "Workflow", "Retry", "Cron", "goto", "seconds", "minutes", "hours", "days",
     # running them
     "Durable", "Execution", "StepRecord", "PendingInput", "ExecutionStatus", "StepStatus",
-    "Schedule",
+    "Schedule", "QueueStats",
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
     "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
-    "ChildWorkflowError", "TaskFailed", "TaskArgumentError",
-    "ScheduleNotFound",
+    "ChildWorkflowError", "TaskFailed", "TaskArgumentError", "ScheduleNotFound", "QueueNotFound",
 ]

@@ -24,11 +24,18 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.engine.statuses import RETRYABLE, TERMINAL, ExecutionStatus
 from durable_celery.engine.transitions import queue_of
-from durable_celery.errors import AppNotInitialized, ExecutionNotFound, InvalidInput, InvalidState, SchemaOutOfDate
+from durable_celery.errors import (
+    AppNotInitialized,
+    ExecutionNotFound,
+    InvalidInput,
+    InvalidState,
+    QueueNotFound,
+    SchemaOutOfDate,
+)
 from durable_celery.graph import Graph, build_graph
-from durable_celery.models import Execution, PendingInput
+from durable_celery.models import Execution, PendingInput, QueueStats
 from durable_celery.registry import Registry, Sources
-from durable_celery.runtime import deliver, eager
+from durable_celery.runtime import deliver, eager, queues
 from durable_celery.runtime.calls import wake_caller
 from durable_celery.runtime.dispatch import Dispatcher
 from durable_celery.runtime.install import broker_configured, install, task_names, use_embedded_broker
@@ -48,6 +55,7 @@ from durable_celery.state.executions import (
     list_txn,
     peek_txn,
 )
+from durable_celery.state.queues import counts_txn, paused_queues_txn, set_paused_txn, starts_in_window_txn
 from durable_celery.state.records import to_execution, to_pending_input
 from durable_celery.state.steps import in_flight_children_txn, list_attempts_txn
 from durable_celery.state.stops import stop_txn
@@ -402,6 +410,66 @@ class Durable(ScheduleCalls):
             if limit is not None and time.monotonic() > limit:
                 raise TimeoutError(f"execution {execution_id} is still {execution.status.value}")
             time.sleep(poll)
+
+    # -- queues (docs/queues.md) ----------------------------------------------------------------
+
+    def pause_queue(self, name: str) -> None:
+        """Stop starting steps on a controlled queue, on every worker: steps running finish, the
+        others wait in the database (nothing is lost) until ``resume_queue``. When this returns,
+        no step of the queue starts any more (a claim in flight has committed before it).
+
+        Raises:
+            QueueNotFound: ``name`` is not listed in ``queues=`` (only those can be paused).
+        """
+        self._set_paused(name, True)
+
+    def resume_queue(self, name: str) -> None:
+        """Start steps on a paused queue again, dispatching those that waited (within its limits).
+
+        Raises:
+            QueueNotFound: ``name`` is not listed in ``queues=``.
+        """
+        self._set_paused(name, False)
+        queues.dispatch_waiting(self.services, self.settings.queue_limits[name])
+
+    def _set_paused(self, name: str, paused: bool) -> None:
+        if name not in self.settings.queue_limits:
+            known = ", ".join(sorted(self.settings.queue_limits)) or "none"
+            raise QueueNotFound(name, f"only queues listed in queues= can be paused (listed: {known})")
+        self.ensure_schema()
+        with self.db.begin() as conn:
+            set_paused_txn(conn, name, paused, self.clock.now())
+
+    def queue_stats(self, name: str) -> QueueStats:
+        """What a queue is doing now: running, runnable and waiting steps, its limits, whether it
+        is paused and how much of its rate is used.
+
+        Raises:
+            QueueNotFound: not a queue of this engine (listed in ``queues=``, the engine's queue,
+                or a queue of one of its workflows or steps).
+        """
+        if not isinstance(name, str) or (name not in self.settings.queue_limits and name not in self.engine_queues()):
+            raise QueueNotFound(name, "not listed in queues=, nor the queue of the engine or of a workflow or step")
+        self.ensure_schema()
+        limits = self.settings.queue_limits.get(name)
+        now = self.clock.now()
+        with self.db.connect() as conn:
+            counts = counts_txn(conn, name, limits is not None, now)
+            paused = name in paused_queues_txn(conn)
+            used = starts_in_window_txn(conn, name, limits.rate, now) if limits and limits.rate else None
+        if limits is None:
+            return QueueStats(name, counts["running"], counts["runnable"], counts["waiting"], None, False,
+                              controlled=False)
+        pk = limits.per_key
+        return QueueStats(name, counts["running"], counts["runnable"], counts["waiting"], limits.concurrency, paused,
+                          rate=limits.rate.text if limits.rate else None, rate_used=used,
+                          per_key=pk.key if pk else None, key_concurrency=pk.concurrency if pk else None,
+                          key_rate=pk.rate.text if pk and pk.rate else None)
+
+    def list_queues(self) -> list[QueueStats]:
+        """``queue_stats`` of every queue of this engine, controlled ones first, by name."""
+        names = sorted(self.settings.queue_limits) + sorted(set(self.engine_queues()) - set(self.settings.queue_limits))
+        return [self.queue_stats(name) for name in names]
 
     def list_executions(self, workflow: Workflow | str | None = None, status: str | None = None,
                         queue: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:

@@ -64,6 +64,19 @@ class WorkflowNotFound(DurableError):
         return (type(self), (self.name,))
 
 
+class QueueNotFound(DurableError):
+    """No queue of that name is known to this Durable instance (or, for ``pause_queue`` and
+    ``resume_queue``, it is not a controlled queue: one listed in ``queues=``)."""
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        self.name = name
+        self.detail = detail
+        super().__init__(f"no queue named {name!r}" + (f": {detail}" if detail else ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name, self.detail))
+
+
 class ExecutionNotFound(DurableError):
     """No execution with that id exists."""
 

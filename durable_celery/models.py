@@ -95,3 +95,29 @@ class Schedule:
     last_execution_id: str | None = None
     #: "code" (declared on a Workflow, synced when workers and beat boot) or "client"
     origin: str = "client"
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A queue now (``queue_stats``, ``list_queues``); counts are steps, not workflows.
+
+    ``running``: steps holding a slot of the queue; ``runnable``: steps ready to run on it and not
+    started (including the waiting); ``waiting``: of those, the ones a limit, a rate or a pause
+    turned away, started as room frees. ``concurrency``: the queue's limit (None: none);
+    ``per_key``: the context field limited per value, with ``key_concurrency`` and ``key_rate``;
+    ``rate``: like ``"100/m"``, with ``rate_used`` starts in the current window. ``controlled``:
+    listed in ``queues=`` (only those can be paused, and only their counts are exact per step).
+    """
+
+    name: str
+    running: int
+    runnable: int
+    waiting: int
+    concurrency: int | None
+    paused: bool
+    rate: str | None = None
+    rate_used: int | None = None
+    per_key: str | None = None
+    key_concurrency: int | None = None
+    key_rate: str | None = None
+    controlled: bool = True

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.errors import InvalidInput
+from durable_celery.queue_limits import QueueLimits, parse_queues
 
 DispatchMode = Literal["per_step", "continuation"]
 
@@ -44,6 +45,8 @@ class Settings:
     schedule_misfire_grace: float = 60.0
     #: a schedule whose start fails this many times in a row is disabled
     schedule_max_failures: int = 5
+    #: the controlled queues (flow control, pause) parsed from ``queues``
+    queue_limits: dict[str, QueueLimits] = field(default_factory=dict)
 
     @classmethod
     def build(cls, *, database_url: str | None, data_dir: Path, queue: str, prefix: str,
@@ -67,6 +70,7 @@ class Settings:
             queue=queue,
             prefix=prefix,
             queues=dict(queues or {}),
+            queue_limits=parse_queues(queues),
             stale_lock_timeout=to_seconds(stale_lock_timeout, "stale_lock_timeout"),
             heartbeat_interval=to_seconds(heartbeat_interval, "heartbeat_interval"),
             tick_interval=to_seconds(tick_interval, "tick_interval"),

@@ -68,7 +68,9 @@ def greet_twice(ctx):
 
 if not os.environ.get("CLI_NO_DURABLE"):
     durable = Durable(app, database_url=os.environ["CLI_DB"], workflows=[greet, broken, order, family],
-                      prefix=os.environ["CLI_PREFIX"], queue=os.environ["CLI_QUEUE"], auto_migrate=False)
+                      prefix=os.environ["CLI_PREFIX"], queue=os.environ["CLI_QUEUE"], auto_migrate=False,
+                      queues={f"{os.environ['CLI_QUEUE']}-ai": {"concurrency": 2, "rate": "100/m",
+                                                                "per_key": {"key": "tenant", "concurrency": 1}}})
 if os.environ.get("CLI_SECOND_PREFIX"):
     other = Durable(app, database_url=os.environ["CLI_DB"], workflows=[greet],
                     prefix=os.environ["CLI_SECOND_PREFIX"], queue=os.environ["CLI_QUEUE"], auto_migrate=False)

@@ -408,3 +408,36 @@ def test_graph_draws_a_workflow_as_mermaid_dot_or_json(cli: Cli) -> None:
     nodes = {n["id"] for n in cli.json("graph", "greet", "--format", "json")["nodes"]}
     assert {"$start", "hello", "$end"} <= nodes
     assert "no workflow named 'nope'" in cli.fails("graph", "nope", code=2)
+
+
+# -- queues --------------------------------------------------------------------------------------
+
+
+def test_queues_lists_limits_and_pause_and_resume_are_stored_for_every_process(cli: Cli) -> None:
+    ai = f"{cli.queue}-ai"
+    listed = {q["name"]: q for q in cli.json("queues")}
+    assert listed[ai] == {"name": ai, "running": 0, "runnable": 0, "waiting": 0, "concurrency": 2, "paused": False,
+                          "rate": "100/m", "rate_used": 0, "per_key": "tenant", "key_concurrency": 1,
+                          "key_rate": None, "controlled": True}
+    assert listed[cli.queue]["controlled"] is False and listed[cli.queue]["concurrency"] is None
+    lines = cli.ok("queues").splitlines()
+    assert lines[0].split()[:4] == ["QUEUE", "RUNNING", "RUNNABLE", "WAITING"]
+    assert lines[1].split()[0] == ai and lines[1].split()[-1] == "no"
+    # pause, in one process, is seen by the next one (it is stored in Postgres)
+    assert cli.ok("queues", "pause", ai).splitlines()[0] == f"queue {ai} paused"
+    assert cli.json("queues", "list", ai)["paused"] is True
+    assert cli.ok("queues").splitlines()[1].split()[-1] == "yes"
+    assert cli.json("queues", "resume", ai)["paused"] is False
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["pause"], "needs the queue's NAME"),
+    (["pause", "nope"], "no queue named 'nope'"),
+    (["list", "nope"], "no queue named 'nope'"),
+])
+def test_queues_refuses_a_missing_or_unknown_queue(cli: Cli, args: list[str], message: str) -> None:
+    assert message in cli.fails("queues", *args, code=2)
+
+
+def test_only_a_queue_listed_in_queues_can_be_paused(cli: Cli) -> None:
+    assert "only queues listed in queues= can be paused" in cli.fails("queues", "pause", cli.queue, code=2)

@@ -14,10 +14,17 @@ import click
 from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from durable_celery.errors import DurableError, ExecutionNotFound, InvalidInput, ScheduleNotFound, WorkflowNotFound
+from durable_celery.errors import (
+    DurableError,
+    ExecutionNotFound,
+    InvalidInput,
+    QueueNotFound,
+    ScheduleNotFound,
+    WorkflowNotFound,
+)
 
 #: Library errors that mean "what you typed is wrong".
-INPUT_ERRORS = (ExecutionNotFound, WorkflowNotFound, ScheduleNotFound, InvalidInput)
+INPUT_ERRORS = (ExecutionNotFound, WorkflowNotFound, ScheduleNotFound, QueueNotFound, InvalidInput)
 
 
 class InputError(click.ClickException):

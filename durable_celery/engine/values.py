@@ -38,6 +38,8 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     #: a message that came before its time, published again for when it is due
     EARLY = "early"
+    #: a controlled queue turned the claim away (a limit, a rate, a pause): the row waits for it
+    THROTTLED = "throttled"
 
 
 class StepOutcome(StrEnum):

@@ -3,6 +3,7 @@ Shared by the runner, fan-outs and compensations."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ class Lease:
     token: str
     queue: str | None
     started: float
+    #: the controlled queue whose slot this lease holds (docs/queues.md), else None
+    slot: str | None = None
 
 
 class Committer:
@@ -43,6 +46,8 @@ class Committer:
         """Write ``cp`` and publish what it asks for; None if this worker lost the execution.
         A stop requested while the step ran is applied instead (the step's outcome recorded)."""
         sv = self.services
+        if lease.slot is not None and not cp.keep_lease:  # the lease goes, and its slot with it
+            cp = dataclasses.replace(cp, values={**cp.values, "slot": None, "slot_key": None})
         written = write_checkpoint(sv.db, machine, snap, lease.token, cp, sv.clock.now())
         if written is None:
             written = self.apply_stop(machine, snap, lease, cp)

@@ -17,12 +17,14 @@ from durable_celery.context import StepInfo
 from durable_celery.engine import decide
 from durable_celery.engine.statuses import RUNNABLE, ExecutionStatus
 from durable_celery.engine.values import Checkpoint, Outcome, Snapshot, StepOutcome, StepResult
-from durable_celery.runtime import compensations, fanout
+from durable_celery.queue_limits import QueueLimits
+from durable_celery.runtime import compensations, fanout, queues
 from durable_celery.runtime.commit import Committer, Lease, snapshot
 from durable_celery.runtime.executor import run_attempt
 from durable_celery.runtime.journal import StepJournal
 from durable_celery.runtime.services import Services
 from durable_celery.state.executions import claim_txn, peek_txn
+from durable_celery.state.queues import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ class Runner:
         sv = self.services
         now = sv.clock.now()
         token = uuid.uuid4().hex
+        limits = sv.settings.queue_limits.get(queue) if queue is not None else None
+        if limits is not None:
+            return self._run_controlled(limits, execution_id, seq, token)
         with sv.db.single() as conn:  # the claim is one UPDATE ... RETURNING
             row = claim_txn(conn, execution_id, seq, token, now,
                             now + timedelta(seconds=sv.settings.stale_lock_timeout))
@@ -51,6 +56,23 @@ class Runner:
             return self._drive(snapshot(row), Lease(token, queue, time.monotonic()))
         finally:
             sv.leases.release(token)
+
+    def _run_controlled(self, limits: QueueLimits, execution_id: str, seq: int, token: str) -> Outcome:
+        """A message on a controlled queue (docs/queues.md): the claim checks pause and limits
+        in the queue's lock; turned away, the row waits for the queue and no worker is held.
+        When the step ends, its slot dispatches what waits for the queue."""
+        sv = self.services
+        row = queues.claim(sv, limits, execution_id, seq, token)
+        if isinstance(row, Refusal):
+            return Outcome.THROTTLED
+        if row is None:
+            return self._unclaimed(execution_id, seq)
+        sv.leases.hold(token)
+        try:
+            return self._drive(snapshot(row), Lease(token, limits.name, time.monotonic(), slot=limits.name))
+        finally:
+            sv.leases.release(token)
+            queues.refill(sv, limits.name)
 
     def _unclaimed(self, execution_id: str, seq: int) -> Outcome:
         """A message that could not claim: a duplicate or stale one is dropped; one that came

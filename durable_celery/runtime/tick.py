@@ -28,6 +28,7 @@ from durable_celery.engine import decide, saga
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import Checkpoint, Snapshot, StepOutcome, StepResult
 from durable_celery.errors import WorkerLost, WorkflowTimeout
+from durable_celery.runtime import queues
 from durable_celery.runtime.commit import snapshot
 from durable_celery.runtime.schedules import fire_due_schedules
 from durable_celery.runtime.services import Services
@@ -56,6 +57,8 @@ class TickReport:
     decided: int = 0
     #: runs of cron schedules started
     scheduled: int = 0
+    #: steps dispatched that waited for a controlled queue (docs/queues.md)
+    filled: int = 0
 
 
 def tick(sv: Services) -> TickReport:
@@ -70,7 +73,8 @@ def tick(sv: Services) -> TickReport:
     for row in recovered:
         log.warning("durable: execution %s lost its worker in step %s; re-dispatching", row["id"], row["current_node"])
     with sv.db.begin() as conn:
-        due = take_dispatchable_txn(conn, now, timedelta(seconds=settings.redispatch_after), settings.tick_batch)
+        due = take_dispatchable_txn(conn, now, timedelta(seconds=settings.redispatch_after), settings.tick_batch,
+                                    list(settings.queue_limits))
     with sv.db.begin() as conn:
         woken: list[Mapping[Any, Any]] = [*take_due_waits_txn(conn, now, settings.tick_batch),
                                           *release_parked_compensations_txn(conn, now, settings.tick_batch),
@@ -90,7 +94,8 @@ def tick(sv: Services) -> TickReport:
                 stopped.extend(rows)
     sv.dispatcher.publish(stopped)
     scheduled = fire_due_schedules(sv, now)
-    return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided), scheduled)
+    filled = queues.fill_all(sv)
+    return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided), scheduled, filled)
 
 
 def _needs_decision(row: Mapping[Any, Any], max_lost_leases: int) -> bool:

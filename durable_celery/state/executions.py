@@ -56,7 +56,9 @@ def _claim_statement() -> Any:
                             else_=ExecutionStatus.RUNNING.value),
                 started_at=func.coalesce(t.c.started_at, now), step_started_at=now, updated_at=now,
                 # its message was delivered: re-dispatch back-off starts over
-                redispatches=0)
+                redispatches=0,
+                # a queue not controlled (docs/queues.md): this lease holds no slot of any queue
+                slot=None, slot_key=None)
         # what the engine decides from, no more: fewer columns to decode on the hot path
         .returning(*(t.c[name] for name in (*SNAPSHOT_COLUMNS, "loops")))
     )
@@ -96,11 +98,14 @@ MAX_BACKOFF_STEPS = 6
 
 
 def take_dispatchable_txn(conn: Connection, now: datetime, redispatch_after: timedelta,
-                          limit: int) -> list[RowMapping]:
+                          limit: int, controlled: Sequence[str] = ()) -> list[RowMapping]:
     """Runnable executions with no live message: never dispatched (transactional or scheduled
     starts, long retries) or dispatched and still not claimed (a publish lost between commit and
     broker). The wait before re-publishing doubles with each re-dispatch of the same message, so
-    a backlog (messages queued, not lost) is not flooded with duplicates. Marks them dispatched."""
+    a backlog (messages queued, not lost) is not flooded with duplicates. Marks them dispatched.
+
+    Rows a ``controlled`` queue turned away (``slot`` set, never dispatched since) are left to
+    that queue's own dispatch (``runtime/queues.py``), which starts them as slots free."""
     unclaimed = or_(*(
         and_(t.c.redispatches == n if n < MAX_BACKOFF_STEPS else t.c.redispatches >= n,
              t.c.dispatched_at <= now - redispatch_after * 2 ** n)
@@ -111,6 +116,9 @@ def take_dispatchable_txn(conn: Connection, now: datetime, redispatch_after: tim
         t.c.status.in_([s.value for s in RUNNABLE]),
         or_(t.c.dispatched_at.is_(None), unclaimed),
     )
+    if controlled:
+        condition = and_(condition, or_(t.c.dispatched_at.is_not(None), t.c.slot.is_(None),
+                                        t.c.slot.not_in(list(controlled))))
     ids = _locked_ids(conn, condition, t.c.ready_at, limit)
     if not ids:
         return []

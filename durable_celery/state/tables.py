@@ -102,6 +102,10 @@ workflow_executions = Table(
     Column("stopping", NullableJson, nullable=True),
     # what a compensating execution ends as when it has nothing to compensate (failed, cancelled)
     Column("stop_status", String(32), nullable=True),
+    # Controlled queues (docs/queues.md): the queue (and per-key value) whose slot this row's
+    # lease holds, or, with no lease, the queue it waits for (turned away by a limit or a pause)
+    Column("slot", String(255), nullable=True),
+    Column("slot_key", String(255), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("completed_at", DateTime(timezone=True), nullable=True),
@@ -119,6 +123,9 @@ workflow_executions = Table(
           sqlite_where=text("lease_owner IS NULL AND ready_at IS NOT NULL")),
     Index("ix_workflow_executions_lease", "lease_expires_at", postgresql_where=text("lease_owner IS NOT NULL"),
           sqlite_where=text("lease_owner IS NOT NULL")),
+    # controlled queues: the steps holding (or waiting for) a slot of a queue
+    Index("ix_workflow_executions_slot", "slot", "slot_key", postgresql_where=text("slot IS NOT NULL"),
+          sqlite_where=text("slot IS NOT NULL")),
     Index("ix_workflow_executions_deadline", "deadline_at", postgresql_where=text("deadline_at IS NOT NULL"),
           sqlite_where=text("deadline_at IS NOT NULL")),
 )
@@ -258,4 +265,26 @@ scheduled_workflows = Table(
     Index("ix_scheduled_workflows_due", "next_run_at", postgresql_where=text("enabled"),
           sqlite_where=text("enabled")),
     Index(None, "workflow"),
+)
+
+queue_control = Table(
+    "queue_control",
+    metadata,
+    # one row per controlled queue (key ''): pause; its claims lock it, so they count one at a time
+    Column("queue", String(255), primary_key=True),
+    Column("key", String(255), primary_key=True, server_default=""),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+queue_starts = Table(
+    "queue_starts",
+    metadata,
+    # rate-limited queues: when each step started, per queue and key ('' for the queue-wide rate),
+    # kept for one rate period (a sliding window)
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("queue", String(255), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Index(None, "queue", "key", "started_at"),
 )

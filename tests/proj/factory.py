@@ -3,6 +3,7 @@ side (``tests.proj.app``) builds the same from the environment the test passes i
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ def make(broker: str, database_url: str, prefix: str, queue: str, **settings: An
 
         redis.Redis.from_url(os.environ.get("DURABLE_TEST_REDIS", "redis://127.0.0.1:6379/5")).rpush(key, x + y)
 
+    # queue_limits: flow control of the project's own queue (``queues={queue: queue_limits}``)
+    limits = settings.pop("queue_limits", None)
+    if limits is not None:
+        settings["queues"] = {queue: limits}
     durable = Durable(app, database_url=database_url, workflows=WORKFLOW_MODULES, queue=queue,
                       prefix=prefix, **settings)
     return app, durable
@@ -45,7 +50,7 @@ def make(broker: str, database_url: str, prefix: str, queue: str, **settings: An
 
 def env_for(broker: str, database_url: str, prefix: str, queue: str, **settings: Any) -> dict[str, str]:
     env = {"DT_BROKER": broker, "DT_DB": database_url, "DT_PREFIX": prefix, "DT_QUEUE": queue}
-    env.update({f"DT_{k.upper()}": str(v) for k, v in settings.items()})
+    env.update({f"DT_{k.upper()}": json.dumps(v) if isinstance(v, dict) else str(v) for k, v in settings.items()})
     return env
 
 
@@ -55,5 +60,8 @@ def from_env() -> tuple[Celery, Durable]:
         value = os.environ.get(f"DT_{key.upper()}")
         if value is not None:
             settings[key] = value if key in TEXT_KEYS else int(value) if key in INT_KEYS else float(value)
+    limits = os.environ.get("DT_QUEUE_LIMITS")
+    if limits is not None:
+        settings["queue_limits"] = json.loads(limits)
     return make(os.environ["DT_BROKER"], os.environ["DT_DB"], os.environ["DT_PREFIX"], os.environ["DT_QUEUE"],
                 **settings)
