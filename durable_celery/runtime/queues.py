@@ -13,7 +13,13 @@ from sqlalchemy.engine import RowMapping
 
 from durable_celery.queue_limits import QueueLimits
 from durable_celery.runtime.services import Services
-from durable_celery.state.queues import Refusal, capacity_txn, claim_controlled_txn, take_waiters_txn
+from durable_celery.state.queues import (
+    Refusal,
+    capacity_txn,
+    claim_controlled_txn,
+    claim_next_txn,
+    take_waiters_txn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +29,15 @@ def claim(sv: Services, limits: QueueLimits, execution_id: str, seq: int, token:
     with sv.db.begin() as conn:
         return claim_controlled_txn(conn, limits, execution_id, seq, token, sv.clock.now,
                                     timedelta(seconds=sv.settings.stale_lock_timeout))
+
+
+def claim_next(sv: Services, limits: QueueLimits, token: str) -> RowMapping | None:
+    """For a task whose step just freed a slot of the queue: claim the next waiting step, to run
+    it in this task (no broker round trip between one step's end and the next one's start)."""
+    settings = sv.settings
+    with sv.db.begin() as conn:
+        return claim_next_txn(conn, limits, token, sv.clock.now, timedelta(seconds=settings.stale_lock_timeout),
+                              timedelta(seconds=settings.redispatch_after))
 
 
 def dispatch_waiting(sv: Services, limits: QueueLimits, batch: int | None = None) -> int:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from durable_celery import codec
 from durable_celery.clock import as_utc
@@ -60,19 +62,43 @@ class Runner:
     def _run_controlled(self, limits: QueueLimits, execution_id: str, seq: int, token: str) -> Outcome:
         """A message on a controlled queue (docs/queues.md): the claim checks pause and limits
         in the queue's lock; turned away, the row waits for the queue and no worker is held.
-        When the step ends, its slot dispatches what waits for the queue."""
+        When the step ends, this task runs the next waiting step in its slot (within the
+        continuation budget), and dispatches what else waits for the queue."""
         sv = self.services
-        row = queues.claim(sv, limits, execution_id, seq, token)
-        if isinstance(row, Refusal):
+        claimed = queues.claim(sv, limits, execution_id, seq, token)
+        if isinstance(claimed, Refusal):
             return Outcome.THROTTLED
-        if row is None:
+        if claimed is None:
             return self._unclaimed(execution_id, seq)
-        sv.leases.hold(token)
+        row: Mapping[Any, Any] = claimed
+        started = time.monotonic()
         try:
-            return self._drive(snapshot(row), Lease(token, limits.name, time.monotonic(), slot=limits.name))
+            while True:
+                sv.leases.hold(token)
+                try:
+                    outcome = self._drive(snapshot(row), Lease(token, limits.name, time.monotonic(),
+                                                               slot=limits.name))
+                finally:
+                    sv.leases.release(token)
+                # The slot this step freed goes to the next waiting step, run here while the task
+                # is within its continuation budget: no broker round trip between the two. The
+                # rest of the free room (and the slot, past the budget) goes to other workers.
+                following = self._next_waiting(limits, started)
+                if following is None:
+                    return outcome
+                row, token = following, str(following["lease_owner"])
         finally:
-            sv.leases.release(token)
             queues.refill(sv, limits.name)
+
+    def _next_waiting(self, limits: QueueLimits, started: float) -> Mapping[Any, Any] | None:
+        """The next waiting step of the queue, claimed for this task; None past the budget."""
+        if time.monotonic() - started >= self.services.settings.continuation_budget:
+            return None
+        try:
+            return queues.claim_next(self.services, limits, uuid.uuid4().hex)
+        except Exception:  # noqa: BLE001 - the refill and the tick dispatch it instead
+            log.warning("durable: could not take the next step of queue %s", limits.name, exc_info=True)
+            return None
 
     def _unclaimed(self, execution_id: str, seq: int) -> Outcome:
         """A message that could not claim: a duplicate or stale one is dropped; one that came

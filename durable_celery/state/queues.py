@@ -104,15 +104,17 @@ _CLAIM = _claim_statement()
 
 
 def claim_controlled_txn(conn: Connection, limits: QueueLimits, execution_id: str, seq: int, token: str,
-                         clock: Callable[[], datetime], lease: timedelta) -> RowMapping | Refusal | None:
+                         clock: Callable[[], datetime], lease: timedelta, *,
+                         locked: bool = False) -> RowMapping | Refusal | None:
     """Claim on a controlled queue, in the caller's transaction: the row (its lease now holds a
     slot of the queue), a :class:`Refusal` (the row waits for the queue, no message live), or
     ``None`` when the message is a duplicate, stale or early (as ``claim_txn``).
 
     The time is read once the queue is locked: claims then record their starts in the order they
-    hold the lock, which the sliding window of a rate limit relies on."""
+    hold the lock, which the sliding window of a rate limit relies on. ``locked``: the caller
+    holds the queue's lock already (and found it not paused)."""
     queue = limits.name
-    paused = lock_queue_txn(conn, queue, clock())
+    paused = False if locked else lock_queue_txn(conn, queue, clock())
     now = clock()
     lease_until = now + lease
     fence = and_(t.c.id == execution_id, t.c.seq == seq, t.c.status.in_(_RUNNABLE), t.c.lease_owner.is_(None),
@@ -135,6 +137,24 @@ def claim_controlled_txn(conn: Connection, limits: QueueLimits, execution_id: st
         if key is not None and limits.per_key is not None and limits.per_key.rate is not None:
             conn.execute(insert(qs).values(queue=queue, key=key, started_at=now))
     return row
+
+
+def claim_next_txn(conn: Connection, limits: QueueLimits, token: str, clock: Callable[[], datetime],
+                   lease: timedelta, redispatch_after: timedelta) -> RowMapping | None:
+    """Claim, for the task whose step just freed a slot, the step that has waited longest for
+    the queue (highest priority first) and has no live message, if the limits let one more start
+    now; ``None`` otherwise. One transaction, under the queue's lock, like any controlled claim."""
+    paused = lock_queue_txn(conn, limits.name, clock())
+    now = clock()
+    waiter = take_waiters_txn(conn, limits, now, redispatch_after, 1, claim=True)
+    if paused or not waiter:
+        return None
+    row = waiter[0]
+    key = row["slot_key"]
+    if _refusal(conn, limits, key, paused, now) is not None:
+        return None
+    claimed = claim_controlled_txn(conn, limits, row["id"], row["seq"], token, lambda: now, lease, locked=True)
+    return None if isinstance(claimed, Refusal) else claimed
 
 
 def _refusal(conn: Connection, limits: QueueLimits, key: str | None, paused: bool, now: datetime) -> str | None:
@@ -185,10 +205,11 @@ def capacity_txn(conn: Connection, limits: QueueLimits, now: datetime, redispatc
 
 
 def take_waiters_txn(conn: Connection, limits: QueueLimits, now: datetime, redispatch_after: timedelta,
-                     limit: int) -> list[RowMapping]:
+                     limit: int, *, claim: bool = False) -> list[RowMapping]:
     """Up to ``limit`` rows waiting for the queue with no live message, highest priority first
     (then the longest ready), skipping keys at their concurrency limit; marked dispatched (locked
-    with SKIP LOCKED, so two callers never take the same row)."""
+    with SKIP LOCKED, so two callers never take the same row). ``claim``: only locked and
+    returned (``id``, ``seq``, ``slot_key``), for the caller to claim in this transaction."""
     if limit <= 0:
         return []
     no_message = or_(t.c.dispatched_at.is_(None), t.c.dispatched_at <= now - redispatch_after)
@@ -204,6 +225,8 @@ def take_waiters_txn(conn: Connection, limits: QueueLimits, now: datetime, redis
     ids = list(conn.execute(stmt).scalars())
     if not ids:
         return []
+    if claim:
+        return list(conn.execute(select(t.c.id, t.c.seq, t.c.slot_key).where(t.c.id.in_(ids))).mappings())
     return list(conn.execute(update(t).where(t.c.id.in_(ids)).values(dispatched_at=now)
                              .returning(*DISPATCH_COLUMNS)).mappings())
 
