@@ -181,8 +181,13 @@ def test_status_counts_executions_by_status(cli: Cli) -> None:
     assert after["counts"]["pending"] == before["counts"]["pending"] + 1
     assert after["counts"]["cancelled"] == before["counts"]["cancelled"] + 1
     assert after["total"] == before["total"] + 2 == sum(after["counts"].values())
-    table = dict(line.split() for line in cli.ok("status").splitlines()[1:])
+    counts_table = cli.ok("status").split("\n\n")[0]
+    table = dict(line.split() for line in counts_table.splitlines()[1:])
     assert table["total"] == str(after["total"]) and table["cancelled"] == str(after["counts"]["cancelled"])
+    # the controlled queues follow, in the table and in JSON
+    assert [q["name"] for q in after["queues"]] == [q["name"] for q in cli.json("queues") if q["controlled"]]
+    if after["queues"]:
+        assert "QUEUE" in cli.ok("status")
 
 
 # -- cancel, retry ------------------------------------------------------------------------------------

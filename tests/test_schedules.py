@@ -48,13 +48,13 @@ def test_two_beats_start_each_slot_of_a_per_second_schedule_exactly_once(project
     p.beat()
     p.beat()
     p.durable.schedule("sched_tick", "* * * * * *", name="every-second", input={"n": 1})
-    time.sleep(20)
+    time.sleep(30)
     p.durable.disable_schedule("every-second")
     time.sleep(1)  # a tick in flight when it was disabled commits or rolls back meanwhile
 
     found = slots(p, "every-second")
     assert all(count == 1 for _, count, _ in found), [s for s in found if s[1] != 1]
-    assert len(found) >= 17
+    assert len(found) >= 27
     gaps = [later[0] - earlier[0] for earlier, later in zip(found, found[1:])]
     assert set(gaps) == {SECOND}  # not one slot skipped
     # each run started within a second or so of its slot (a 0.5 s tick)

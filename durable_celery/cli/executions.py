@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
@@ -19,14 +20,21 @@ STATUSES = [s.value for s in ExecutionStatus]
 @format_option
 @pass_state
 def status(state: CliState, fmt: str) -> None:
-    """How many executions are in each status, and the schedules (how many enabled, the next due)."""
+    """How many executions are in each status, the controlled queues (running, waiting, paused)
+    and the schedules (how many enabled, the next due)."""
     counts = state.durable.count_by_status()
     scheduled = state.durable.schedule_summary()
+    controlled = [q for q in state.durable.list_queues() if q.controlled]
     if fmt == "json":
-        emit_json({"counts": counts, "total": sum(counts.values()), "schedules": scheduled})
+        emit_json({"counts": counts, "total": sum(counts.values()), "schedules": scheduled,
+                   "queues": [dataclasses.asdict(q) for q in controlled]})
         return
     rows = [*counts.items(), ("total", sum(counts.values()))]
     click.echo(table(["STATUS", "COUNT"], rows))
+    if controlled:
+        click.echo("\n" + table(["QUEUE", "RUNNING", "RUNNABLE", "WAITING", "CONCURRENCY", "PAUSED"],
+                                [(q.name, q.running, q.runnable, q.waiting, q.concurrency, "yes" if q.paused else "no")
+                                 for q in controlled]))
     if scheduled["total"]:
         click.echo("\n" + table(["SCHEDULES", "ENABLED", "NEXT DUE"],
                                 [(scheduled["total"], scheduled["enabled"], scheduled["next_run_at"])]))
