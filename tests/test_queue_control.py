@@ -18,8 +18,10 @@ Factory = Callable[..., Project]
 
 
 def bodies(p: Project, ids: list[str]) -> list[tuple[str, datetime, datetime]]:
-    """(execution, start, end) of each step body, from the notes the step recorded in Postgres."""
-    rows = p.sql("SELECT execution_id, min(at) FILTER (WHERE note = 'start'), max(at) FILTER (WHERE note = 'end') "
+    """(execution, start, end) of each step body's last run, from the notes the step recorded in
+    Postgres. The last run: a body cut off by a killed worker (a start, no end) ran again later,
+    and its first start must not stretch the interval of the run that completed."""
+    rows = p.sql("SELECT execution_id, max(at) FILTER (WHERE note = 'start'), max(at) FILTER (WHERE note = 'end') "
                  "FROM {schema}.test_effects WHERE execution_id = ANY(:ids) GROUP BY execution_id", ids=ids)
     return [(r[0], r[1], r[2]) for r in rows]
 
