@@ -125,7 +125,8 @@ def test_a_step_may_wait_several_times_and_replays_the_waits_it_passed(running_p
 
 def test_an_approval_is_validated_listed_answered_once_and_resumes(running_project: Project) -> None:
     p = running_project
-    execution_id = p.durable.start("asking", {"kind": "approval"})
+    # lingering after the answer: a second answer finds the execution still active
+    execution_id = p.durable.start("asking", {"kind": "approval", "linger": True})
     waiting(p, execution_id)
     pending = [i for i in p.durable.list_pending_inputs() if i.workflow_id == execution_id]
     assert len(pending) == 1
@@ -138,6 +139,7 @@ def test_an_approval_is_validated_listed_answered_once_and_resumes(running_proje
     p.durable.provide_input(execution_id, "manager", True)
     with pytest.raises(InvalidState, match="already provided"):
         p.durable.provide_input(execution_id, "manager", "rejected")
+    p.durable.send_event(execution_id, "close")
     execution = p.wait(execution_id)
     assert execution.context["answer"] == "approved"
     done = [i for i in p.durable.list_pending_inputs(status="completed") if i.workflow_id == execution_id]

@@ -248,6 +248,8 @@ def ask(ctx):
                                                 {"name": "age", "type": "integer", "required": False}])
     else:
         answer = wait.wait_for_text("comment")
+    if ctx.get("linger"):  # stay active after the answer, until told to close
+        wait.wait_for_event("close")
     return {**ctx, "answer": answer}
 
 
