@@ -13,6 +13,7 @@ import pytest
 
 from durable_celery import QueueNotFound
 from tests.conftest import Project
+from tests.test_composition import max_overlap
 
 Factory = Callable[..., Project]
 
@@ -24,17 +25,6 @@ def bodies(p: Project, ids: list[str]) -> list[tuple[str, datetime, datetime]]:
     rows = p.sql("SELECT execution_id, max(at) FILTER (WHERE note = 'start'), max(at) FILTER (WHERE note = 'end') "
                  "FROM {schema}.test_effects WHERE execution_id = ANY(:ids) GROUP BY execution_id", ids=ids)
     return [(r[0], r[1], r[2]) for r in rows]
-
-
-def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
-    """The most intervals open at one instant (an end at the same instant as a start closes first)."""
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
-                    key=lambda e: (e[0], e[1]))
-    running = peak = 0
-    for _, delta in events:
-        running += delta
-        peak = max(peak, running)
-    return peak
 
 
 def utilisation(intervals: list[tuple[datetime, datetime]], slots: int) -> float:
