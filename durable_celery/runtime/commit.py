@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from durable_celery.compiler.ir import StateMachine
@@ -15,6 +17,7 @@ from durable_celery.engine.values import Checkpoint, Outcome, Snapshot
 from durable_celery.runtime.calls import wake_caller
 from durable_celery.runtime.services import Services
 from durable_celery.state.checkpoint import Written, stop_requested_txn, write_checkpoint, write_checkpoint_txn
+from durable_celery.state.children import TakeNext
 from durable_celery.testing import faults
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,8 @@ class Committer:
         sv = self.services
         if lease.slot is not None and not cp.keep_lease:  # the lease goes, and its slot with it
             cp = dataclasses.replace(cp, values={**cp.values, "slot": None, "slot_key": None})
-        written = write_checkpoint(sv.db, machine, snap, lease.token, cp, sv.clock.now())
+        now = sv.clock.now()
+        written = write_checkpoint(sv.db, machine, snap, lease.token, cp, now, take=self._take_next(snap, lease, cp, now))
         if written is None:
             written = self.apply_stop(machine, snap, lease, cp)
         if written is None:
@@ -60,6 +64,16 @@ class Committer:
         if snap.parent_id is not None and snap.is_top_level and written.outcome in ENDED:
             wake_caller(sv, snap.id, snap.parent_id)
         return written
+
+    def _take_next(self, snap: Snapshot, lease: Lease, cp: Checkpoint, now: datetime) -> TakeNext | None:
+        """A finishing iteration offers to run the one its end releases, in this task while it
+        is within its continuation budget (docs/composition.md#foreach); not on a controlled
+        queue, whose slots decide what runs."""
+        settings = self.services.settings
+        if (snap.is_top_level or not cp.finishing or lease.slot is not None or lease.queue is None
+                or time.monotonic() - lease.started >= settings.continuation_budget):
+            return None
+        return TakeNext(lease.token, now + timedelta(seconds=settings.stale_lock_timeout), lease.queue)
 
     def apply_stop(self, machine: StateMachine | None, snap: Snapshot, lease: Lease, cp: Checkpoint) -> Written | None:
         """The checkpoint's fence failed: if that is because a stop was requested while this

@@ -147,6 +147,9 @@ class Runner:
             written = self.committer.commit(machine, snap, lease, cp)
             if written is None:
                 return Outcome.LEASE_LOST
+            if written.claimed is not None:  # the next iteration of the same foreach, run in this task
+                snap = snapshot(written.claimed)
+                continue
             if written.outcome is not Outcome.CONTINUE:
                 return written.outcome
             snap = snap.after(cp)

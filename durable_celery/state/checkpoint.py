@@ -26,6 +26,8 @@ from durable_celery.engine.fanout import fails_fast
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 from durable_celery.engine.values import Checkpoint, Message, Outcome, Snapshot
 from durable_celery.state.children import (
+    Finished,
+    TakeNext,
     child_finished_txn,
     insert_children_txn,
     release_compensation_txn,
@@ -47,15 +49,18 @@ class Written:
     messages: tuple[Message, ...] = ()
     #: rows made runnable by the transaction (woken, released), to publish like messages
     rows: tuple[Mapping[Any, Any], ...] = ()
+    #: the next iteration of the same foreach, claimed for this worker (see ``TakeNext``)
+    claimed: Mapping[Any, Any] | None = None
 
 
 def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot, token: str, cp: Checkpoint,
-                     now: datetime, *, stopping: bool = False) -> Written | None:
+                     now: datetime, *, stopping: bool = False, take: TakeNext | None = None) -> Written | None:
     """Commit ``cp`` for the execution ``snap`` leased by ``token``; ``None`` if the fence
     failed (the lease was lost, or a stop was requested: see ``stop_requested_txn``).
 
     ``stopping=True`` writes the checkpoint that applies a requested stop (the fence then
-    expects the request)."""
+    expects the request). ``take``: a finishing iteration's worker offers to run the sibling
+    its end releases (claimed in this transaction, returned as ``Written.claimed``)."""
     if cp.simple and not stopping and db.dialect == "postgresql":
         with db.single() as conn:
             if cp.attempt is not None:
@@ -64,16 +69,17 @@ def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot,
                 moved = advance_txn(conn, snap, token, {**cp.values, "updated_at": now})
         return Written(cp.outcome, cp.messages) if moved else None
     with db.begin() as conn:
-        return write_checkpoint_txn(conn, machine, snap, token, cp, now, stopping=stopping)
+        return write_checkpoint_txn(conn, machine, snap, token, cp, now, stopping=stopping, take=take)
 
 
 def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: Snapshot, token: str,
-                         cp: Checkpoint, now: datetime, *, stopping: bool = False) -> Written | None:
+                         cp: Checkpoint, now: datetime, *, stopping: bool = False,
+                         take: TakeNext | None = None) -> Written | None:
     """The general path of :func:`write_checkpoint`, in the caller's transaction."""
     values: dict[str, Any] = {**cp.values, "updated_at": now}
     child = not snap.is_top_level and snap.parent_id is not None
     ends = cp.finishing or cp.compensate
-    parent = _lock_ancestors(conn, snap) if ends and child else None
+    ancestors = _lock_ancestors(conn, snap) if ends and child else None
     if cp.stop_descendants or cp.compensate:
         # Before its descendants are touched: a finishing child locks its ancestors first too.
         lock_execution_txn(conn, snap.id)
@@ -102,39 +108,59 @@ def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: S
         if woken is not None:
             rows.append(woken)
             outcome = Outcome.WOKEN
+    claimed = None
     if ends:
         cancel_waits_txn(conn, snap.id, now)
-        rows.extend(_ended_txn(conn, machine, snap, parent, values, now))
-    return Written(outcome, tuple(messages), tuple(rows))
+        if ancestors is not None:
+            ended = _ended_txn(conn, machine, snap, ancestors, values, now, take)
+            rows.extend(ended.rows)
+            claimed = ended.claimed
+    return Written(outcome, tuple(messages), tuple(rows), claimed)
 
 
-def _lock_ancestors(conn: Connection, snap: Snapshot) -> Mapping[Any, Any] | None:
-    """Lock the root, then the parent (the lock order everywhere); returns the parent row."""
+@dataclass(frozen=True)
+class _Ancestors:
+    """The locked root's status and the locked parent's id, status and state."""
+
+    root_status: str
+    parent: Mapping[Any, Any]
+
+
+def _lock(conn: Connection, execution_id: str) -> Mapping[Any, Any] | None:
+    """Lock a row, reading only what a finishing child needs of it (not its context)."""
+    return conn.execute(select(t.c.id, t.c.status, t.c.current_node).where(t.c.id == execution_id)
+                        .with_for_update()).mappings().first()
+
+
+def _lock_ancestors(conn: Connection, snap: Snapshot) -> _Ancestors | None:
+    """Lock the root, then the parent (the lock order everywhere)."""
     assert snap.parent_id is not None
-    if snap.top != snap.parent_id:
-        lock_execution_txn(conn, snap.top)
-    return lock_execution_txn(conn, snap.parent_id)
-
-
-def _ended_txn(conn: Connection, machine: StateMachine | None, snap: Snapshot, parent: Mapping[Any, Any] | None,
-               values: Mapping[Any, Any], now: datetime) -> list[Mapping[Any, Any]]:
-    """A branch or iteration ended: release a parked sibling or wake its parent, and let its
-    workflow's compensation start if it waited for this step. Returns rows to publish."""
+    root = _lock(conn, snap.top) if snap.top != snap.parent_id else None
+    parent = _lock(conn, snap.parent_id)
     if parent is None:
-        return []
-    rows: list[Mapping[Any, Any]] = []
+        return None
+    return _Ancestors(str((root or parent)["status"]), parent)
+
+
+def _ended_txn(conn: Connection, machine: StateMachine | None, snap: Snapshot, ancestors: _Ancestors,
+               values: Mapping[Any, Any], now: datetime, take: TakeNext | None) -> Finished:
+    """A branch or iteration ended: release a parked sibling (or claim it for ``take``) or wake
+    its parent, and let its workflow's compensation start if it waited for this step."""
+    done = Finished()
     if ExecutionStatus(values["status"]) in TERMINAL:
-        rows.extend(child_finished_txn(conn, _as_row(snap), ExecutionStatus(values["status"]),
-                                       values.get("context", snap.context), now,
-                                       fails_fast(machine.state(parent["current_node"]) if machine else None)))
-    released = release_compensation_txn(conn, snap.top, now)
-    if released is not None:
-        rows.append(released)
-    return rows
+        state = machine.state(ancestors.parent["current_node"]) if machine else None
+        done = child_finished_txn(conn, _as_row(snap), ExecutionStatus(values["status"]),
+                                  values.get("context", snap.context), now, fails_fast(state), take, machine)
+    if ancestors.root_status == ExecutionStatus.COMPENSATING.value:  # (the root is locked: it stays so)
+        released = release_compensation_txn(conn, snap.top, now)
+        if released is not None:
+            done.rows.append(released)
+    return done
 
 
 def _as_row(snap: Snapshot) -> dict[str, Any]:
-    return {"id": snap.id, "parent_id": snap.parent_id, "parent_seq": snap.parent_seq, "root_id": snap.root_id}
+    return {"id": snap.id, "kind": snap.kind, "parent_id": snap.parent_id, "parent_seq": snap.parent_seq,
+            "root_id": snap.root_id}
 
 
 def advance_txn(conn: Connection, snap: Snapshot, token: str, values: Mapping[Any, Any], *,

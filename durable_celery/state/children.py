@@ -10,15 +10,18 @@ row first, then children.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
+from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine.fanout import FAILED
 from durable_celery.engine.statuses import ACTIVE, TERMINAL, ExecutionStatus
-from durable_celery.state.executions import DISPATCH_COLUMNS, finish_txn
+from durable_celery.engine.transitions import queue_of
+from durable_celery.state.executions import DISPATCH_COLUMNS, claim_txn, finish_txn
 from durable_celery.state.tables import workflow_executions as t
 from durable_celery.state.waits import cancel_waits_txn, wake_txn
 
@@ -36,41 +39,88 @@ def children_txn(conn: Connection, parent_id: str, parent_seq: int) -> list[RowM
     return list(conn.execute(stmt).mappings())
 
 
+@dataclass(frozen=True)
+class TakeNext:
+    """A finishing iteration's worker offers to run the sibling its end releases, in the same
+    task (no broker round trip): claimed in the finishing transaction with this lease token,
+    when the sibling's first step runs on ``queue`` (the queue the worker serves)."""
+
+    token: str
+    lease_until: datetime
+    queue: str | None
+
+
+@dataclass
+class Finished:
+    """What ending a branch or iteration set in motion: rows to publish (a released sibling, the
+    woken parent), and the sibling claimed for the finishing worker instead, if any."""
+
+    rows: list[Mapping[Any, Any]] = field(default_factory=list)
+    claimed: RowMapping | None = None
+
+
+def _siblings(child: Mapping[Any, Any]) -> Any:
+    return and_(t.c.parent_id == child["parent_id"], t.c.parent_seq == child["parent_seq"])
+
+
 def _block_decided(conn: Connection, child: Mapping[Any, Any], status: ExecutionStatus, fail_fast: bool) -> bool:
-    """Counted in SQL, not loaded: a foreach may have thousands of siblings."""
+    """Whether any sibling is unfinished, found without counting: a foreach may have thousands
+    of siblings. Iterations start in item order, so an unfinished one, if any, is near the end:
+    the scan goes backwards over the (parent_id, parent_seq, branch_index) index."""
     if fail_fast and status in FAILED:
         return True
-    siblings = and_(t.c.parent_id == child["parent_id"], t.c.parent_seq == child["parent_seq"], t.c.id != child["id"])
-    unfinished = conn.execute(select(func.count()).where(
-        siblings, t.c.status.not_in([s.value for s in TERMINAL]))).scalar_one()
-    return unfinished == 0
+    unfinished = conn.execute(
+        select(t.c.id).where(_siblings(child), t.c.id != child["id"], t.c.status.not_in(_TERMINAL))
+        .order_by(t.c.branch_index.desc()).limit(1)).first()
+    return unfinished is None
+
+
+_TERMINAL = [s.value for s in TERMINAL]
+
+
+def _release_parked(conn: Connection, child: Mapping[Any, Any], final_ctx: Any,
+                    now: datetime) -> Mapping[Any, Any] | None:
+    """Make the next parked sibling runnable. Parked ones come after every released one in
+    item order, so the search starts past the finishing child (not at the block's first item)."""
+    after = select(t.c.branch_index).where(t.c.id == child["id"]).scalar_subquery()
+    parked = conn.execute(
+        select(t.c.id, t.c.kind).where(_siblings(child), t.c.branch_index > after,
+                                       t.c.status == ExecutionStatus.PENDING.value, t.c.ready_at.is_(None))
+        .order_by(t.c.branch_index).limit(1)
+    ).mappings().first()
+    if parked is None:
+        return None
+    values: dict[str, Any] = {"ready_at": now, "dispatched_at": now, "updated_at": now}
+    if parked["kind"] == "sequence":  # in order: each iteration starts from the previous one's output
+        values.update(context=final_ctx)
+    return conn.execute(update(t).where(t.c.id == parked["id"]).values(**values)
+                        .returning(*DISPATCH_COLUMNS)).mappings().first()
 
 
 def child_finished_txn(conn: Connection, child: Mapping[Any, Any], status: ExecutionStatus, final_ctx: Any,
-                       now: datetime, fail_fast: bool) -> list[Mapping[Any, Any]]:
+                       now: datetime, fail_fast: bool, take: TakeNext | None = None,
+                       machine: StateMachine | None = None) -> Finished:
     """Called in the transaction that finishes ``child`` (after the parent row was locked):
-    release the next parked sibling, wake the parent if the block is decided (``fail_fast``: a
-    failed child decides it). Returns rows to publish."""
-    to_publish: list[Mapping[Any, Any]] = []
-    if status == ExecutionStatus.COMPLETED:
-        parked = conn.execute(
-            select(t.c.id, t.c.kind).where(t.c.parent_id == child["parent_id"], t.c.parent_seq == child["parent_seq"],
-                                           t.c.status == ExecutionStatus.PENDING.value, t.c.ready_at.is_(None))
-            .order_by(t.c.branch_index).limit(1)
-        ).mappings().first()
-        if parked is not None:
-            values: dict[str, Any] = {"ready_at": now, "dispatched_at": now, "updated_at": now}
-            if parked["kind"] == "sequence":  # in order: each iteration starts from the previous one's output
-                values.update(context=final_ctx)
-            released = conn.execute(update(t).where(t.c.id == parked["id"]).values(**values)
-                                    .returning(*DISPATCH_COLUMNS)).mappings().first()
-            if released is not None:
-                to_publish.append(released)
+    release the next parked sibling (claimed for ``take``'s worker if it offers to run it),
+    wake the parent if the block is decided (``fail_fast``: a failed child decides it)."""
+    done = Finished()
+    released = None
+    if status == ExecutionStatus.COMPLETED and child["kind"] != "branch":  # branches are never parked
+        released = _release_parked(conn, child, final_ctx, now)
+    if released is not None:
+        if (take is not None and machine is not None
+                and take.queue == queue_of(machine, released["current_node"], released["queue"])):
+            done.claimed = claim_txn(conn, released["id"], released["seq"], take.token, now, take.lease_until)
+        if done.claimed is None:
+            done.rows.append(released)
+        # a released sibling is unfinished: the block is not decided (unless this child failed it)
+        if not (fail_fast and status in FAILED):
+            return done
     if _block_decided(conn, child, status, fail_fast):
         woken = wake_txn(conn, child["parent_id"], now)
         if woken is not None:
-            to_publish.append(woken)
-    return to_publish
+            done.rows.append(woken)
+    return done
 
 
 def stop_tree_txn(conn: Connection, parent_id: str, now: datetime, error: dict[str, Any], *,
