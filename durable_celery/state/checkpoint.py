@@ -12,6 +12,7 @@ Lock order, everywhere: the root, then the parent, then the execution itself.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +21,11 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
-from durable_celery.compiler.ir import StateMachine
+from durable_celery.compiler.ir import State, StateMachine
 from durable_celery.engine.decide import compensating_values
 from durable_celery.engine.fanout import fails_fast
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
+from durable_celery.engine.transitions import queue_of
 from durable_celery.engine.values import Checkpoint, Message, Outcome, Snapshot
 from durable_celery.state.children import (
     Finished,
@@ -31,6 +33,7 @@ from durable_celery.state.children import (
     child_finished_txn,
     insert_children_txn,
     release_compensation_txn,
+    settle_block_txn,
     stop_tree_txn,
     tree_quiescent_txn,
 )
@@ -51,6 +54,9 @@ class Written:
     rows: tuple[Mapping[Any, Any], ...] = ()
     #: the next iteration of the same foreach, claimed for this worker (see ``TakeNext``)
     claimed: Mapping[Any, Any] | None = None
+    #: a child ended under a shared lock of its parent, releasing no sibling: whether its block
+    #: is decided is settled in a second transaction (see ``_settle``)
+    unsettled: bool = False
 
 
 def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot, token: str, cp: Checkpoint,
@@ -69,17 +75,29 @@ def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot,
                 moved = advance_txn(conn, snap, token, {**cp.values, "updated_at": now})
         return Written(cp.outcome, cp.messages) if moved else None
     with db.begin() as conn:
-        return write_checkpoint_txn(conn, machine, snap, token, cp, now, stopping=stopping, take=take)
+        written = write_checkpoint_txn(conn, machine, snap, token, cp, now, stopping=stopping, take=take,
+                                       share_parent=not stopping)
+    if written is not None and written.unsettled:
+        with db.begin() as conn:
+            rows = _settle_txn(conn, snap, now)
+        written = dataclasses.replace(written, rows=(*written.rows, *rows), unsettled=False)
+    return written
 
 
 def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: Snapshot, token: str,
                          cp: Checkpoint, now: datetime, *, stopping: bool = False,
-                         take: TakeNext | None = None) -> Written | None:
-    """The general path of :func:`write_checkpoint`, in the caller's transaction."""
+                         take: TakeNext | None = None, share_parent: bool = False) -> Written | None:
+    """The general path of :func:`write_checkpoint`, in the caller's transaction.
+
+    ``share_parent``: an iteration that completes may hold only a shared lock of its parent, so
+    the iterations of one foreach finish side by side; it then never writes the parent (that
+    would wait on its siblings' shared locks): a decision it cannot make is left ``unsettled``."""
     values: dict[str, Any] = {**cp.values, "updated_at": now}
     child = not snap.is_top_level and snap.parent_id is not None
     ends = cp.finishing or cp.compensate
-    ancestors = _lock_ancestors(conn, snap) if ends and child else None
+    shared = (share_parent and child and snap.kind in ("iteration", "sequence") and not cp.compensate
+              and values.get("status") == ExecutionStatus.COMPLETED.value)
+    ancestors = _lock_ancestors(conn, snap, shared=shared) if ends and child else None
     if cp.stop_descendants or cp.compensate:
         # Before its descendants are touched: a finishing child locks its ancestors first too.
         lock_execution_txn(conn, snap.id)
@@ -108,54 +126,85 @@ def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: S
         if woken is not None:
             rows.append(woken)
             outcome = Outcome.WOKEN
-    claimed = None
+    ended = Finished()
     if ends:
         cancel_waits_txn(conn, snap.id, now)
         if ancestors is not None:
-            ended = _ended_txn(conn, machine, snap, ancestors, values, now, take)
+            ended = _ended_txn(conn, machine, snap, ancestors, values, now, take, shared)
             rows.extend(ended.rows)
-            claimed = ended.claimed
-    return Written(outcome, tuple(messages), tuple(rows), claimed)
+    return Written(outcome, tuple(messages), tuple(rows), ended.claimed, ended.unsettled)
 
 
 @dataclass(frozen=True)
 class _Ancestors:
-    """The locked root's status and the locked parent's id, status and state."""
+    """The locked root's status and the locked parent's id, status, state and visit."""
 
     root_status: str
     parent: Mapping[Any, Any]
 
 
-def _lock(conn: Connection, execution_id: str) -> Mapping[Any, Any] | None:
+def _lock(conn: Connection, execution_id: str, shared: bool) -> Mapping[Any, Any] | None:
     """Lock a row, reading only what a finishing child needs of it (not its context)."""
-    return conn.execute(select(t.c.id, t.c.status, t.c.current_node).where(t.c.id == execution_id)
-                        .with_for_update()).mappings().first()
+    stmt = select(t.c.id, t.c.status, t.c.current_node, t.c.entered_seq).where(t.c.id == execution_id)
+    return conn.execute(stmt.with_for_update(read=shared)).mappings().first()
 
 
-def _lock_ancestors(conn: Connection, snap: Snapshot) -> _Ancestors | None:
-    """Lock the root, then the parent (the lock order everywhere)."""
+def _lock_ancestors(conn: Connection, snap: Snapshot, *, shared: bool = False) -> _Ancestors | None:
+    """Lock the root, then the parent (the lock order everywhere); ``shared``: FOR SHARE, which
+    keeps out stops and decisions (they lock FOR UPDATE) but not the parent's other children."""
     assert snap.parent_id is not None
-    root = _lock(conn, snap.top) if snap.top != snap.parent_id else None
-    parent = _lock(conn, snap.parent_id)
+    root = _lock(conn, snap.top, shared) if snap.top != snap.parent_id else None
+    parent = _lock(conn, snap.parent_id, shared)
     if parent is None:
         return None
     return _Ancestors(str((root or parent)["status"]), parent)
 
 
 def _ended_txn(conn: Connection, machine: StateMachine | None, snap: Snapshot, ancestors: _Ancestors,
-               values: Mapping[Any, Any], now: datetime, take: TakeNext | None) -> Finished:
+               values: Mapping[Any, Any], now: datetime, take: TakeNext | None, shared: bool) -> Finished:
     """A branch or iteration ended: release a parked sibling (or claim it for ``take``) or wake
     its parent, and let its workflow's compensation start if it waited for this step."""
     done = Finished()
     if ExecutionStatus(values["status"]) in TERMINAL:
         state = machine.state(ancestors.parent["current_node"]) if machine else None
+        offer = take if take is not None and machine is not None and _runs_on(machine, state, snap) == take.queue \
+            else None
         done = child_finished_txn(conn, _as_row(snap), ExecutionStatus(values["status"]),
-                                  values.get("context", snap.context), now, fails_fast(state), take, machine)
+                                  values.get("context", snap.context), now, fails_fast(state), offer, shared=shared)
     if ancestors.root_status == ExecutionStatus.COMPENSATING.value:  # (the root is locked: it stays so)
+        if shared:
+            done.unsettled = True
+        else:
+            released = release_compensation_txn(conn, snap.top, now)
+            if released is not None:
+                done.rows.append(released)
+    return done
+
+
+def _runs_on(machine: StateMachine, state: State | None, snap: Snapshot) -> str | None:
+    """The queue the next iteration of a foreach starts on (every iteration starts the same)."""
+    if state is None or state.kind != "foreach" or state.body is None:
+        return None
+    return queue_of(machine, state.body, snap.queue)
+
+
+def _settle_txn(conn: Connection, snap: Snapshot, now: datetime) -> list[Mapping[Any, Any]]:
+    """After an iteration ended under a shared lock without releasing a sibling: with the
+    ancestors locked for update, wake the parent if the block is decided (its last iterations
+    may end side by side: the last of them to get here sees the others' commits), and let a
+    compensating root go on."""
+    ancestors = _lock_ancestors(conn, snap)
+    if ancestors is None:
+        return []
+    rows: list[Mapping[Any, Any]] = []
+    parent = ancestors.parent
+    if parent["status"] == ExecutionStatus.WAITING.value and parent["entered_seq"] == snap.parent_seq:
+        rows.extend(settle_block_txn(conn, _as_row(snap), now))
+    if ancestors.root_status == ExecutionStatus.COMPENSATING.value:
         released = release_compensation_txn(conn, snap.top, now)
         if released is not None:
-            done.rows.append(released)
-    return done
+            rows.append(released)
+    return rows
 
 
 def _as_row(snap: Snapshot) -> dict[str, Any]:

@@ -17,11 +17,10 @@ from typing import Any
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine.fanout import FAILED
 from durable_celery.engine.statuses import ACTIVE, TERMINAL, ExecutionStatus
-from durable_celery.engine.transitions import queue_of
-from durable_celery.state.executions import DISPATCH_COLUMNS, claim_txn, finish_txn
+from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
+from durable_celery.state.executions import DISPATCH_COLUMNS, finish_txn
 from durable_celery.state.tables import workflow_executions as t
 from durable_celery.state.waits import cancel_waits_txn, wake_txn
 
@@ -42,8 +41,8 @@ def children_txn(conn: Connection, parent_id: str, parent_seq: int) -> list[RowM
 @dataclass(frozen=True)
 class TakeNext:
     """A finishing iteration's worker offers to run the sibling its end releases, in the same
-    task (no broker round trip): claimed in the finishing transaction with this lease token,
-    when the sibling's first step runs on ``queue`` (the queue the worker serves)."""
+    task (no broker round trip): claimed in the finishing transaction with this lease token
+    (the caller checked that the sibling starts on ``queue``, the queue the worker serves)."""
 
     token: str
     lease_until: datetime
@@ -53,74 +52,90 @@ class TakeNext:
 @dataclass
 class Finished:
     """What ending a branch or iteration set in motion: rows to publish (a released sibling, the
-    woken parent), and the sibling claimed for the finishing worker instead, if any."""
+    woken parent), the sibling claimed for the finishing worker instead, if any, and whether the
+    block's decision is left to a second transaction (``unsettled``: see ``child_finished_txn``)."""
 
     rows: list[Mapping[Any, Any]] = field(default_factory=list)
     claimed: RowMapping | None = None
+    unsettled: bool = False
 
 
 def _siblings(child: Mapping[Any, Any]) -> Any:
     return and_(t.c.parent_id == child["parent_id"], t.c.parent_seq == child["parent_seq"])
 
 
-def _block_decided(conn: Connection, child: Mapping[Any, Any], status: ExecutionStatus, fail_fast: bool) -> bool:
-    """Whether any sibling is unfinished, found without counting: a foreach may have thousands
-    of siblings. Iterations start in item order, so an unfinished one, if any, is near the end:
-    the scan goes backwards over the (parent_id, parent_seq, branch_index) index."""
-    if fail_fast and status in FAILED:
-        return True
-    unfinished = conn.execute(
-        select(t.c.id).where(_siblings(child), t.c.id != child["id"], t.c.status.not_in(_TERMINAL))
-        .order_by(t.c.branch_index.desc()).limit(1)).first()
-    return unfinished is None
-
-
 _TERMINAL = [s.value for s in TERMINAL]
 
 
-def _release_parked(conn: Connection, child: Mapping[Any, Any], final_ctx: Any,
-                    now: datetime) -> Mapping[Any, Any] | None:
-    """Make the next parked sibling runnable. Parked ones come after every released one in
-    item order, so the search starts past the finishing child (not at the block's first item)."""
+def _unfinished_sibling(conn: Connection, child: Mapping[Any, Any]) -> bool:
+    """Whether any sibling is unfinished, found without counting: a foreach may have thousands
+    of siblings. Iterations start in item order, so an unfinished one, if any, is near the end:
+    the scan goes backwards over the (parent_id, parent_seq, branch_index) index."""
+    unfinished = conn.execute(
+        select(t.c.id).where(_siblings(child), t.c.id != child["id"], t.c.status.not_in(_TERMINAL))
+        .order_by(t.c.branch_index.desc()).limit(1)).first()
+    return unfinished is not None
+
+
+def _release_parked(conn: Connection, child: Mapping[Any, Any], final_ctx: Any, now: datetime,
+                    take: TakeNext | None) -> RowMapping | None:
+    """Make the next parked sibling runnable, or claim it for ``take``'s worker: one statement.
+    Parked ones come after every released one in item order, so the search starts past the
+    finishing child (not at the block's first item); SKIP LOCKED lets siblings ending side by
+    side (under a shared lock of the parent) each take a different one."""
     after = select(t.c.branch_index).where(t.c.id == child["id"]).scalar_subquery()
-    parked = conn.execute(
-        select(t.c.id, t.c.kind).where(_siblings(child), t.c.branch_index > after,
-                                       t.c.status == ExecutionStatus.PENDING.value, t.c.ready_at.is_(None))
-        .order_by(t.c.branch_index).limit(1)
-    ).mappings().first()
-    if parked is None:
-        return None
-    values: dict[str, Any] = {"ready_at": now, "dispatched_at": now, "updated_at": now}
-    if parked["kind"] == "sequence":  # in order: each iteration starts from the previous one's output
+    parked = (select(t.c.id).where(_siblings(child), t.c.branch_index > after,
+                                   t.c.status == ExecutionStatus.PENDING.value, t.c.ready_at.is_(None))
+              .order_by(t.c.branch_index).limit(1).with_for_update(skip_locked=True).scalar_subquery())
+    values: dict[str, Any] = {"dispatched_at": now, "updated_at": now}
+    if child["kind"] == "sequence":  # in order: each iteration starts from the previous one's output
         values.update(context=final_ctx)
-    return conn.execute(update(t).where(t.c.id == parked["id"]).values(**values)
-                        .returning(*DISPATCH_COLUMNS)).mappings().first()
+    if take is None:
+        stmt = update(t).values(ready_at=now, **values).returning(*DISPATCH_COLUMNS)
+    else:  # what claim_txn writes, for a row that was never started
+        stmt = (update(t).values(lease_owner=take.token, lease_expires_at=take.lease_until, ready_at=None,
+                                 status=ExecutionStatus.RUNNING.value, started_at=now, step_started_at=now,
+                                 redispatches=0, slot=None, slot_key=None, **values)
+                .returning(*(t.c[name] for name in (*SNAPSHOT_COLUMNS, "loops"))))
+    return conn.execute(stmt.where(t.c.id == parked)).mappings().first()
 
 
 def child_finished_txn(conn: Connection, child: Mapping[Any, Any], status: ExecutionStatus, final_ctx: Any,
-                       now: datetime, fail_fast: bool, take: TakeNext | None = None,
-                       machine: StateMachine | None = None) -> Finished:
+                       now: datetime, fail_fast: bool, take: TakeNext | None = None, *,
+                       shared: bool = False) -> Finished:
     """Called in the transaction that finishes ``child`` (after the parent row was locked):
-    release the next parked sibling (claimed for ``take``'s worker if it offers to run it),
-    wake the parent if the block is decided (``fail_fast``: a failed child decides it)."""
+    release the next parked sibling (claimed for ``take``'s worker, if given), wake the parent
+    if the block is decided (``fail_fast``: a failed child decides it).
+
+    ``shared``: the parent is locked FOR SHARE (a completed iteration: its siblings end side by
+    side). The parent is then not written: when no sibling was released, the decision is left
+    ``unsettled``, for :func:`settle_block_txn` in a transaction of its own."""
     done = Finished()
-    released = None
     if status == ExecutionStatus.COMPLETED and child["kind"] != "branch":  # branches are never parked
-        released = _release_parked(conn, child, final_ctx, now)
-    if released is not None:
-        if (take is not None and machine is not None
-                and take.queue == queue_of(machine, released["current_node"], released["queue"])):
-            done.claimed = claim_txn(conn, released["id"], released["seq"], take.token, now, take.lease_until)
-        if done.claimed is None:
-            done.rows.append(released)
-        # a released sibling is unfinished: the block is not decided (unless this child failed it)
-        if not (fail_fast and status in FAILED):
+        released = _release_parked(conn, child, final_ctx, now, take)
+        if released is not None:  # an unfinished sibling: the block is not decided
+            if take is None:
+                done.rows.append(released)
+            else:
+                done.claimed = released
             return done
-    if _block_decided(conn, child, status, fail_fast):
+    if shared:
+        done.unsettled = True
+    elif (fail_fast and status in FAILED) or not _unfinished_sibling(conn, child):
         woken = wake_txn(conn, child["parent_id"], now)
         if woken is not None:
             done.rows.append(woken)
     return done
+
+
+def settle_block_txn(conn: Connection, child: Mapping[Any, Any], now: datetime) -> list[Mapping[Any, Any]]:
+    """After ``child`` ended and committed, with its parent locked FOR UPDATE: wake the parent if
+    no sibling is unfinished. Of iterations ending side by side, the last to take the lock sees
+    the others' commits, so one of them wakes it."""
+    if _unfinished_sibling(conn, child):
+        return []
+    woken = wake_txn(conn, child["parent_id"], now)
+    return [] if woken is None else [woken]
 
 
 def stop_tree_txn(conn: Connection, parent_id: str, now: datetime, error: dict[str, Any], *,
