@@ -89,13 +89,13 @@ def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: S
                          take: TakeNext | None = None, share_parent: bool = False) -> Written | None:
     """The general path of :func:`write_checkpoint`, in the caller's transaction.
 
-    ``share_parent``: an iteration that completes may hold only a shared lock of its parent, so
-    the iterations of one foreach finish side by side; it then never writes the parent (that
+    ``share_parent``: a branch or iteration that completes may hold only a shared lock of its
+    parent, so the children of one block finish side by side; it then never writes the parent (that
     would wait on its siblings' shared locks): a decision it cannot make is left ``unsettled``."""
     values: dict[str, Any] = {**cp.values, "updated_at": now}
     child = not snap.is_top_level and snap.parent_id is not None
     ends = cp.finishing or cp.compensate
-    shared = (share_parent and child and snap.kind in ("iteration", "sequence") and not cp.compensate
+    shared = (share_parent and child and not cp.compensate
               and values.get("status") == ExecutionStatus.COMPLETED.value)
     ancestors = _lock_ancestors(conn, snap, shared=shared) if ends and child else None
     if cp.stop_descendants or cp.compensate:
@@ -189,10 +189,10 @@ def _runs_on(machine: StateMachine, state: State | None, snap: Snapshot) -> str 
 
 
 def _settle_txn(conn: Connection, snap: Snapshot, now: datetime) -> list[Mapping[Any, Any]]:
-    """After an iteration ended under a shared lock without releasing a sibling: with the
-    ancestors locked for update, wake the parent if the block is decided (its last iterations
-    may end side by side: the last of them to get here sees the others' commits), and let a
-    compensating root go on."""
+    """After a branch or iteration ended under a shared lock, leaving the decision unsettled:
+    with the ancestors locked for update, wake the parent if the block is decided (its last
+    children may end side by side: the last of them to get here sees the others' commits), and
+    let a compensating root go on."""
     ancestors = _lock_ancestors(conn, snap)
     if ancestors is None:
         return []

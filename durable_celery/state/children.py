@@ -77,6 +77,15 @@ def _unfinished_sibling(conn: Connection, child: Mapping[Any, Any]) -> bool:
     return unfinished is not None
 
 
+def _unleased_sibling(conn: Connection, child: Mapping[Any, Any]) -> bool:
+    """Whether an unfinished sibling is held by no worker (parked, or waiting for its message)."""
+    unleased = conn.execute(
+        select(t.c.id).where(_siblings(child), t.c.id != child["id"], t.c.status.not_in(_TERMINAL),
+                             t.c.lease_owner.is_(None))
+        .order_by(t.c.branch_index.desc()).limit(1)).first()
+    return unleased is not None
+
+
 def _release_parked(conn: Connection, child: Mapping[Any, Any], final_ctx: Any, now: datetime,
                     take: TakeNext | None) -> RowMapping | None:
     """Make the next parked sibling runnable, or claim it for ``take``'s worker: one statement.
@@ -107,9 +116,10 @@ def child_finished_txn(conn: Connection, child: Mapping[Any, Any], status: Execu
     release the next parked sibling (claimed for ``take``'s worker, if given), wake the parent
     if the block is decided (``fail_fast``: a failed child decides it).
 
-    ``shared``: the parent is locked FOR SHARE (a completed iteration: its siblings end side by
-    side). The parent is then not written: when no sibling was released, the decision is left
-    ``unsettled``, for :func:`settle_block_txn` in a transaction of its own."""
+    ``shared``: the parent is locked FOR SHARE (a completed branch or iteration: its siblings end
+    side by side). The parent is then not written: when no sibling was released and every
+    unfinished one is leased, the decision is left ``unsettled``, for :func:`settle_block_txn` in
+    a transaction of its own."""
     done = Finished()
     if status == ExecutionStatus.COMPLETED and child["kind"] != "branch":  # branches are never parked
         released = _release_parked(conn, child, final_ctx, now, take)
@@ -120,7 +130,10 @@ def child_finished_txn(conn: Connection, child: Mapping[Any, Any], status: Execu
                 done.claimed = released
             return done
     if shared:
-        done.unsettled = True
+        # A sibling not leased yet ends later, in a transaction that sees this one's status or
+        # settles the block after this commit: it decides. Otherwise every unfinished sibling
+        # may be ending right now, unseen: settle after the commit.
+        done.unsettled = not _unleased_sibling(conn, child)
     elif (fail_fast and status in FAILED) or not _unfinished_sibling(conn, child):
         woken = wake_txn(conn, child["parent_id"], now)
         if woken is not None:
