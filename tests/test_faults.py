@@ -148,3 +148,42 @@ def test_a_change_elsewhere_in_the_definition_lets_an_in_flight_execution_go_on(
     execution = p.wait(execution_id)
     assert execution.status == "completed"
     assert execution.context == {"begun_by": "3", "ended_by": "3"}
+
+
+def test_a_worker_killed_in_the_middle_of_a_big_foreach_loses_no_item_and_runs_none_twice(
+        project_factory: Factory) -> None:
+    p = project_factory("redis")
+    p.beat()
+    doomed = p.worker()
+    # Given a foreach of 600 items, 20 at a time, each recording a side effect, running on a
+    # worker whose tasks go from one item to the next without a broker round trip
+    execution_id = p.durable.start("tally", {"n": 600})
+    deadline = time.monotonic() + 60
+    while len(p.notes(execution_id)) < 150:
+        assert time.monotonic() < deadline, "the foreach made no progress"
+        time.sleep(0.05)
+    # When that worker is killed with SIGKILL, in the middle of a run of items
+    doomed.kill()
+    committed = {str(row[0]) for row in p.sql(
+        "SELECT item FROM {schema}.workflow_executions WHERE parent_id = :id AND status = 'completed'",
+        id=execution_id)}
+    in_flight = p.sql("SELECT count(*) FROM {schema}.workflow_executions WHERE parent_id = :id "
+                      "AND lease_owner IS NOT NULL", id=execution_id)[0][0]
+    # And another worker takes over (the dead one's leases expire)
+    p.worker()
+    execution = p.wait(execution_id, timeout=120)
+    # Then the foreach completed with every result, in item order
+    assert execution.status == "completed"
+    assert execution.context == {"statuses": ["ok"], "items": list(range(600))}
+    # Every item was checkpointed exactly once
+    attempts = dict(p.sql("SELECT e.item::text, count(*) FROM {schema}.step_executions s JOIN "
+                          "{schema}.workflow_executions e ON e.id = s.execution_id WHERE e.parent_id = :id "
+                          "AND s.status = 'completed' GROUP BY e.item", id=execution_id))
+    assert len(attempts) == 600 and set(attempts.values()) == {1}
+    # An item whose checkpoint had committed never ran again; one cut off by the kill ran again
+    notes = p.notes(execution_id)
+    assert set(notes) == {str(i) for i in range(600)}
+    assert 150 <= len(committed) < 600
+    assert all(notes[item] == 1 for item in committed)
+    assert in_flight <= 20
+    assert sum(notes.values()) - 600 <= in_flight

@@ -488,6 +488,22 @@ def count_them(ctx):
     return {"count": len(results), "in_order": [r[1]["i"] for r in results] == list(range(ctx["n"]))}
 
 
+# A foreach whose items record a side effect each (note: the item), for the crash test.
+tally = Workflow("tally")
+with tally.foreach("each", items=lambda ctx: list(range(ctx["n"])), concurrency=20):
+    @tally.step
+    def tally_item(ctx, item):
+        record(str(item))
+        time.sleep(0.005)
+        return {"i": item}
+
+
+@tally.step
+def tally_up(ctx):
+    return {"statuses": sorted({r[0] for r in ctx["__results__"]}), "items": [r[1]["i"] for r in ctx["__results__"]]}
+
+
+
 branch_waits = Workflow("branch_waits")
 
 
