@@ -168,8 +168,9 @@ def move_on(machine: StateMachine, snap: Snapshot, state: State, next_id: str, c
         "entered_seq": snap.seq + 1, "loops": loops or None, "lost_leases": 0,
     }
     if policy.dispatch_mode == "continuation" and turn.may_continue and next_queue == turn.queue:
-        values.update(lease_expires_at=turn.now + timedelta(seconds=policy.stale_lock_timeout),
-                      step_started_at=turn.now)
+        # The lease's expiry is left alone (the heartbeat renews it): an update that touches no
+        # indexed column can stay on its page (a HOT update), the cheapest write Postgres has
+        values["step_started_at"] = turn.now
         return checkpoint(snap, Outcome.CONTINUE, values, attempt, keep_lease=True)
     if turn.handoff is not None and policy.handoff_ttl is not None and next_queue not in policy.controlled:
         # The next step's message carries its lease: its task runs without a claim (one commit a step)
