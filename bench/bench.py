@@ -74,10 +74,12 @@ from durable_celery.testing.workers import CeleryProcess  # noqa: E402
 MODES = ("per_step", "continuation", "chain")
 ENGINE_MODES = ("per_step", "continuation")
 FINISHED = ("completed", "failed")
-GOALS = (  # (description, metric, threshold, higher is better)
-    ("per_step steps/s >= 0.6x chain", "per_step_vs_chain", 0.6, True),
-    ("continuation steps/s >= 1.5x chain", "continuation_vs_chain", 1.5, True),
-    ("continuation commits/step <= 1", "continuation_commits_per_step", 1.0, False),
+GOALS = (  # (description, metric, threshold, higher is better): issue 11's, at W=200, N=10
+    ("per_step steps/s >= 0.9x chain", "per_step_vs_chain", 0.9, True),
+    ("continuation steps/s >= 3x chain", "continuation_vs_chain", 3.0, True),
+    ("continuation commits/step <= 1.05", "continuation_commits_per_step", 1.05, False),
+    ("per_step p50 latency <= 1.2x chain", "per_step_latency_vs_chain", 1.2, False),
+    ("continuation p50 latency < 1x chain", "continuation_latency_vs_chain", 0.999, False),
 )
 
 
@@ -99,6 +101,8 @@ class Config:
     stats_settle: float = 11.0
     stall: float = 60.0
     repeat: int = 1
+    #: workflows (or chains) run one at a time, for the end-to-end latency under light load
+    latency: int = 20
     json_path: str | None = None
 
     @property
@@ -130,6 +134,8 @@ class Result:
     commits_raw: int | None = None
     cpu_worker_s: float | None = None
     cpu_machine_s: float | None = None
+    #: end-to-end seconds of single workflows run one at a time (W=1), sorted
+    latencies: tuple[float, ...] = ()
 
     @property
     def total_steps(self) -> int:
@@ -155,11 +161,18 @@ class Result:
     def cpu_ms_per_step(self, seconds: float | None) -> float | None:
         return None if seconds is None else seconds / self.total_steps * 1000
 
+    def latency_ms(self, quantile: float) -> float | None:
+        """A quantile of the W=1 latencies, in milliseconds (nearest rank)."""
+        if not self.latencies:
+            return None
+        return self.latencies[min(len(self.latencies) - 1, int(quantile * len(self.latencies)))] * 1000
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "workflows_per_s": self.workflows_per_s, "steps_per_s": self.steps_per_s,
                 "overhead_ms_per_step_per_process": self.overhead_ms, "commits_per_step": self.commits_per_step,
                 "cpu_worker_ms_per_step": self.cpu_ms_per_step(self.cpu_worker_s),
-                "cpu_machine_ms_per_step": self.cpu_ms_per_step(self.cpu_machine_s)}
+                "cpu_machine_ms_per_step": self.cpu_ms_per_step(self.cpu_machine_s),
+                "latency_p50_ms": self.latency_ms(0.5), "latency_p95_ms": self.latency_ms(0.95)}
 
 
 # -- CPU time (Linux /proc; None elsewhere) ------------------------------------------------------------------
@@ -284,6 +297,20 @@ class Poller:
                                    f"worker log:\n{proc.log()[-4000:]}")
             time.sleep(self._interval)
 
+    def completed_at(self, execution_id: str, timeout: float) -> datetime:
+        """When ``execution_id`` completed, polling every millisecond or so (latency runs)."""
+        query = sql.SQL("SELECT completed_at FROM {} WHERE id = {} AND status = 'completed'").format(
+            self._table, sql.Literal(execution_id))
+        deadline = time.monotonic() + timeout
+        while True:
+            self.queries += 1
+            row = self._conn.execute(query).fetchone()
+            if row is not None:
+                return row[0]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"execution {execution_id} did not complete within {timeout:g}s")
+            time.sleep(0.001)
+
     def outcome(self) -> tuple[int, datetime]:
         """(failed executions, latest completion time)."""
         query = sql.SQL("SELECT count(*) FILTER (WHERE status = 'failed'), max(completed_at) FROM {}").format(
@@ -316,13 +343,14 @@ def run_engine(cfg: Config, mode: str, queue: str, schema: str) -> Result:
             poller = Poller(cfg, schema)
             start_executions(durable, cfg.warmup)
             poller.wait_finished(cfg.warmup, cfg.stall, proc)
+            latencies = engine_latencies(durable, poller, cfg)
             time.sleep(cfg.stats_settle)  # let idle backends flush the warm-up's statistics
             before = stats.commits()
             poller.queries = 0
             cpu = CpuMeter(proc.pid)
             began = time.time()
             start_executions(durable, cfg.workflows)
-            poller.wait_finished(cfg.warmup + cfg.workflows, cfg.stall, proc)
+            poller.wait_finished(cfg.warmup + cfg.latency + cfg.workflows, cfg.stall, proc)
             cpu.stop()
             failed, last = poller.outcome()
         durable.db.dispose()
@@ -334,7 +362,18 @@ def run_engine(cfg: Config, mode: str, queue: str, schema: str) -> Result:
     wall = last.timestamp() - began
     return Result(mode, cfg.workflows, cfg.steps, cfg.concurrency, wall, failed=failed,
                   commits=raw - poller.queries, own_queries=poller.queries, commits_raw=raw,
-                  cpu_worker_s=cpu.worker, cpu_machine_s=cpu.machine)
+                  cpu_worker_s=cpu.worker, cpu_machine_s=cpu.machine, latencies=latencies)
+
+
+def engine_latencies(durable: Durable, poller: Poller, cfg: Config) -> tuple[float, ...]:
+    """End to end, one workflow at a time: from just before ``start`` to its ``completed_at``
+    (the worker's clock; same machine). Before the commit baseline, so not counted there."""
+    latencies = []
+    for _ in range(cfg.latency):
+        began = time.time()
+        execution_id = durable.start(WORKFLOW)
+        latencies.append(poller.completed_at(execution_id, cfg.stall).timestamp() - began)
+    return tuple(sorted(latencies))
 
 
 def start_chains(task: Any, count: int, steps: int) -> list[AsyncResult]:
@@ -359,6 +398,7 @@ def run_chain(cfg: Config, queue: str) -> Result:
     try:
         with start_worker([queue], chain_env(cfg.broker, cfg.result_backend, queue), cfg.concurrency) as proc:
             wait_chains(start_chains(task, cfg.warmup, cfg.steps), cfg.stall)
+            latencies = chain_latencies(task, cfg)
             cpu = CpuMeter(proc.pid)
             began = time.perf_counter()
             failed = wait_chains(start_chains(task, cfg.workflows, cfg.steps), cfg.stall)
@@ -367,7 +407,17 @@ def run_chain(cfg: Config, queue: str) -> Result:
     finally:
         delete_queues(app, queue)
     return Result("chain", cfg.workflows, cfg.steps, cfg.concurrency, wall, failed=failed,
-                  cpu_worker_s=cpu.worker, cpu_machine_s=cpu.machine)
+                  cpu_worker_s=cpu.worker, cpu_machine_s=cpu.machine, latencies=latencies)
+
+
+def chain_latencies(task: Any, cfg: Config) -> tuple[float, ...]:
+    """End to end, one chain at a time: from just before ``apply_async`` to the return of ``get``."""
+    latencies = []
+    for _ in range(cfg.latency):
+        began = time.time()
+        start_chains(task, 1, cfg.steps)[0].get(timeout=cfg.stall)
+        latencies.append(time.time() - began)
+    return tuple(sorted(latencies))
 
 
 def run_scenario(cfg: Config, mode: str, tag: str) -> Result:
@@ -399,12 +449,19 @@ def print_result(result: Result) -> None:
 
 
 def ratios(results: dict[str, Result]) -> dict[str, float]:
-    """Engine steps/s over the plain chain's, per engine mode that ran."""
+    """Engine steps/s over the plain chain's, and the engine's p50 latency over the chain's, per
+    engine mode that ran."""
     base = results.get("chain")
     if base is None:
         return {}
-    return {f"{mode}_vs_chain": results[mode].steps_per_s / base.steps_per_s for mode in ENGINE_MODES
-            if mode in results}
+    vs = {f"{mode}_vs_chain": results[mode].steps_per_s / base.steps_per_s for mode in ENGINE_MODES
+          if mode in results}
+    base_p50 = base.latency_ms(0.5)
+    for mode in ENGINE_MODES:
+        p50 = results[mode].latency_ms(0.5) if mode in results else None
+        if p50 is not None and base_p50:
+            vs[f"{mode}_latency_vs_chain"] = p50 / base_p50
+    return vs
 
 
 def goals(results: dict[str, Result]) -> list[dict[str, Any]]:
@@ -446,10 +503,16 @@ def print_summary(cfg: Config, rounds: dict[str, list[Result]]) -> None:
               f"{_fmt(ratio, '.2f') + ('x' if ratio is not None else ''):>10}"
               + (f"{f'{min(spread):.0f}-{max(spread):.0f}':>18}" if cfg.repeat > 1 else ""))
     print("(cpu ms/step: worker process tree / whole machine)")
+    if any(r.latencies for r in results.values()):
+        print(f"\nLatency, one workflow at a time ({cfg.latency} each):")
+        for name, r in results.items():
+            ratio = 1.0 if name == "chain" else vs.get(f"{name}_latency_vs_chain")
+            print(f"  {name:<14} p50 {_fmt(r.latency_ms(0.5), '.1f'):>7} ms   p95 {_fmt(r.latency_ms(0.95), '.1f'):>7} ms"
+                  f"   {_fmt(ratio, '.2f')}x chain")
     print("\nGoals:")
     for goal in goals(results):
         verdict = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
-        print(f"  {goal['goal']:<38} {_fmt(goal['value'], '.3f'):>8}  {verdict}")
+        print(f"  {goal['goal']:<40} {_fmt(goal['value'], '.3f'):>8}  {verdict}")
 
 
 def write_json(cfg: Config, rounds: dict[str, list[Result]], path: str) -> None:
@@ -484,6 +547,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
                         help="give up when nothing has finished for this many seconds")
     parser.add_argument("--repeat", type=int, default=defaults.repeat,
                         help="rounds of every scenario (interleaved); the summary shows each one's median")
+    parser.add_argument("--latency", type=int, default=defaults.latency,
+                        help="workflows run one at a time per scenario, for the p50/p95 latency (0: none)")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
@@ -492,10 +557,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         parser.error(f"--modes takes a comma-separated subset of {','.join(MODES)}")
     if min(args.workflows, args.steps, args.warmup, args.repeat, args.concurrency) < 1:
         parser.error("--workflows, --steps, --warmup, --repeat and --concurrency must be at least 1")
+    if args.latency < 0:
+        parser.error("--latency must be 0 or more")
     return Config(workflows=args.workflows, steps=args.steps, broker=args.broker, result_backend=args.result_backend,
                   postgres=args.postgres, admin_database=args.admin_database, modes=modes,
                   concurrency=args.concurrency, warmup=args.warmup, continuation_budget=args.continuation_budget,
-                  stats_settle=args.stats_settle, stall=args.stall, repeat=args.repeat, json_path=args.json_path)
+                  stats_settle=args.stats_settle, stall=args.stall, repeat=args.repeat, latency=args.latency,
+                  json_path=args.json_path)
 
 
 def run(cfg: Config) -> dict[str, list[Result]]:

@@ -38,6 +38,7 @@ from durable_celery.registry import Registry, Sources
 from durable_celery.runtime import deliver, eager, queues
 from durable_celery.runtime.calls import wake_caller
 from durable_celery.runtime.dispatch import Dispatcher
+from durable_celery.runtime.handoff import confirm_after
 from durable_celery.runtime.install import broker_configured, install, task_names, use_embedded_broker
 from durable_celery.runtime.leases import LeaseKeeper
 from durable_celery.runtime.runner import Runner
@@ -136,7 +137,7 @@ class Durable(ScheduleCalls):
         self.db = Database(self.settings.database_url, self.settings.prefix)
         self.registry = Registry(workflows)
         self.leases = LeaseKeeper(self.db, self.clock, self.settings.heartbeat_interval,
-                                  self.settings.stale_lock_timeout)
+                                  self.settings.stale_lock_timeout, confirm_after(self.settings.handoff_ttl) / 2)
         self.step_task_name, self.tick_task_name = task_names(self.settings.prefix)
         self.start_task_name = start_task_name(self.settings.prefix)
         self._schema_ready = False

@@ -14,6 +14,10 @@ from durable_celery.queue_limits import QueueLimits, parse_queues
 DispatchMode = Literal["per_step", "continuation"]
 
 
+#: the shortest lease handed over with a message (see ``Settings.handoff_ttl``)
+MIN_HANDOFF_TTL = 10.0
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated engine settings (durations in seconds).
@@ -47,6 +51,13 @@ class Settings:
     schedule_max_failures: int = 5
     #: the controlled queues (flow control, pause) parsed from ``queues``
     queue_limits: dict[str, QueueLimits] = field(default_factory=dict)
+
+    @property
+    def handoff_ttl(self) -> float:
+        """Seconds a lease handed over with a step's message lasts (``runtime/handoff.py``): a
+        lost message's step is re-sent after ``redispatch_after``, but not before 10 s (a shorter
+        lease leaves too little room for clock skew), and never later than a worker's lease."""
+        return min(self.stale_lock_timeout, max(self.redispatch_after, MIN_HANDOFF_TTL))
 
     @classmethod
     def build(cls, *, database_url: str | None, data_dir: Path, queue: str, prefix: str,

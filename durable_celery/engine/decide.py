@@ -9,6 +9,7 @@ straight to that step, on that step's queue.
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ class Policy:
     #: retries are due at once, their backoff skipped: Celery's eager mode (``task_always_eager``),
     #: where, as with Celery's own eager retries, nothing waits for a countdown
     skip_backoff: bool = False
+    #: seconds a lease handed over to the next step's message lasts before the tick takes it back
+    #: (``redispatch_after``); None: no handoff (eager mode), the message's task claims instead
+    handoff_ttl: float | None = None
+    #: controlled queues (docs/queues.md): their steps are claimed through the queue, never handed
+    controlled: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class Turn:
     now: datetime
     queue: str | None = None
     may_continue: bool = False
+    #: a fresh lease token this task may hand over with the next step's message
+    handoff: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,9 +168,16 @@ def move_on(machine: StateMachine, snap: Snapshot, state: State, next_id: str, c
         "entered_seq": snap.seq + 1, "loops": loops or None, "lost_leases": 0,
     }
     if policy.dispatch_mode == "continuation" and turn.may_continue and next_queue == turn.queue:
-        values.update(lease_expires_at=turn.now + timedelta(seconds=policy.stale_lock_timeout),
-                      step_started_at=turn.now)
+        # The lease's expiry is left alone (the heartbeat renews it): an update that touches no
+        # indexed column can stay on its page (a HOT update), the cheapest write Postgres has
+        values["step_started_at"] = turn.now
         return checkpoint(snap, Outcome.CONTINUE, values, attempt, keep_lease=True)
+    if turn.handoff is not None and policy.handoff_ttl is not None and next_queue not in policy.controlled:
+        # The next step's message carries its lease: its task runs without a claim (one commit a step)
+        until = turn.now + timedelta(seconds=policy.handoff_ttl)
+        values.update(RELEASED, lease_owner=turn.handoff, lease_expires_at=until, dispatched_at=turn.now)
+        message = dataclasses.replace(_message(snap, target, next_queue), handoff=turn.handoff, handoff_until=until)
+        return checkpoint(snap, Outcome.DISPATCHED, values, attempt, messages=(message,))
     values.update(RELEASED, ready_at=turn.now, dispatched_at=turn.now)
     return checkpoint(snap, Outcome.DISPATCHED, values, attempt, messages=(_message(snap, target, next_queue),))
 

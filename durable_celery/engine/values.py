@@ -82,6 +82,10 @@ class Message:
     queue: str
     priority: int
     countdown: float | None = None
+    #: the lease the checkpoint handed over to this message (docs/reliability.md, "A lease handed over"): its
+    #: token and when it expires; the task that receives it in time runs without a claim
+    handoff: str | None = None
+    handoff_until: datetime | None = None
 
 
 #: Snapshot fields that mirror columns of ``workflow_executions`` one to one.
@@ -136,6 +140,27 @@ class Snapshot:
         values["loops"] = dict(row["loops"] or {})
         return cls(**values)
 
+    def to_wire(self) -> dict[str, Any]:
+        """This snapshot as JSON-safe values, for a handoff message (``from_wire`` reverses it)."""
+        values = {name: getattr(self, name) for name in _WIRE}
+        values["status"] = self.status.value
+        for name in ("deadline_at", "step_started_at"):
+            if values[name] is not None:
+                values[name] = values[name].isoformat()
+        values["loops"] = dict(self.loops)
+        return values
+
+    @classmethod
+    def from_wire(cls, values: Mapping[str, Any]) -> Snapshot:
+        """The snapshot a handoff message carries; ``ValueError`` or ``KeyError`` if malformed."""
+        fields = {name: values[name] for name in _WIRE}
+        fields["status"] = ExecutionStatus(fields["status"])
+        for name in ("deadline_at", "step_started_at"):
+            if fields[name] is not None:
+                fields[name] = as_utc(datetime.fromisoformat(fields[name]))
+        fields["loops"] = dict(fields["loops"] or {})
+        return cls(**fields)
+
     @property
     def top(self) -> str:
         """The top-level execution this one belongs to (itself for a workflow)."""
@@ -161,6 +186,7 @@ class Snapshot:
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Snapshot))
+_WIRE = tuple(f.name for f in dataclasses.fields(Snapshot))
 
 
 @dataclass(frozen=True)
@@ -202,3 +228,10 @@ class Checkpoint:
         status = self.values.get("status")
         return not (self.children or self.compensate or self.stop_descendants or self.recheck_waits
                     or status in TERMINAL or status == ExecutionStatus.COMPENSATING)
+
+    @property
+    def completes_alone(self) -> bool:
+        """It completes the execution and touches nothing but its row, the attempt and the
+        execution's own open waits (for a top-level workflow: one statement can write it)."""
+        return (self.values.get("status") == ExecutionStatus.COMPLETED.value
+                and not (self.children or self.compensate or self.stop_descendants or self.recheck_waits))

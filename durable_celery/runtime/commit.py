@@ -60,7 +60,8 @@ class Committer:
             return None
         if cp.attempt is not None:
             faults.trip("after_checkpoint", cp.attempt["step_name"])
-        self.publish(written)
+        handed = snap.after(cp) if any(m.handoff is not None for m in written.messages) else None
+        self.publish(written, handed)
         if snap.parent_id is not None and snap.is_top_level and written.outcome in ENDED:
             wake_caller(sv, snap.id, snap.parent_id)
         return written
@@ -88,9 +89,11 @@ class Committer:
             stop = decide.stopped(machine, current, cp.attempt, now)
             return write_checkpoint_txn(conn, machine, current, lease.token, stop, now, stopping=True)
 
-    def publish(self, written: Written) -> None:
+    def publish(self, written: Written, handed: Snapshot | None = None) -> None:
+        """Publish what a committed checkpoint asks for; ``handed`` is the execution as the
+        checkpoint left it, for a message that carries its lease."""
         dispatcher = self.services.dispatcher
-        dispatcher.send_all(written.messages)
+        dispatcher.send_all(written.messages, handed)
         dispatcher.publish(written.rows)
 
 

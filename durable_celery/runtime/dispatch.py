@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from celery import Celery
 
-from durable_celery.engine.values import Message
+from durable_celery.engine.values import Message, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +58,28 @@ class Dispatcher:
         return MAX_PRIORITY - clamped if self._invert_priority else clamped
 
     def send(self, execution_id: str, seq: int, *, workflow: str, step: str | None, queue: str, priority: int,
-             countdown: float | None = None) -> None:
+             countdown: float | None = None, handoff: Mapping[str, Any] | None = None) -> None:
         """Publish one step message. A failure is logged, not raised: the row is already
-        committed as runnable, and the tick re-dispatches it. In eager mode the step task runs
-        in this process instead, the countdown not waited for (see :class:`EagerQueue`)."""
+        committed as runnable (or leased to the message: the tick takes the lease back), and the
+        tick re-dispatches it. In eager mode the step task runs in this process instead, the
+        countdown not waited for (see :class:`EagerQueue`).
+
+        ``handoff`` (see :func:`handoff_payload`) hands the execution's lease to the message."""
         if self.eager:
             self._eager.put(Message(execution_id, seq, workflow, step, queue, priority))
             return
         options: dict[str, Any] = {"queue": queue, "routing_key": queue, "priority": self.broker_priority(priority)}
         if countdown:
             options["countdown"] = countdown
+        kwargs: dict[str, Any] = {"workflow": workflow, "step": step}
+        # What Flower and the task events show: the workflow and step, never the handed-over
+        # context (and no saferepr of it to compute on the hot path)
+        options["argsrepr"] = repr((execution_id, seq))
+        options["kwargsrepr"] = repr(kwargs)
+        if handoff is not None:
+            kwargs["handoff"] = handoff
         try:
-            self._app.send_task(self._task_name, args=(execution_id, seq),
-                                kwargs={"workflow": workflow, "step": step}, **options)
+            self._app.send_task(self._task_name, args=(execution_id, seq), kwargs=kwargs, **options)
         except Exception:
             log.warning("durable: publishing execution %s seq %s failed; the tick will re-dispatch it",
                         execution_id, seq, exc_info=True)
@@ -83,16 +92,25 @@ class Dispatcher:
             self.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"], queue=queue,
                       priority=row["priority"], countdown=countdown)
 
-    def send_all(self, messages: Iterable[Message]) -> None:
-        """Publish messages the engine decided (their queue is already the state's own)."""
+    def send_all(self, messages: Iterable[Message], handed: Snapshot | None = None) -> None:
+        """Publish messages the engine decided (their queue is already the state's own). A
+        message that carries a lease carries ``handed``, the execution as its checkpoint left it."""
         for m in messages:
+            handoff = handoff_payload(m, handed) if m.handoff is not None and handed is not None else None
             self.send(m.execution_id, m.seq, workflow=m.workflow, step=m.step, queue=m.queue, priority=m.priority,
-                      countdown=m.countdown)
+                      countdown=m.countdown, handoff=handoff)
 
     def held(self) -> AbstractContextManager[None]:
         """In eager mode, the messages sent inside the block run when the outermost block ends
         (the tick publishes all it found before any of it runs); otherwise nothing changes."""
         return self._eager.held()
+
+
+def handoff_payload(message: Message, handed: Snapshot) -> dict[str, Any]:
+    """The lease a message carries: its token, when it expires (a POSIX timestamp) and the
+    execution it leases, so the receiving task needs no claim (``Runner.run``)."""
+    assert message.handoff is not None and message.handoff_until is not None
+    return {"token": message.handoff, "until": message.handoff_until.timestamp(), "snapshot": handed.to_wire()}
 
 
 class _Pending(threading.local):

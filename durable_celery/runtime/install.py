@@ -88,10 +88,13 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
 
     # `durable_engine` (a task attribute) tells the engine's tasks apart in a signal handler.
     @app.task(name=step_name, ignore_result=True, bind=True, shared=False, durable_engine=True)
-    def step(task: Any, execution_id: str, seq: int, workflow: str | None = None, step: str | None = None) -> str:
-        """Advance one execution by (at least) one step; args name the workflow and step."""
+    def step(task: Any, execution_id: str, seq: int, workflow: str | None = None, step: str | None = None,
+             handoff: dict[str, Any] | None = None) -> str:
+        """Advance one execution by (at least) one step; args name the workflow and step,
+        ``handoff`` is the lease the previous checkpoint handed to this message."""
         delivery = task.request.delivery_info or {}
-        return runner.run(execution_id, seq, delivery.get("routing_key")).value
+        return runner.run(execution_id, seq, delivery.get("routing_key"), handoff,
+                          bool(delivery.get("redelivered"))).value
 
     @app.task(name=tick_name, ignore_result=True, shared=False, durable_engine=True)
     def tick() -> dict[str, int]:

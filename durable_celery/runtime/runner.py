@@ -23,6 +23,7 @@ from durable_celery.queue_limits import QueueLimits
 from durable_celery.runtime import compensations, fanout, queues
 from durable_celery.runtime.commit import Committer, Lease, snapshot
 from durable_celery.runtime.executor import run_attempt
+from durable_celery.runtime.handoff import confirm_after, take_handoff
 from durable_celery.runtime.journal import StepJournal
 from durable_celery.runtime.services import Services
 from durable_celery.state.executions import claim_txn, peek_txn
@@ -40,24 +41,36 @@ class Runner:
 
     # -- entry point of the step task ------------------------------------------------------------
 
-    def run(self, execution_id: str, seq: int, queue: str | None) -> Outcome:
-        """Handle one message; returns how the task ended (for logs and tests)."""
+    def run(self, execution_id: str, seq: int, queue: str | None, handoff: Mapping[str, Any] | None = None,
+            redelivered: bool = False) -> Outcome:
+        """Handle one message; returns how the task ended (for logs and tests). ``handoff``:
+        the lease the message carries (see :func:`take_handoff`); a message the broker
+        delivers again (``redelivered``) may have run already, so it claims instead."""
         sv = self.services
         now = sv.clock.now()
         token = uuid.uuid4().hex
         limits = sv.settings.queue_limits.get(queue) if queue is not None else None
         if limits is not None:
             return self._run_controlled(limits, execution_id, seq, token)
+        handed = take_handoff(handoff, execution_id, seq, now, sv.policy.handoff_ttl, redelivered)
+        if isinstance(handed, Snapshot):
+            assert handed.lease_owner is not None and sv.policy.handoff_ttl is not None
+            return self._hold_and_drive(handed, Lease(handed.lease_owner, queue, time.monotonic()),
+                                        confirm_after=confirm_after(sv.policy.handoff_ttl))
         with sv.db.single() as conn:  # the claim is one UPDATE ... RETURNING
             row = claim_txn(conn, execution_id, seq, token, now,
-                            now + timedelta(seconds=sv.settings.stale_lock_timeout))
+                            now + timedelta(seconds=sv.settings.stale_lock_timeout), handed)
         if row is None:
             return self._unclaimed(execution_id, seq)
-        sv.leases.hold(token)
+        return self._hold_and_drive(snapshot(row), Lease(token, queue, time.monotonic()))
+
+    def _hold_and_drive(self, snap: Snapshot, lease: Lease, confirm_after: float | None = None) -> Outcome:
+        leases = self.services.leases
+        leases.hold(lease.token, confirm_after)
         try:
-            return self._drive(snapshot(row), Lease(token, queue, time.monotonic()))
+            return self._drive(snap, lease)
         finally:
-            sv.leases.release(token)
+            leases.release(lease.token)
 
     def _run_controlled(self, limits: QueueLimits, execution_id: str, seq: int, token: str) -> Outcome:
         """A message on a controlled queue (docs/queues.md): the claim checks pause and limits
@@ -157,7 +170,8 @@ class Runner:
     def _turn(self, lease: Lease) -> decide.Turn:
         """Now, as this task sees it: may it run another step within its continuation budget?"""
         elapsed = time.monotonic() - lease.started
-        return decide.Turn(self.services.clock.now(), lease.queue, elapsed < self.services.settings.continuation_budget)
+        return decide.Turn(self.services.clock.now(), lease.queue, elapsed < self.services.settings.continuation_budget,
+                           handoff=uuid.uuid4().hex)
 
     def _attempt(self, snap: Snapshot, lease: Lease, run: decide.Run) -> StepResult:
         state = run.state
@@ -168,3 +182,4 @@ class Runner:
                         execution_id=snap.id, visit=snap.entered_seq)
         args = (run.ctx, codec.decode(snap.item)) if state.step.takes_item else (run.ctx,)
         return run_attempt(state.step.fn, args, info, state.step.timeout)
+

@@ -33,9 +33,11 @@ class Services:
     def __post_init__(self) -> None:
         s = self.settings
         policy = Policy(dispatch_mode=s.dispatch_mode, max_countdown=s.max_countdown,
-                        stale_lock_timeout=s.stale_lock_timeout, worker=socket.gethostname())
+                        stale_lock_timeout=s.stale_lock_timeout, worker=socket.gethostname(),
+                        handoff_ttl=s.handoff_ttl, controlled=frozenset(s.queue_limits))
         object.__setattr__(self, "_policy", policy)
-        object.__setattr__(self, "_eager_policy", dataclasses.replace(policy, skip_backoff=True))
+        # Eager mode has no broker to carry a lease: each message's task claims
+        object.__setattr__(self, "_eager_policy", dataclasses.replace(policy, skip_backoff=True, handoff_ttl=None))
 
     @property
     def policy(self) -> Policy:

@@ -99,7 +99,8 @@ def tick(sv: Services) -> TickReport:
 
 
 def _needs_decision(row: Mapping[Any, Any], max_lost_leases: int) -> bool:
-    return row["stopping"] is not None or row["lost_leases"] + 1 >= max_lost_leases
+    started = row["step_started_at"] is not None  # a lease handed to a message may never have been taken
+    return row["stopping"] is not None or (started and row["lost_leases"] + 1 >= max_lost_leases)
 
 
 def _decide_lost(sv: Services, row: Mapping[Any, Any]) -> bool:

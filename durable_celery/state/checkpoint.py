@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.engine import Connection
 
 from durable_celery.compiler.ir import State, StateMachine
@@ -40,6 +40,7 @@ from durable_celery.state.children import (
 from durable_celery.state.db import Database
 from durable_celery.state.journal import should_wake
 from durable_celery.state.tables import step_executions as s
+from durable_celery.state.tables import waits as w
 from durable_celery.state.tables import workflow_executions as t
 from durable_celery.state.waits import cancel_waits_txn, lock_execution_txn, wake_txn
 
@@ -67,13 +68,17 @@ def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot,
     ``stopping=True`` writes the checkpoint that applies a requested stop (the fence then
     expects the request). ``take``: a finishing iteration's worker offers to run the sibling
     its end releases (claimed in this transaction, returned as ``Written.claimed``)."""
-    if cp.simple and not stopping and db.dialect == "postgresql":
-        with db.single() as conn:
-            if cp.attempt is not None:
-                moved = _advance_with_attempt(conn, snap, token, {**cp.values, "updated_at": now}, cp.attempt)
-            else:
-                moved = advance_txn(conn, snap, token, {**cp.values, "updated_at": now})
-        return Written(cp.outcome, cp.messages) if moved else None
+    if not stopping and db.dialect == "postgresql":
+        # A top-level workflow that completes has no parent to tell: its open waits close in the statement
+        closes = cp.completes_alone and snap.is_top_level and cp.attempt is not None
+        if cp.simple or closes:
+            with db.single() as conn:
+                if cp.attempt is not None:
+                    moved = _advance_with_attempt(conn, snap, token, {**cp.values, "updated_at": now}, cp.attempt,
+                                                  close_waits_at=now if closes else None)
+                else:
+                    moved = advance_txn(conn, snap, token, {**cp.values, "updated_at": now})
+            return Written(cp.outcome, cp.messages) if moved else None
     with db.begin() as conn:
         written = write_checkpoint_txn(conn, machine, snap, token, cp, now, stopping=stopping, take=take,
                                        share_parent=not stopping)
@@ -110,10 +115,10 @@ def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: S
     if cp.compensate:
         assert cp.status is not None
         values.update(compensating_values(cp.status, values.get("error"), now, tree_quiescent_txn(conn, snap.id)))
-    if not advance_txn(conn, snap, token, values, stopping=stopping):
+    # A completing branch or iteration: its row, its attempt and its open waits in one statement
+    merged = shared and cp.completes_alone and cp.attempt is not None and conn.dialect.name == "postgresql"
+    if not _move_txn(conn, snap, token, values, cp, now, stopping=stopping, merged=merged):
         return None
-    if cp.attempt is not None:
-        conn.execute(insert(s).values(**cp.attempt))
     if cp.children:
         insert_children_txn(conn, [dict(c) for c in cp.children])
     outcome = Outcome.COMPENSATING if cp.compensate else cp.outcome
@@ -128,11 +133,26 @@ def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: S
             outcome = Outcome.WOKEN
     ended = Finished()
     if ends:
-        cancel_waits_txn(conn, snap.id, now)
+        if not merged:
+            cancel_waits_txn(conn, snap.id, now)
         if ancestors is not None:
             ended = _ended_txn(conn, machine, snap, ancestors, values, now, take, shared)
             rows.extend(ended.rows)
     return Written(outcome, tuple(messages), tuple(rows), ended.claimed, ended.unsettled)
+
+
+def _move_txn(conn: Connection, snap: Snapshot, token: str, values: dict[str, Any], cp: Checkpoint,
+              now: datetime, *, stopping: bool, merged: bool) -> bool:
+    """Move the row and record the attempt (``merged``: in one statement, closing the
+    execution's open waits too); False if the fence failed."""
+    if merged:
+        assert cp.attempt is not None
+        return _advance_with_attempt(conn, snap, token, values, cp.attempt, close_waits_at=now)
+    if not advance_txn(conn, snap, token, values, stopping=stopping):
+        return False
+    if cp.attempt is not None:
+        conn.execute(insert(s).values(**cp.attempt))
+    return True
 
 
 @dataclass(frozen=True)
@@ -238,9 +258,11 @@ def stop_requested_txn(conn: Connection, snap: Snapshot, token: str) -> Mapping[
 
 
 def _advance_with_attempt(conn: Connection, snap: Snapshot, token: str, values: dict[str, Any],
-                          attempt: Mapping[Any, Any]) -> bool:
-    """Postgres, in one statement: move the execution and record the attempt, or neither."""
-    key = (tuple(values), tuple(attempt))
+                          attempt: Mapping[Any, Any], close_waits_at: datetime | None = None) -> bool:
+    """Postgres, in one statement: move the execution and record the attempt, or neither; with
+    ``close_waits_at``, the execution's open waits are closed too (it completes)."""
+    closes = close_waits_at is not None
+    key = (tuple(values), tuple(attempt), closes)
     stmt = _ADVANCE.get(key)
     if stmt is None:  # built once per shape: building costs more than running it
         moved = (update(t).where(t.c.id == bindparam("_id"), t.c.seq == bindparam("_seq"),
@@ -248,10 +270,18 @@ def _advance_with_attempt(conn: Connection, snap: Snapshot, token: str, values: 
                  .values(seq=bindparam("_next"), **{k: bindparam(f"v_{k}", type_=t.c[k].type) for k in values})
                  .returning(t.c.id).cte("moved"))
         row = select(*[bindparam(f"a_{c}", type_=s.c[c].type).label(c) for c in attempt]).select_from(moved)
-        stmt = _ADVANCE[key] = insert(s).from_select(list(attempt), row).returning(s.c.id)
+        stmt = insert(s).from_select(list(attempt), row).returning(s.c.id)
+        if closes:  # as cancel_waits_txn does, once the row moved
+            closed = (update(w).where(w.c.execution_id == bindparam("_id"), w.c.status == "pending",
+                                      exists(select(moved.c.id)))
+                      .values(status="cancelled", resolved_at=bindparam("_closed_at")).cte("closed"))
+            stmt = stmt.add_cte(closed)
+        _ADVANCE[key] = stmt
     params = {"_id": snap.id, "_seq": snap.seq, "_token": token, "_next": snap.seq + 1,
               **{f"v_{k}": v for k, v in values.items()}, **{f"a_{c}": v for c, v in attempt.items()}}
+    if closes:
+        params["_closed_at"] = close_waits_at
     return conn.execute(stmt, params).first() is not None
 
 
-_ADVANCE: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
+_ADVANCE: dict[tuple[tuple[str, ...], tuple[str, ...], bool], Any] = {}

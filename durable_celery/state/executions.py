@@ -48,8 +48,10 @@ def _claim_statement() -> Any:
     return (
         update(t)
         .where(t.c.id == bindparam("execution_id"), t.c.seq == bindparam("expected_seq"),
-               t.c.status.in_([s.value for s in RUNNABLE]), t.c.lease_owner.is_(None), t.c.ready_at.is_not(None),
-               t.c.ready_at <= now)
+               t.c.status.in_([s.value for s in RUNNABLE]),
+               or_(and_(t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now),
+                   # the lease its message carries, taken over by a task that got it late
+                   t.c.lease_owner == bindparam("handed")))
         .values(lease_owner=bindparam("token"), lease_expires_at=bindparam("lease_until"), ready_at=None,
                 # a compensating execution stays compensating while its compensations run
                 status=case((t.c.status == ExecutionStatus.COMPENSATING.value, t.c.status),
@@ -68,11 +70,12 @@ _CLAIM = _claim_statement()
 
 
 def claim_txn(conn: Connection, execution_id: str, seq: int, token: str, now: datetime,
-              lease_until: datetime) -> RowMapping | None:
-    """Take the lease on an execution that is runnable at ``seq``; ``None`` if the message is a
-    duplicate, stale, early, or another worker holds the lease."""
+              lease_until: datetime, handed: str | None = None) -> RowMapping | None:
+    """Take the lease on an execution that is runnable at ``seq``, or leased to ``handed`` (the
+    lease the message carries); ``None`` if the message is a duplicate, stale, early, or another
+    worker holds the lease."""
     params = {"execution_id": execution_id, "expected_seq": seq, "token": token, "now": now,
-              "lease_until": lease_until}
+              "lease_until": lease_until, "handed": handed}
     return conn.execute(_CLAIM, params).mappings().first()
 
 
@@ -81,10 +84,13 @@ def peek_txn(conn: Connection, execution_id: str) -> RowMapping | None:
     return conn.execute(select(t).where(t.c.id == execution_id)).mappings().first()
 
 
-def renew_leases_txn(conn: Connection, tokens: Sequence[str], until: datetime) -> int:
+def renew_leases_txn(conn: Connection, tokens: Sequence[str], now: datetime, until: datetime) -> int:
+    """Extend the leases held under ``tokens``; a lease taken from its message is marked
+    started, so the tick counts its loss against the attempt."""
     if not tokens:
         return 0
-    result = conn.execute(update(t).where(t.c.lease_owner.in_(list(tokens))).values(lease_expires_at=until))
+    result = conn.execute(update(t).where(t.c.lease_owner.in_(list(tokens)))
+                          .values(lease_expires_at=until, step_started_at=func.coalesce(t.c.step_started_at, now)))
     return result.rowcount
 
 
@@ -140,12 +146,14 @@ def take_expired_leases_txn(conn: Connection, now: datetime, limit: int) -> list
 
 def release_leases_txn(conn: Connection, ids: Sequence[str], now: datetime) -> list[RowMapping]:
     """Release expired leases so another worker claims the same seq (the old worker's checkpoint
-    then fails its fence), counting the loss against the attempt."""
+    then fails its fence), counting the loss against the attempt. A lease handed to a message
+    and never marked started (see ``renew_leases_txn``) is not counted: its message was lost or
+    waited in a backlog."""
     if not ids:
         return []
     stmt = (update(t).where(t.c.id.in_(list(ids)))
             .values(lease_owner=None, lease_expires_at=None, ready_at=now, dispatched_at=now, updated_at=now,
-                    lost_leases=t.c.lost_leases + 1)
+                    lost_leases=t.c.lost_leases + case((t.c.step_started_at.is_(None), 0), else_=1))
             .returning(*DISPATCH_COLUMNS))
     return list(conn.execute(stmt).mappings())
 

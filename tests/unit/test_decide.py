@@ -4,6 +4,7 @@ database and no broker."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -132,6 +133,50 @@ def test_a_completed_step_hands_over_to_the_next_step_in_a_new_visit() -> None:
     assert cp.values["lease_owner"] is None and cp.values["ready_at"] == NOW
     assert cp.attempt is not None and cp.attempt["status"] == "completed" and cp.attempt["output"] == {"n": 1}
     assert [(msg.execution_id, msg.seq, msg.step, msg.queue) for msg in cp.messages] == [("e1", 5, "jump", "durable")]
+
+
+HANDING = dataclasses.replace(POLICY, handoff_ttl=15, controlled=frozenset({"ai"}))
+
+
+def test_a_completed_step_hands_its_lease_to_the_next_steps_message() -> None:
+    m = machine()
+    cp = decide.after_step(m, snap(m, "charge"), run_of(m, "charge"), ok({"n": 1}),
+                           decide.Turn(NOW, "durable", handoff="h1"), HANDING)
+    # The row is leased to the message, not runnable by a claim, and the tick takes it back at expiry
+    assert cp.outcome is Outcome.DISPATCHED and cp.simple
+    until = NOW + timedelta(seconds=15)
+    assert cp.values["lease_owner"] == "h1" and cp.values["lease_expires_at"] == until
+    assert cp.values["ready_at"] is None and cp.values["step_started_at"] is None and cp.values["dispatched_at"] == NOW
+    assert [(msg.seq, msg.step, msg.handoff, msg.handoff_until) for msg in cp.messages] == [(5, "jump", "h1", until)]
+
+
+@pytest.mark.parametrize("policy, next_queue", [(dataclasses.replace(HANDING, handoff_ttl=None), "durable"),
+                                                (dataclasses.replace(HANDING, controlled=frozenset({"durable"})),
+                                                 "durable")])
+def test_no_lease_is_handed_in_eager_mode_or_to_a_controlled_queue(policy: decide.Policy, next_queue: str) -> None:
+    m = machine()
+    cp = decide.after_step(m, snap(m, "charge"), run_of(m, "charge"), ok({}),
+                           decide.Turn(NOW, next_queue, handoff="h1"), policy)
+    assert cp.values["lease_owner"] is None and cp.values["ready_at"] == NOW
+    assert [msg.handoff for msg in cp.messages] == [None]
+
+
+def test_a_retry_and_a_continuation_hand_no_lease() -> None:
+    m = machine()
+    retry = decide.after_step(m, snap(m, "on_gpu", current_node="on_gpu"), run_of(m, "on_gpu"), failed(),
+                              decide.Turn(NOW, "gpu", handoff="h1"), HANDING)
+    assert retry.outcome is Outcome.RETRY_SCHEDULED and [msg.handoff for msg in retry.messages] == [None]
+    kept = decide.after_step(m, snap(m, "charge"), run_of(m, "charge"), ok({}),
+                             decide.Turn(NOW, "durable", True, handoff="h1"),
+                             dataclasses.replace(HANDING, dispatch_mode="continuation"))
+    assert kept.outcome is Outcome.CONTINUE and "lease_owner" not in kept.values and not kept.messages
+
+
+def test_a_snapshot_survives_the_trip_in_a_message() -> None:
+    m = machine()
+    original = snap(m, "charge", deadline_at=NOW, step_started_at=None, loops={"again": 2}, item={"i": [1, 2]},
+                    stopping=None)
+    assert Snapshot.from_wire(json.loads(json.dumps(original.to_wire()))) == original
 
 
 @pytest.mark.parametrize("may_continue, queue, keeps", [(True, "durable", True), (False, "durable", False),

@@ -1,0 +1,72 @@
+"""The checkpoint writer on Postgres, without workers: each decided checkpoint is one fenced
+transaction (one statement where it touches only the row, the attempt and, for a workflow that
+completes, its open waits), and a stale writer writes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+
+from durable_celery.engine import decide
+from durable_celery.engine.values import Outcome, Snapshot, StepOutcome, StepResult
+from durable_celery.runtime.commit import snapshot
+from durable_celery.state.checkpoint import write_checkpoint
+from durable_celery.state.executions import claim_txn, peek_txn
+from tests.conftest import Project
+
+Factory = Callable[..., Project]
+
+
+def claimed_with_open_wait(p: Project, kind: str, names: list[str]) -> tuple[str, Snapshot, datetime]:
+    """A `noop` execution claimed by worker w1 at its first step, with a pending wait of ``kind``."""
+    d = p.durable
+    execution_id = d.start("noop", {})
+    now = d.clock.now()
+    with d.db.begin() as conn:
+        row = claim_txn(conn, execution_id, 0, "w1", now, now + timedelta(seconds=60))
+        conn.execute(text(f'INSERT INTO "{p.prefix}".waits (execution_id, entered_seq, idx, step_name, kind, names, '
+                          "status, created_at) VALUES (:id, 0, 0, 'noop_0', :kind, :names, 'pending', now())"),
+                     {"id": execution_id, "kind": kind, "names": json.dumps(names)})
+    assert row is not None
+    return execution_id, snapshot(row), now
+
+
+def test_a_workflow_completing_closes_its_open_waits_in_the_same_statement(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    d = p.durable
+    # Given an execution at its last step, claimed by a worker, with a wait left open (a call
+    # that timed out leaves its child's wait pending)
+    execution_id, snap, now = claimed_with_open_wait(p, "child", [])
+    attempt = decide.attempt_record(snap, "noop_0", StepResult(StepOutcome.SUCCEEDED, value={}), now, "w1", output={})
+    done = decide.complete(snap, {}, attempt, now)
+    assert done.completes_alone and not done.simple
+    # When the completing checkpoint is written
+    written = write_checkpoint(d.db, d.registry.get("noop"), snap, "w1", done, now)
+    # Then the row completed, its attempt is recorded and the wait closed, together
+    assert written is not None and written.outcome is Outcome.COMPLETED
+    with d.db.connect() as conn:
+        final = peek_txn(conn, execution_id)
+    assert final is not None and final["status"] == "completed" and final["seq"] == 1
+    assert p.sql("SELECT status FROM {schema}.waits WHERE execution_id = :id", id=execution_id) == [("cancelled",)]
+    assert p.sql("SELECT step_name, status FROM {schema}.step_executions WHERE execution_id = :id",
+                 id=execution_id) == [("noop_0", "completed")]
+    # And the same checkpoint written again (a stale worker) writes nothing
+    assert write_checkpoint(d.db, d.registry.get("noop"), snap, "w1", done, now) is None
+    assert p.sql("SELECT count(*) FROM {schema}.step_executions WHERE execution_id = :id", id=execution_id) == [(1,)]
+
+
+def test_a_stale_writer_leaves_a_pending_wait_of_another_visit_alone(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    d = p.durable
+    execution_id, snap, now = claimed_with_open_wait(p, "event", ["go"])
+    attempt = decide.attempt_record(snap, "noop_0", StepResult(StepOutcome.SUCCEEDED, value={}), now, "w2", output={})
+    # A worker whose lease is not the row's (w2) completes nothing, and closes no wait
+    assert write_checkpoint(d.db, d.registry.get("noop"), snap, "w2", decide.complete(snap, {}, attempt, now),
+                            now) is None
+    assert p.sql("SELECT status FROM {schema}.waits WHERE execution_id = :id", id=execution_id) == [("pending",)]
+    with d.db.connect() as conn:
+        assert conn.execute(text(f'SELECT status FROM "{p.prefix}".workflow_executions WHERE id = :id'),
+                            {"id": execution_id}).scalar() == "running"

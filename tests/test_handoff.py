@@ -1,0 +1,45 @@
+"""A lease handed over with the step's message (per-step mode): the next step runs without a
+claim, and the tick takes back a lease whose message was lost or came too late, without
+counting a lost worker against the step. Real workers, beat and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import Project
+from tests.test_faults import completed_rows, run_killed_after_first_checkpoint
+
+Factory = Callable[..., Project]
+
+
+def test_a_handed_lease_whose_message_was_lost_is_taken_back_without_counting_a_lost_worker(
+        project_factory: Factory, tmp_path: Path) -> None:
+    # One lost worker fails a step (max_lost_leases=1); the handed lease lasts 10 s (its minimum)
+    p = project_factory("redis", stale_lock_timeout=60, redispatch_after=1, max_lost_leases=1)
+    # Given a worker that dies right after the checkpoint of `first` handed `second` its lease,
+    # before the message carrying it was published
+    execution_id, execution = run_killed_after_first_checkpoint(p, tmp_path)
+    # Then the tick took the lease back and re-sent `second`: the workflow completed, no step failed
+    assert execution.status == "completed", execution.error
+    assert [(s.step_name, s.status) for s in execution.steps] == [
+        ("first", "completed"), ("second", "completed"), ("third", "completed")]
+    assert p.effects(execution_id) == {"first": 1, "second": 1, "third": 1}
+
+
+def test_messages_that_waited_in_a_backlog_past_their_handed_lease_still_run_each_step_once(
+        project_factory: Factory) -> None:
+    # Leases handed for 3 s (stale_lock_timeout); one lost worker would fail a step
+    p = project_factory("redis", max_lost_leases=1)
+    p.beat()
+    # Given a backlog far longer than a handed lease: 16 executions of 0.3 s steps on one process
+    ids = [p.durable.start("pipeline", {"second_sleep": 0.3}) for _ in range(16)]
+    p.worker(concurrency=1)
+    # When messages reach their task late (the tick took their leases back and re-sent them)
+    executions = [p.wait(execution_id, timeout=90) for execution_id in ids]
+    # Then every execution completed, each step ran and was checkpointed once, no worker counted lost
+    assert [e.status for e in executions] == ["completed"] * len(ids)
+    for execution_id in ids:
+        assert p.effects(execution_id) == {"first": 1, "second": 1, "third": 1}
+        assert completed_rows(p, execution_id) == {"first": 1, "second": 1, "third": 1}
+    assert p.sql("SELECT count(*) FROM {schema}.step_executions WHERE status <> 'completed'")[0][0] == 0
