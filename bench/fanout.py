@@ -130,12 +130,28 @@ def _worker(env: dict[str, str], queue: str, concurrency: int) -> CeleryProcess:
 
 
 class TopLevel(Poller):
-    """Counts finished top-level executions only (branches and iterations are rows too)."""
+    """Waits for top-level executions (branches and iterations are rows too), counting progress
+    over every row: a foreach of 10,000 items finishes only at its end."""
 
-    def finished(self) -> int:
-        query = sql.SQL("SELECT count(*) FROM {} WHERE kind = 'workflow' AND status IN ('completed', 'failed')"
-                        ).format(self._table)
-        return int(self._one(query)[0])
+    def progress(self) -> tuple[int, int]:
+        """(finished top-level executions, finished rows of any kind)."""
+        query = sql.SQL("SELECT count(*) FILTER (WHERE kind = 'workflow'), count(*) FROM {} "
+                        "WHERE status IN ('completed', 'failed')").format(self._table)
+        top, rows = self._one(query)
+        return int(top), int(rows)
+
+    def wait_finished(self, count: int, stall: float, proc: CeleryProcess) -> None:
+        rows, last_progress = -1, time.monotonic()
+        while True:
+            top, now_rows = self.progress()
+            if top >= count:
+                return
+            if now_rows != rows:
+                rows, last_progress = now_rows, time.monotonic()
+            if time.monotonic() - last_progress > stall or not proc.alive():
+                raise RuntimeError(f"{top}/{count} executions finished, no progress for {stall:g}s; "
+                                   f"worker log:\n{proc.log()[-4000:]}")
+            time.sleep(self._interval)
 
 
 def run_engine(cfg: Config, scenario: str, queue: str, schema: str) -> Result:
@@ -194,7 +210,7 @@ def run_chord(cfg: Config, scenario: str, queue: str) -> Result:
             failed = 0
             for result in _chords(item, callback, count, size):
                 try:
-                    failed += result.get(timeout=max(cfg.stall, size / 50)) != size
+                    failed += result.get(timeout=max(cfg.stall, size / 5)) != size  # a big chord is slow
                 except Exception:
                     failed += 1
             wall = time.perf_counter() - began
