@@ -33,7 +33,10 @@ def insert_children_txn(conn: Connection, rows: list[dict[str, Any]]) -> list[Ma
 
 
 def children_txn(conn: Connection, parent_id: str, parent_seq: int) -> list[RowMapping]:
-    stmt = (select(t).where(t.c.parent_id == parent_id, t.c.parent_seq == parent_seq)
+    """The children of one fan-out, in branch order: only what deciding and joining the block
+    reads (a foreach may have thousands: not their inputs, items and other columns)."""
+    stmt = (select(t.c.id, t.c.status, t.c.error, t.c.context, t.c.branch_key, t.c.branch_index)
+            .where(t.c.parent_id == parent_id, t.c.parent_seq == parent_seq)
             .order_by(t.c.branch_index))
     return list(conn.execute(stmt).mappings())
 
