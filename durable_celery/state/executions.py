@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.expression import ColumnElement
 
 from durable_celery.engine.statuses import ACTIVE, RUNNABLE, ExecutionStatus, sources_of
 from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
@@ -184,9 +185,14 @@ def children_of_txn(conn: Connection, parent_id: str, status: str | None = None)
     return list(conn.execute(stmt.order_by(t.c.created_at, t.c.id)).mappings())
 
 
+#: top-level executions, as a literal: a generic plan matches ``ix_workflow_executions_listed``
+#: (partial on ``kind = 'workflow'``) only if the query writes the value
+_WORKFLOW: ColumnElement[str] = literal_column("'workflow'")
+
+
 def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queue: str | None,
              parent_id: str | None = None, limit: int, offset: int) -> list[RowMapping]:
-    stmt = select(t).where(t.c.kind == "workflow")  # not the branches and iterations it fanned out into
+    stmt = select(t).where(t.c.kind == _WORKFLOW)  # not the branches and iterations it fanned out into
     if workflow is not None:
         stmt = stmt.where(t.c.workflow == workflow)
     if status is not None:
@@ -200,5 +206,5 @@ def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queu
 
 
 def count_by_status_txn(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(t.c.status, func.count()).where(t.c.kind == "workflow").group_by(t.c.status))
+    rows = conn.execute(select(t.c.status, func.count()).where(t.c.kind == _WORKFLOW).group_by(t.c.status))
     return {status: count for status, count in rows}

@@ -116,6 +116,10 @@ workflow_executions = Table(
     # list_executions filters, newest first
     Index(None, "workflow", "status", "created_at"),
     Index(None, "status", "created_at"),
+    # list_executions' first page (no filter) and count_by_status (an index-only scan): the
+    # top-level executions, not the branches and iterations they fanned out into
+    Index("ix_workflow_executions_listed", "created_at", "status", postgresql_where=text("kind = 'workflow'"),
+          sqlite_where=text("kind = 'workflow'")),
     Index(None, "parent_id", "parent_seq", "branch_index"),
     Index(None, "root_id"),
     # the tick's three sweeps: runnable-but-undispatched, expired leases, workflow deadlines
@@ -198,6 +202,9 @@ waits = Table(
           sqlite_where=text("status = 'pending' AND timeout_at IS NOT NULL")),
     # list_pending_inputs
     Index(None, "kind", "status", "timeout_at"),
+    # the tick: callers waiting for a child, by child id (swept a slice of ids at a time)
+    Index("ix_waits_child", "ref", postgresql_where=text("kind = 'child' AND status = 'pending'"),
+          sqlite_where=text("kind = 'child' AND status = 'pending'")),
 )
 
 events = Table(
