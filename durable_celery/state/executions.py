@@ -85,7 +85,9 @@ def peek_txn(conn: Connection, execution_id: str) -> RowMapping | None:
 def renew_leases_txn(conn: Connection, tokens: Sequence[str], until: datetime) -> int:
     if not tokens:
         return 0
-    result = conn.execute(update(t).where(t.c.lease_owner.in_(list(tokens))).values(lease_expires_at=until))
+    # on ix_workflow_executions_lease (see tables.py): the leased rows, not the whole table
+    result = conn.execute(update(t).where(t.c.lease_expires_at.is_not(None), t.c.lease_owner.in_(list(tokens)))
+                          .values(lease_expires_at=until))
     return result.rowcount
 
 
@@ -113,7 +115,8 @@ def take_dispatchable_txn(conn: Connection, now: datetime, redispatch_after: tim
         for n in range(MAX_BACKOFF_STEPS + 1)
     ))
     condition = and_(
-        t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now,
+        # lease_expires_at as well: what puts the sweep on ix_workflow_executions_ready (tables.py)
+        t.c.lease_owner.is_(None), t.c.lease_expires_at.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now,
         t.c.status.in_([s.value for s in RUNNABLE]),
         or_(t.c.dispatched_at.is_(None), unclaimed),
     )
