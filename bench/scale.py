@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -195,7 +196,7 @@ def print_throughput(rates: dict[str, dict[str, list[float]]]) -> dict[str, floa
 
 
 def _median(values: list[float]) -> float:
-    return sorted(values)[(len(values) - 1) // 2]
+    return statistics.median(values)
 
 
 def _rounds(values: list[float]) -> str:

@@ -89,6 +89,8 @@ PROBES: tuple[Probe, ...] = (
         c, workflow=None, status=None, queue=None, limit=50, offset=0)),
     Probe("list executions (by status)", lambda c, s: executions.list_txn(
         c, workflow=None, status="failed", queue=None, limit=50, offset=0)),
+    Probe("list executions (rare status)", lambda c, s: executions.list_txn(
+        c, workflow=None, status="compensated", queue=None, limit=50, offset=0)),
     Probe("count by status", lambda c, s: executions.count_by_status_txn(c)),
     Probe("step attempts of an execution", lambda c, s: steps.list_attempts_txn(c, s.execution_id)),
 )

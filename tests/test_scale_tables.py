@@ -1,6 +1,6 @@
 """Flat cost as tables grow (a smaller version of ``python -m bench.scale``): with 100,000
 finished and 10,000 waiting executions in the tables, every hot query of the engine is on an
-index, in its first plans and in the generic plan a prepared statement may switch to, the
+index (the count by status aside: it reads every row), in its first plans and in the generic plan a prepared statement may switch to, the
 updates by id (claim, checkpoint) go through the primary key, and one tick sweep stays under
 50 ms."""
 
@@ -47,7 +47,11 @@ def test_with_a_big_history_every_hot_query_is_on_an_index_and_a_tick_takes_unde
     found = plans(durable, POSTGRES.replace("+psycopg", ""), at)
     # Then no plan of any of them reads a big table whole
     assert set(found) == {probe.name for probe in PROBES} and all(found.values())
-    off_index = {name: [_scans(p) for p in ps if not p.on_index] for name, ps in found.items()}
+    # (but the count by status, which reads every top-level row whatever the plan: an index-only
+    # scan of ix_workflow_executions_listed once the visibility map is current, which a long
+    # transaction elsewhere on the server delays, and then a sequential scan is as good)
+    off_index = {name: [_scans(p) for p in ps if not p.on_index] for name, ps in found.items()
+                 if name != "count by status"}
     assert {name: scans for name, scans in off_index.items() if scans} == {}
     # And the updates by id find their row through the primary key, not by reading every
     # runnable or leased row through a sweep's partial index
