@@ -113,7 +113,7 @@ class Dispatcher:
                     message = amqp.create_task_message(
                         uuid(), name, args, kwargs, countdown=m.countdown or None, reply_to=self._app.thread_oid,
                         create_sent_event=conf.task_send_sent_event, root_id=root_id, parent_id=parent_id,
-                        ignore_result=True, argsrepr=repr(args), kwargsrepr=repr(kwargs))
+                        ignore_result=None, argsrepr=repr(args), kwargsrepr=repr(kwargs))
                     # declared once per queue and batch (kombu caches it per channel, but finding
                     # it in that cache copies the queue, at every message)
                     declare: list[Any] | None = None if m.queue not in declared else []
