@@ -105,7 +105,10 @@ class Dispatcher:
         root_id = (parent.request.root_id or parent.request.id) if parent else None
         parent_id = parent.request.id if parent else None
         try:
-            with self._app.producer_or_acquire() as producer, _batch(producer, len(messages)):
+            with self._app.producer_or_acquire() as producer, _batch(producer, len(messages)) as batch:
+                # In a batch a publish only buffers (the flush writes, and is not retried):
+                # Celery's publish retry would wrap nothing but that buffering.
+                retry = False if batch is not None else None
                 declared: set[str] = set()
                 for m in messages:
                     args = (m.execution_id, m.seq)
@@ -119,7 +122,7 @@ class Dispatcher:
                     declare: list[Any] | None = None if m.queue not in declared else []
                     declared.add(m.queue)
                     amqp.send_task_message(producer, name, message, queue=m.queue, routing_key=m.queue,
-                                           priority=self.broker_priority(m.priority), declare=declare)
+                                           priority=self.broker_priority(m.priority), declare=declare, retry=retry)
                     sent += 1
         except Exception:
             log.warning("durable: publishing %d messages failed after %d (the batch in flight may be lost); "
