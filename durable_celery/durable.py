@@ -24,6 +24,7 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.engine.statuses import RETRYABLE, TERMINAL, ExecutionStatus
 from durable_celery.engine.transitions import queue_of
+from durable_celery.engine.values import Message
 from durable_celery.errors import (
     AppNotInitialized,
     ExecutionNotFound,
@@ -44,7 +45,7 @@ from durable_celery.runtime.leases import LeaseKeeper
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.start_task import SIGNATURE_OPTIONS, start_task_name
-from durable_celery.runtime.starts import new_execution_row
+from durable_celery.runtime.starts import new_execution_row, new_execution_rows
 from durable_celery.schedules import ScheduleCalls
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
@@ -56,11 +57,13 @@ from durable_celery.state.executions import (
     list_txn,
     peek_txn,
 )
+from durable_celery.state.inserts import insert_executions_txn
 from durable_celery.state.queues import counts_txn, paused_queues_txn, set_paused_txn, starts_in_window_txn
 from durable_celery.state.records import to_execution, to_pending_input
 from durable_celery.state.steps import in_flight_children_txn, list_attempts_txn
 from durable_celery.state.stops import stop_txn
 from durable_celery.state.waits import list_events_txn, list_inputs_txn, lock_execution_txn
+from durable_celery.testing import faults
 
 
 class Durable(ScheduleCalls):
@@ -290,13 +293,67 @@ class Durable(ScheduleCalls):
         row = self._new_row(machine, input, queue=queue, priority=priority, scheduled_at=scheduled_at,
                             idempotency_key=idempotency_key, connection=connection)
         if connection is not None:
-            return self._start_in(connection, row, machine)
+            return self._start_in(connection, [row], machine)[0]
+        self.ensure_schema()
+        # One statement, in autocommit: the insert is the start's only round trip to the database.
+        with self.db.single() as conn:
+            execution_id, created = insert_execution_txn(conn, row)
+        faults.trip("after_start_commit", machine.workflow)
+        if created and row["dispatched_at"] is not None:
+            self._publish_starts([row], machine)
+        return execution_id
+
+    def start_many(
+        self,
+        workflow: Workflow | str,
+        inputs: Iterable[dict[str, Any] | None],
+        *,
+        queue: str | None = None,
+        priority: int = 0,
+        scheduled_at: datetime | None = None,
+        idempotency_keys: Iterable[str | None] | None = None,
+        connection: Connection | Session | scoped_session[Session] | None = None,
+    ) -> list[str]:
+        """Start one execution per input, as that many ``start`` calls would, and return their
+        ids in the order of ``inputs``.
+
+        All rows are inserted in one statement and committed before any message is published,
+        then the messages go out through one producer, pipelined where the broker allows it. A
+        message lost on the way (the broker down, the process killed) is re-published by the
+        tick, as for ``start``. With ``connection`` the rows join the caller's transaction, as
+        ``start``'s row does, and nothing is published unless it commits.
+
+        Args:
+            workflow: the ``Workflow`` or its name. inputs: the input dicts (None is ``{}``).
+            queue, priority, scheduled_at: as for ``start``, for every execution.
+            idempotency_keys: one key (or None) per input. A key already used, by an existing
+                execution or by an earlier input of this call, starts nothing: its id is that
+                execution's, as ``start`` returns it.
+            connection: a SQLAlchemy Connection, Session or scoped_session, as for ``start``.
+
+        Raises:
+            WorkflowNotFound, InvalidInput, AppNotInitialized: as ``start``; a bad input or key
+            is named by its index (``inputs[3]: ...``). Nothing is written in any of these cases.
+        """
+        self._attachment()
+        if isinstance(connection, scoped_session):
+            connection = connection()
+        machine = self.registry.machine_for(workflow)
+        _check_connection(connection)
+        rows = new_execution_rows(machine, self.settings, inputs, self.clock.now(), queue=queue, priority=priority,
+                                  scheduled_at=scheduled_at, idempotency_keys=idempotency_keys,
+                                  dispatched=_publishes_itself(connection))
+        if not rows:
+            return []
+        if connection is not None:
+            return self._start_in(connection, rows, machine)
         self.ensure_schema()
         with self.db.begin() as conn:
-            execution_id, created = insert_execution_txn(conn, row)
-        if created and row["dispatched_at"] is not None:
-            self._publish_start(execution_id, row, machine)
-        return execution_id
+            ids, created = insert_executions_txn(conn, rows)
+        faults.trip("after_start_commit", machine.workflow)
+        self._publish_starts([row for row, new in zip(rows, created) if new and row["dispatched_at"] is not None],
+                             machine)
+        return ids
 
     def signature(self, workflow: Workflow | str, input: dict[str, Any] | None = None,
                   **start_options: Any) -> Signature:
@@ -327,32 +384,42 @@ class Durable(ScheduleCalls):
         return self.app.signature(self.start_task_name, args=(), options={"queue": self.settings.queue},
                                   kwargs={"workflow": machine.workflow, "input": input, "options": options})
 
-    def _publish_start(self, execution_id: str, row: dict[str, Any], machine: StateMachine) -> None:
-        self.dispatcher.send(execution_id, 0, workflow=machine.workflow, step=machine.entry,
-                             queue=queue_of(machine, machine.entry, row["queue"]), priority=row["priority"])
+    def _publish_starts(self, rows: list[dict[str, Any]], machine: StateMachine) -> None:
+        """Publish the first message of each new execution (its row committed)."""
+        if rows:
+            self.dispatcher.send_many([Message(row["id"], 0, machine.workflow, machine.entry,
+                                               queue_of(machine, machine.entry, row["queue"]), row["priority"])
+                                       for row in rows])
 
     def _new_row(self, machine: StateMachine, input: Any, *, queue: str | None, priority: int,
                  scheduled_at: datetime | None, idempotency_key: str | None, connection: Any) -> dict[str, Any]:
-        if connection is not None and not isinstance(connection, (Connection, Session)):
-            raise InvalidInput(f"connection must be a SQLAlchemy Connection, Session or scoped_session, got {connection!r}")
+        _check_connection(connection)
         return new_execution_row(machine, self.settings, input, self.clock.now(), queue=queue, priority=priority,
                                  scheduled_at=scheduled_at, idempotency_key=idempotency_key,
-                                 dispatched=connection is None)
+                                 dispatched=_publishes_itself(connection))
 
-    def _start_in(self, connection: Connection | Session, row: dict[str, Any], machine: StateMachine) -> str:
-        """Insert inside the caller's transaction. The row is left undispatched, so the tick
-        publishes it once it is committed (and due); with a Session an immediate start is
-        published on commit at once, a scheduled one is left to the tick."""
+    def _start_in(self, connection: Connection | Session, rows: list[dict[str, Any]],
+                  machine: StateMachine) -> list[str]:
+        """Insert inside the caller's transaction. With a Connection the rows are left
+        undispatched, so the tick publishes them once they are committed (and due). With a
+        Session an immediate start is published when the session commits (a scheduled one is
+        left to the tick); its row says so, so the tick re-publishes it only if that message
+        is lost."""
         self.ensure_schema()
         conn = connection.connection() if isinstance(connection, Session) else connection
         # Per statement: the caller's connection must not keep our schema map afterwards.
-        execution_id, created = insert_execution_txn(conn, row, self.db.schema_options)
-        immediate = row["ready_at"] <= row["created_at"]
-        if created and immediate and isinstance(connection, Session):
+        options = self.db.schema_options
+        if len(rows) == 1:
+            execution_id, new = insert_execution_txn(conn, rows[0], options)
+            ids, created = [execution_id], [new]
+        else:
+            ids, created = insert_executions_txn(conn, rows, options)
+        due = [row for row, new in zip(rows, created) if new and row["ready_at"] <= row["created_at"]]
+        if due and isinstance(connection, Session):
             @event.listens_for(connection, "after_commit", once=True)
             def publish(_session: Session) -> None:
-                self._publish_start(execution_id, row, machine)
-        return execution_id
+                self._publish_starts(due, machine)
+        return ids
 
     def _queue_for(self, workflow: str, state_id: str | None, queue: str) -> str:
         """The queue a message for ``state_id`` goes to: the step's own, else the execution's."""
@@ -627,6 +694,18 @@ class Durable(ScheduleCalls):
         """
         self.ensure_schema()
         eager.advance(self.services, by)
+
+
+def _check_connection(connection: Any) -> None:
+    if connection is not None and not isinstance(connection, (Connection, Session)):
+        raise InvalidInput(f"connection must be a SQLAlchemy Connection, Session or scoped_session, got {connection!r}")
+
+
+def _publishes_itself(connection: Connection | Session | None) -> bool:
+    """Whether a start's message is published by the start itself (on its own, or when the
+    caller's Session commits), rather than left to the tick (a caller's Connection, whose commit
+    the engine does not see)."""
+    return not isinstance(connection, Connection)
 
 
 def _status(status: Any) -> str | None:

@@ -21,6 +21,16 @@ from durable_celery.state.tables import workflow_executions as t
 DISPATCH_COLUMNS = (t.c.id, t.c.seq, t.c.workflow, t.c.current_node, t.c.queue, t.c.priority)
 
 
+# Built once, like the claim below: a start builds no statement, and each compiles once per
+# dialect and schema map (SQLAlchemy's compiled cache), whatever the row's values.
+_INSERT = insert(t)
+_INSERT_UNIQUE = {
+    "postgresql": postgresql.insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id),
+    "sqlite": sqlite.insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id),
+}
+_KEY_HOLDER = select(t.c.id).where(t.c.idempotency_key == bindparam("key"))
+
+
 def insert_execution_txn(conn: Connection, row: dict[str, Any],
                          options: dict[str, Any] | None = None) -> tuple[str, bool]:
     """Insert a new execution; with an ``idempotency_key`` already used, insert nothing.
@@ -29,18 +39,21 @@ def insert_execution_txn(conn: Connection, row: dict[str, Any],
     ``options`` are per-statement execution options (the schema map on a caller's connection),
     set on the statements: a SQLAlchemy 1.4 caller's Connection may be a legacy one, whose
     ``execute`` takes no ``execution_options``.
+
+    One statement when the key is new (or there is none): on an autocommit connection
+    (``Database.single``) the start is one round trip.
     """
-    opts = options or {}
     if row.get("idempotency_key") is None:
-        conn.execute(insert(t).values(**row).execution_options(**opts))
+        conn.execute(_with_options(_INSERT, options), row)
         return row["id"], True
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(t).values(**row).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id)
-    created = conn.execute(stmt.execution_options(**opts)).scalar()
+    created = conn.execute(_with_options(_INSERT_UNIQUE[conn.dialect.name], options), row).scalar()
     if created is not None:
         return created, True
-    key_holder = select(t.c.id).where(t.c.idempotency_key == row["idempotency_key"])
-    return conn.execute(key_holder.execution_options(**opts)).scalar_one(), False
+    return conn.execute(_with_options(_KEY_HOLDER, options), {"key": row["idempotency_key"]}).scalar_one(), False
+
+
+def _with_options(stmt: Any, options: dict[str, Any] | None) -> Any:
+    return stmt.execution_options(**options) if options else stmt
 
 
 def _claim_statement() -> Any:
