@@ -24,7 +24,7 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.engine.statuses import RETRYABLE, TERMINAL, ExecutionStatus
 from durable_celery.engine.transitions import queue_of
-from durable_celery.engine.values import Message
+from durable_celery.engine.values import Message, Snapshot
 from durable_celery.errors import (
     AppNotInitialized,
     ExecutionNotFound,
@@ -45,7 +45,7 @@ from durable_celery.runtime.leases import LeaseKeeper
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.start_task import SIGNATURE_OPTIONS, start_task_name
-from durable_celery.runtime.starts import new_execution_row, new_execution_rows
+from durable_celery.runtime.starts import hand_over_start, new_execution_row, new_execution_rows
 from durable_celery.schedules import ScheduleCalls
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
@@ -295,12 +295,13 @@ class Durable(ScheduleCalls):
         if connection is not None:
             return self._start_in(connection, [row], machine)[0]
         self.ensure_schema()
+        handed = self._hand_over(row, machine)
         # One statement, in autocommit: the insert is the start's only round trip to the database.
         with self.db.single() as conn:
             execution_id, created = insert_execution_txn(conn, row)
         faults.trip("after_start_commit", machine.workflow)
         if created and row["dispatched_at"] is not None:
-            self._publish_starts([row], machine)
+            self._publish_starts([row], machine, handed)
         return execution_id
 
     def start_many(
@@ -384,12 +385,26 @@ class Durable(ScheduleCalls):
         return self.app.signature(self.start_task_name, args=(), options={"queue": self.settings.queue},
                                   kwargs={"workflow": machine.workflow, "input": input, "options": options})
 
-    def _publish_starts(self, rows: list[dict[str, Any]], machine: StateMachine) -> None:
-        """Publish the first message of each new execution (its row committed)."""
+    def _hand_over(self, row: dict[str, Any], machine: StateMachine) -> Snapshot | None:
+        """Lease a new execution's row to its first message, as a checkpoint leases the next
+        step's (``runtime/handoff.py``): its task runs the first step without a claim. Only a
+        start published at once, outside eager mode and off controlled queues."""
+        policy = self.services.policy
+        if (row["dispatched_at"] is None or policy.handoff_ttl is None
+                or queue_of(machine, machine.entry, row["queue"]) in policy.controlled):
+            return None
+        return hand_over_start(row, uuid.uuid4().hex, policy.handoff_ttl)
+
+    def _publish_starts(self, rows: list[dict[str, Any]], machine: StateMachine,
+                        handed: Snapshot | None = None) -> None:
+        """Publish the first message of each new execution (its row committed); ``handed``: the
+        execution whose row is leased to its message."""
         if rows:
             self.dispatcher.send_many([Message(row["id"], 0, machine.workflow, machine.entry,
-                                               queue_of(machine, machine.entry, row["queue"]), row["priority"])
-                                       for row in rows])
+                                               queue_of(machine, machine.entry, row["queue"]), row["priority"],
+                                               handoff=row.get("lease_owner"),
+                                               handoff_until=row.get("lease_expires_at"))
+                                       for row in rows], {handed.id: handed} if handed is not None else None)
 
     def _new_row(self, machine: StateMachine, input: Any, *, queue: str | None, priority: int,
                  scheduled_at: datetime | None, idempotency_key: str | None, connection: Any) -> dict[str, Any]:

@@ -59,36 +59,16 @@ class Dispatcher:
         return MAX_PRIORITY - clamped if self._invert_priority else clamped
 
     def send(self, execution_id: str, seq: int, *, workflow: str, step: str | None, queue: str, priority: int,
-             countdown: float | None = None, handoff: Mapping[str, Any] | None = None) -> None:
-        """Publish one step message. A failure is logged, not raised: the row is already
-        committed as runnable (or leased to the message: the tick takes the lease back), and the
-        tick re-dispatches it. In eager mode the step task runs in this process instead, the
-        countdown not waited for (see :class:`EagerQueue`).
+             countdown: float | None = None) -> None:
+        """Publish one step message (see :meth:`send_many`)."""
+        self.send_many([Message(execution_id, seq, workflow, step, queue, priority, countdown)])
 
-        ``handoff`` (see :func:`handoff_payload`) hands the execution's lease to the message."""
-        if self.eager:
-            self._eager.put(Message(execution_id, seq, workflow, step, queue, priority))
-            return
-        options: dict[str, Any] = {"queue": queue, "routing_key": queue, "priority": self.broker_priority(priority)}
-        if countdown:
-            options["countdown"] = countdown
-        kwargs: dict[str, Any] = {"workflow": workflow, "step": step}
-        # What Flower and the task events show: the workflow and step, never the handed-over
-        # context (and no saferepr of it to compute on the hot path)
-        options["argsrepr"] = repr((execution_id, seq))
-        options["kwargsrepr"] = repr(kwargs)
-        if handoff is not None:
-            kwargs["handoff"] = handoff
-        try:
-            self._app.send_task(self._task_name, args=(execution_id, seq), kwargs=kwargs, **options)
-        except Exception:
-            log.warning("durable: publishing execution %s seq %s failed; the tick will re-dispatch it",
-                        execution_id, seq, exc_info=True)
-
-    def send_many(self, messages: Sequence[Message]) -> None:
-        """Publish step messages (``Durable.start`` and ``start_many``): the messages ``send``
-        publishes, through one producer and, on a transport that can (kombu 5.7's
-        ``Producer.batch``: Redis), pipelined ``PUBLISH_BATCH`` at a time.
+    def send_many(self, messages: Sequence[Message], handed: Mapping[str, Snapshot] | None = None) -> None:
+        """Publish step messages, through one producer and, on a transport that can (kombu
+        5.7's ``Producer.batch``: Redis), pipelined ``PUBLISH_BATCH`` at a time. A message that
+        carries a lease (``Message.handoff``) carries the execution it leases too, from
+        ``handed`` (by execution id): the task that receives it runs without a claim (see
+        ``runtime/handoff.py``).
 
         Celery's ``send_task`` spends most of a publish on what is the same for every message
         here (routing, the task's options, the queue's declaration, a safe repr of the
@@ -98,8 +78,9 @@ class Dispatcher:
         worked out once. ``tests/test_start_many.py`` checks the two publish the same message.
 
         A failure stops the rest (and may lose the batch in flight), logged, not raised: their
-        rows are committed as runnable, and the tick re-dispatches them. In eager mode the step
-        tasks run here once all are queued (see :meth:`held`)."""
+        rows are committed as runnable (or leased to their messages: the tick takes the leases
+        back), and the tick re-dispatches them. In eager mode the step tasks run here once all
+        are queued (see :meth:`held`)."""
         if self.eager:
             with self.held():
                 for m in messages:
@@ -121,11 +102,16 @@ class Dispatcher:
                 declared: set[str] = set()
                 for m in messages:
                     args = (m.execution_id, m.seq)
-                    kwargs = {"workflow": m.workflow, "step": m.step}
+                    kwargs: dict[str, Any] = {"workflow": m.workflow, "step": m.step}
+                    # What Flower and the task events show: the workflow and step, never the
+                    # handed-over execution (and no saferepr of it to compute)
+                    shown = repr(kwargs)
+                    if m.handoff is not None and handed is not None and m.execution_id in handed:
+                        kwargs["handoff"] = handoff_payload(m, handed[m.execution_id])
                     message = amqp.create_task_message(
                         uuid(), name, args, kwargs, countdown=m.countdown or None, reply_to=self._app.thread_oid,
                         create_sent_event=conf.task_send_sent_event, root_id=root_id, parent_id=parent_id,
-                        ignore_result=None, argsrepr=repr(args), kwargsrepr=repr(kwargs))
+                        ignore_result=None, argsrepr=repr(args), kwargsrepr=shown)
                     # declared once per queue and batch (kombu caches it per channel, but finding
                     # it in that cache copies the queue, at every message)
                     declare: list[Any] | None = None if m.queue not in declared else []
@@ -140,18 +126,17 @@ class Dispatcher:
     def publish(self, rows: Iterable[Mapping[Any, Any]], countdown: float | None = None) -> None:
         """Publish a message for each execution row (id, seq, workflow, current_node, queue,
         priority), on the queue of the state it stands on."""
-        for row in rows:
-            queue = self._queue_for(row["workflow"], row["current_node"], row["queue"])
-            self.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"], queue=queue,
-                      priority=row["priority"], countdown=countdown)
+        messages = [Message(row["id"], row["seq"], row["workflow"], row["current_node"],
+                            self._queue_for(row["workflow"], row["current_node"], row["queue"]), row["priority"],
+                            countdown) for row in rows]
+        if messages:
+            self.send_many(messages)
 
-    def send_all(self, messages: Iterable[Message], handed: Snapshot | None = None) -> None:
+    def send_all(self, messages: Sequence[Message], handed: Snapshot | None = None) -> None:
         """Publish messages the engine decided (their queue is already the state's own). A
         message that carries a lease carries ``handed``, the execution as its checkpoint left it."""
-        for m in messages:
-            handoff = handoff_payload(m, handed) if m.handoff is not None and handed is not None else None
-            self.send(m.execution_id, m.seq, workflow=m.workflow, step=m.step, queue=m.queue, priority=m.priority,
-                      countdown=m.countdown, handoff=handoff)
+        if messages:
+            self.send_many(messages, {handed.id: handed} if handed is not None else None)
 
     def held(self) -> AbstractContextManager[None]:
         """In eager mode, the messages sent inside the block run when the outermost block ends
