@@ -99,13 +99,17 @@ def peek_txn(conn: Connection, execution_id: str) -> RowMapping | None:
 
 
 def renew_leases_txn(conn: Connection, tokens: Sequence[str], now: datetime, until: datetime) -> int:
-    """Extend the leases held under ``tokens``; a lease taken from its message is marked
-    started, so the tick counts its loss against the attempt."""
+    """Extend the leases held under ``tokens``. A lease taken from its message is marked
+    started, so the tick counts its loss against the attempt; an execution whose first step
+    runs from the lease handed over at its start (never claimed) shows as running from here on."""
     if not tokens:
         return 0
+    pending = ExecutionStatus.PENDING.value
     # on ix_workflow_executions_lease (see tables.py): the leased rows, not the whole table
     result = conn.execute(update(t).where(t.c.lease_expires_at.is_not(None), t.c.lease_owner.in_(list(tokens)))
-                          .values(lease_expires_at=until, step_started_at=func.coalesce(t.c.step_started_at, now)))
+                          .values(lease_expires_at=until, step_started_at=func.coalesce(t.c.step_started_at, now),
+                                  status=case((t.c.status == pending, ExecutionStatus.RUNNING.value), else_=t.c.status),
+                                  started_at=func.coalesce(t.c.started_at, now)))
     return result.rowcount
 
 
