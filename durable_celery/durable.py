@@ -92,6 +92,9 @@ class Durable(ScheduleCalls, QueryCalls):
         dispatch_mode: ``"per_step"`` (one Celery task per step) or ``"continuation"``.
         redispatch_after: a runnable execution whose message was not consumed this long is
             published again (covers a publish lost between commit and broker).
+        log_capture_max_entries: what a step attempt logs and prints is kept up to this many
+            entries, then one entry says how many more were dropped. log_capture_max_chars: a
+            longer message is cut there and marked. See docs/running.md.
         auto_migrate: migrate the schema on first use; if False, verify it and raise
             ``SchemaOutOfDate``.
 
@@ -119,6 +122,8 @@ class Durable(ScheduleCalls, QueryCalls):
         schedule_catch_up: str = "one",
         schedule_misfire_grace: Duration = 60,
         schedule_max_failures: int = 5,
+        log_capture_max_entries: int = 500,
+        log_capture_max_chars: int = 4000,
         auto_migrate: bool = True,
         data_dir: str | Path | None = None,
         clock: Clock | None = None,
@@ -133,6 +138,7 @@ class Durable(ScheduleCalls, QueryCalls):
             redispatch_after=redispatch_after, max_countdown=max_countdown, auto_migrate=auto_migrate,
             max_lost_leases=max_lost_leases, schedule_catch_up=schedule_catch_up,
             schedule_misfire_grace=schedule_misfire_grace, schedule_max_failures=schedule_max_failures,
+            log_capture_max_entries=log_capture_max_entries, log_capture_max_chars=log_capture_max_chars,
         )
         self.clock: Clock = clock or SystemClock()
         self.db = Database(self.settings.database_url, self.settings.prefix)

@@ -21,3 +21,17 @@ def chatter_away(ctx):
         time.sleep(ctx.get("pause", 0.05))
     print(f"last word from {me}", end="")  # no newline: still one entry
     return {"rounds": ctx.get("rounds", 5)}
+
+
+flood = Workflow("capture_flood")
+
+
+@flood.step
+def flood_out(ctx):
+    """Prints ``lines`` numbered lines and logs one ``long`` characters long, then fails if asked."""
+    for i in range(ctx["lines"]):
+        print(f"line {i}")
+    log.warning("x" * ctx.get("long", 0))
+    if ctx.get("fail"):
+        raise RuntimeError("flooded")
+    return ctx
