@@ -28,10 +28,10 @@ flood = Workflow("capture_flood")
 
 @flood.step
 def flood_out(ctx):
-    """Prints ``lines`` numbered lines and logs one ``long`` characters long, then fails if asked."""
+    """Logs one message ``long`` characters long, prints ``lines`` numbered lines, then fails if asked."""
+    log.warning("x" * ctx.get("long", 1))
     for i in range(ctx["lines"]):
         print(f"line {i}")
-    log.warning("x" * ctx.get("long", 0))
     if ctx.get("fail"):
         raise RuntimeError("flooded")
     return ctx
