@@ -136,7 +136,8 @@ def test_commands_refuse_a_schema_that_is_behind_and_say_how_to_migrate(fresh_cl
 def test_workflows_lists_the_registered_workflow_names(cli: Cli) -> None:
     assert [w["name"] for w in cli.json("workflows")] == ["broken", "family", "greet", "order"]
     lines = cli.ok("workflows").splitlines()
-    assert lines[0].split() == ["NAME", "QUEUE", "TIMEOUT", "SCHEDULE"]
+    assert lines[0].split() == ["NAME", "QUEUE", "TIMEOUT", "SCHEDULE", "RUNS", "RUNNING", "WAITING", "FAILED", "LAST",
+                                "RUN", "LAST", "STATUS"]
     assert [line.split()[0] for line in lines[1:]] == ["broken", "family", "greet", "order"]
 
 
