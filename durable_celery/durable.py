@@ -35,6 +35,8 @@ from durable_celery.errors import (
 )
 from durable_celery.graph import Graph, build_graph
 from durable_celery.models import Execution, PendingInput, QueueStats
+from durable_celery.queries import QueryCalls
+from durable_celery.queries import status_value as _status
 from durable_celery.registry import Registry, Sources
 from durable_celery.runtime import deliver, eager, queues
 from durable_celery.runtime.calls import wake_caller
@@ -50,13 +52,7 @@ from durable_celery.schedules import ScheduleCalls
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
 from durable_celery.state.db import Database
-from durable_celery.state.executions import (
-    children_of_txn,
-    count_by_status_txn,
-    insert_execution_txn,
-    list_txn,
-    peek_txn,
-)
+from durable_celery.state.executions import children_of_txn, insert_execution_txn, peek_txn
 from durable_celery.state.inserts import insert_executions_txn
 from durable_celery.state.queues import counts_txn, paused_queues_txn, set_paused_txn, starts_in_window_txn
 from durable_celery.state.records import to_execution, to_pending_input
@@ -66,13 +62,15 @@ from durable_celery.state.waits import list_events_txn, list_inputs_txn, lock_ex
 from durable_celery.testing import faults
 
 
-class Durable(ScheduleCalls):
+class Durable(ScheduleCalls, QueryCalls):
     """Durable workflows on a Celery app.
 
     Build it with the app (``Durable(app, ...)``), or without one and attach it later with
     ``init_app(app)``, the Flask extension pattern for app factories. Everything but the app is
     set up here: settings, the database, the workflow registry. The cron schedule calls
-    (``schedule``, ``trigger_schedule``, ...) come from :class:`ScheduleCalls`.
+    (``schedule``, ``trigger_schedule``, ...) come from :class:`ScheduleCalls`, the reads over
+    many executions (``list_executions``, ``list_workflows``, ``get_metrics``, ...) from
+    :class:`QueryCalls`.
 
     Args:
         app: the Celery app whose workers run the steps; ``None`` to call ``init_app`` later.
@@ -94,6 +92,9 @@ class Durable(ScheduleCalls):
         dispatch_mode: ``"per_step"`` (one Celery task per step) or ``"continuation"``.
         redispatch_after: a runnable execution whose message was not consumed this long is
             published again (covers a publish lost between commit and broker).
+        log_capture_max_entries: what a step attempt logs and prints is kept up to this many
+            entries, then one entry says how many more were dropped. log_capture_max_chars: a
+            longer message is cut there and marked. See docs/running.md.
         auto_migrate: migrate the schema on first use; if False, verify it and raise
             ``SchemaOutOfDate``.
 
@@ -121,6 +122,8 @@ class Durable(ScheduleCalls):
         schedule_catch_up: str = "one",
         schedule_misfire_grace: Duration = 60,
         schedule_max_failures: int = 5,
+        log_capture_max_entries: int = 500,
+        log_capture_max_chars: int = 4000,
         auto_migrate: bool = True,
         data_dir: str | Path | None = None,
         clock: Clock | None = None,
@@ -135,6 +138,7 @@ class Durable(ScheduleCalls):
             redispatch_after=redispatch_after, max_countdown=max_countdown, auto_migrate=auto_migrate,
             max_lost_leases=max_lost_leases, schedule_catch_up=schedule_catch_up,
             schedule_misfire_grace=schedule_misfire_grace, schedule_max_failures=schedule_max_failures,
+            log_capture_max_entries=log_capture_max_entries, log_capture_max_chars=log_capture_max_chars,
         )
         self.clock: Clock = clock or SystemClock()
         self.db = Database(self.settings.database_url, self.settings.prefix)
@@ -554,26 +558,6 @@ class Durable(ScheduleCalls):
         names = sorted(self.settings.queue_limits) + sorted(set(self.engine_queues()) - set(self.settings.queue_limits))
         return [self.queue_stats(name) for name in names]
 
-    def list_executions(self, workflow: Workflow | str | None = None, status: str | None = None,
-                        queue: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:
-        """Executions, newest first, filtered by workflow, status and queue."""
-        name = workflow.name if isinstance(workflow, Workflow) else workflow
-        status = _status(status)
-        for what, value in (("limit", limit), ("offset", offset)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidInput(f"{what} must be a non-negative int, got {value!r}")
-        self.ensure_schema()
-        with self.db.connect() as conn:
-            rows = list_txn(conn, workflow=name, status=status, queue=queue, limit=limit, offset=offset)
-        return [to_execution(row, None, False) for row in rows]
-
-    def count_by_status(self) -> dict[str, int]:
-        """How many executions are in each status (every status listed, zeros included)."""
-        self.ensure_schema()
-        with self.db.connect() as conn:
-            stored = count_by_status_txn(conn)
-        return {status.value: stored.get(status.value, 0) for status in ExecutionStatus}
-
     def cancel(self, execution_id: str, reason: str | None = None, compensate: bool = False) -> None:
         """Cancel an active execution and everything it started (branches, iterations, child
         workflows). A step running at that moment is fenced off: it finishes, but its result is
@@ -721,16 +705,6 @@ def _publishes_itself(connection: Connection | Session | None) -> bool:
     caller's Session commits), rather than left to the tick (a caller's Connection, whose commit
     the engine does not see)."""
     return not isinstance(connection, Connection)
-
-
-def _status(status: Any) -> str | None:
-    """A status filter as stored (None: any); ``InvalidInput`` for an unknown one."""
-    if status is None:
-        return None
-    try:
-        return ExecutionStatus(status).value
-    except ValueError:
-        raise InvalidInput(f"unknown status {status!r}; one of {[s.value for s in ExecutionStatus]}") from None
 
 
 def _check_id(execution_id: Any) -> None:

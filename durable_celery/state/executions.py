@@ -219,7 +219,17 @@ _STATUSES = frozenset(s.value for s in ExecutionStatus)
 
 
 def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queue: str | None,
-             parent_id: str | None = None, limit: int, offset: int) -> list[RowMapping]:
+             parent_id: str | None = None, limit: int, offset: int, current_step: str | None = None,
+             created_after: datetime | None = None, created_before: datetime | None = None,
+             after: tuple[datetime, str] | None = None) -> list[RowMapping]:
+    """Top-level executions, newest first (``created_at`` descending, then ``id``).
+
+    ``created_after`` (inclusive) and ``created_before`` (exclusive) bound ``created_at``;
+    ``after`` is a keyset position, the (created_at, id) of the last row of the previous page:
+    the rows that come after it in this order. Both are ranges on ``created_at``, so the page is
+    read from an index whatever the table's size (ix_workflow_executions_listed, or
+    (status, created_at) / (workflow, status, created_at) with a status), never skipped over.
+    """
     stmt = select(t).where(t.c.kind == _WORKFLOW)  # not the branches and iterations it fanned out into
     if workflow is not None:
         stmt = stmt.where(t.c.workflow == workflow)
@@ -231,6 +241,16 @@ def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queu
         stmt = stmt.where(t.c.queue == queue)
     if parent_id is not None:
         stmt = stmt.where(t.c.parent_id == parent_id)
+    if current_step is not None:
+        stmt = stmt.where(t.c.current_node == current_step)
+    if created_after is not None:
+        stmt = stmt.where(t.c.created_at >= created_after)
+    if created_before is not None:
+        stmt = stmt.where(t.c.created_at < created_before)
+    if after is not None:
+        at, last_id = after
+        # expanded rather than a row comparison: ``created_at <= at`` is the index condition
+        stmt = stmt.where(t.c.created_at <= at, or_(t.c.created_at < at, t.c.id > last_id))
     stmt = stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit).offset(offset)
     return list(conn.execute(stmt).mappings())
 
