@@ -35,6 +35,7 @@ from durable_celery.errors import (
 )
 from durable_celery.graph import Graph, build_graph
 from durable_celery.models import Execution, PendingInput, QueueStats
+from durable_celery.operations.calls import OperationsCalls
 from durable_celery.registry import Registry, Sources
 from durable_celery.runtime import deliver, eager, queues
 from durable_celery.runtime.calls import wake_caller
@@ -66,13 +67,14 @@ from durable_celery.state.waits import list_events_txn, list_inputs_txn, lock_ex
 from durable_celery.testing import faults
 
 
-class Durable(ScheduleCalls):
+class Durable(ScheduleCalls, OperationsCalls):
     """Durable workflows on a Celery app.
 
     Build it with the app (``Durable(app, ...)``), or without one and attach it later with
     ``init_app(app)``, the Flask extension pattern for app factories. Everything but the app is
     set up here: settings, the database, the workflow registry. The cron schedule calls
-    (``schedule``, ``trigger_schedule``, ...) come from :class:`ScheduleCalls`.
+    (``schedule``, ``trigger_schedule``, ...) come from :class:`ScheduleCalls`; ``cleanup``,
+    ``doctor`` and ``why`` from :class:`OperationsCalls`.
 
     Args:
         app: the Celery app whose workers run the steps; ``None`` to call ``init_app`` later.
