@@ -52,10 +52,10 @@ def _leased(row: Mapping[Any, Any], now: datetime, step: str, queue: str,
                     "beat's tick re-dispatches it")
         return (f"running step {step} (attempt {row['attempt']}) since {_at(row['step_started_at'])}, "
                 f"leased by worker token {owner} until {_at(until)}")
-    if until < now:
-        return (f"step {step}'s message on queue {queue} was not taken before its lease expired at {_at(until)}; "
-                "beat's tick re-dispatches it")
-    return f"step {step} dispatched at {_at(row['dispatched_at'])} on queue {queue}{_consumed(queue, consumers)}"
+    line = f"step {step} dispatched at {_at(row['dispatched_at'])} on queue {queue}{_consumed(queue, consumers)}"
+    if until < now:  # the message's lease: beat's tick takes it back and publishes again
+        return f"{line}; its message's lease expired at {_at(until)}, for beat's tick to re-dispatch"
+    return line
 
 
 def _ready(row: Mapping[Any, Any], now: datetime, step: str, queue: str,
