@@ -35,6 +35,7 @@ from durable_celery.errors import (
 )
 from durable_celery.graph import Graph, build_graph
 from durable_celery.models import Execution, PendingInput, QueueStats
+from durable_celery.operations.calls import OperationsCalls
 from durable_celery.queries import QueryCalls
 from durable_celery.queries import status_value as _status
 from durable_celery.registry import Registry, Sources
@@ -62,7 +63,7 @@ from durable_celery.state.waits import list_events_txn, list_inputs_txn, lock_ex
 from durable_celery.testing import faults
 
 
-class Durable(ScheduleCalls, QueryCalls):
+class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
     """Durable workflows on a Celery app.
 
     Build it with the app (``Durable(app, ...)``), or without one and attach it later with
@@ -70,7 +71,7 @@ class Durable(ScheduleCalls, QueryCalls):
     set up here: settings, the database, the workflow registry. The cron schedule calls
     (``schedule``, ``trigger_schedule``, ...) come from :class:`ScheduleCalls`, the reads over
     many executions (``list_executions``, ``list_workflows``, ``get_metrics``, ...) from
-    :class:`QueryCalls`.
+    :class:`QueryCalls`; ``cleanup``, ``doctor`` and ``why`` from :class:`OperationsCalls`.
 
     Args:
         app: the Celery app whose workers run the steps; ``None`` to call ``init_app`` later.

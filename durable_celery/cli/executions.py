@@ -9,9 +9,8 @@ from typing import Any
 import click
 
 from durable_celery.cli.instance import CliState, pass_state
-from durable_celery.cli.metrics import duration
 from durable_celery.cli.output import details, duration_text, emit_json, error_text, format_option, table
-from durable_celery.cli.params import json_object
+from durable_celery.cli.params import duration, json_object
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.models import Execution, StepRecord
 
@@ -88,13 +87,14 @@ def show(state: CliState, execution_id: str, logs: bool, fmt: str) -> None:
         emit_json(execution)
         return
     children = state.durable.list_children(execution_id) if execution.children else []
-    click.echo(_describe(execution, logs, children))
+    click.echo(_describe(execution, logs, children, state.durable.why(execution_id)))
 
 
-def _describe(execution: Execution, logs: bool, children: list[Execution]) -> str:
+def _describe(execution: Execution, logs: bool, children: list[Execution], why: str | None) -> str:
     e = execution
     parts = [details([
-        ("id", e.id), ("workflow", e.workflow), ("status", e.status), ("current step", e.current_step),
+        ("id", e.id), ("workflow", e.workflow), ("status", e.status), *([("why", why)] if why else []),
+        ("current step", e.current_step),
         ("queue", e.queue), ("priority", e.priority), ("parent", e.parent_id), ("created", e.created_at),
         ("scheduled", e.scheduled_at), ("started", e.started_at), ("completed", e.completed_at),
         ("input", e.input), ("context", e.context), ("error", error_text(e.error)),

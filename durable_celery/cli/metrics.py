@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from datetime import timedelta
 
 import click
 
 from durable_celery.cli.instance import CliState, pass_state
 from durable_celery.cli.output import emit_json, format_option, table
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-
-
-def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
-    """Parse ``90s``, ``30m``, ``1h``, ``2d`` or ``1w`` into a timedelta."""
-    if value is None:
-        return None
-    match = _DURATION.match(value)
-    if match is None:
-        raise click.BadParameter(f"{value!r} is not a duration like 90s, 30m, 1h, 2d or 1w", ctx, param)
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+from durable_celery.cli.params import duration
 
 
 def json_flag(fn: click.decorators.FC) -> click.decorators.FC:

@@ -48,6 +48,7 @@ def _in(column: str, values: list[str]) -> str:
 
 READY_WHERE = "ready_at IS NOT NULL AND lease_expires_at IS NULL"
 LEASE_WHERE = "lease_expires_at IS NOT NULL"
+FINISHED_WHERE = "kind = 'workflow' AND completed_at IS NOT NULL"
 
 workflow_executions = Table(
     "workflow_executions",
@@ -138,6 +139,9 @@ workflow_executions = Table(
           sqlite_where=text("slot IS NOT NULL")),
     Index("ix_workflow_executions_deadline", "deadline_at", postgresql_where=text("deadline_at IS NOT NULL"),
           sqlite_where=text("deadline_at IS NOT NULL")),
+    # cleanup (state/retention.py): finished top-level executions, oldest first, walked by keyset
+    Index("ix_workflow_executions_finished", "completed_at", "id", postgresql_where=text(FINISHED_WHERE),
+          sqlite_where=text(FINISHED_WHERE)),
 )
 
 step_executions = Table(
@@ -300,4 +304,15 @@ queue_starts = Table(
     Column("key", String(255), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Index(None, "queue", "key", "started_at"),
+)
+
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    # the last time a process that must keep running did its work: "beat" for the tick thread
+    # (runtime/beat_service.py); ``durable doctor`` reports one not seen for several intervals
+    Column("name", String(64), primary_key=True),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    # who: host and pid
+    Column("detail", String(255), nullable=True),
 )
