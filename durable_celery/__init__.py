@@ -34,14 +34,24 @@ from durable_celery.errors import (
     WorkflowNotFound,
     WorkflowTimeout,
 )
-from durable_celery.models import Execution, PendingInput, QueueStats, Schedule, StepRecord
+from durable_celery.models import (
+    Execution,
+    ExecutionPage,
+    Metrics,
+    PendingInput,
+    QueueStats,
+    Schedule,
+    StepMetrics,
+    StepRecord,
+    WorkflowSummary,
+)
 
 __all__ = [
     # defining workflows
     "Workflow", "Retry", "Cron", "goto", "seconds", "minutes", "hours", "days",
     # running them
     "Durable", "Execution", "StepRecord", "PendingInput", "ExecutionStatus", "StepStatus",
-    "Schedule", "QueueStats",
+    "Schedule", "QueueStats", "ExecutionPage", "WorkflowSummary", "Metrics", "StepMetrics",
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",

@@ -24,6 +24,7 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.engine.statuses import RETRYABLE, TERMINAL, ExecutionStatus
 from durable_celery.engine.transitions import queue_of
+from durable_celery.engine.values import Message, Snapshot
 from durable_celery.errors import (
     AppNotInitialized,
     ExecutionNotFound,
@@ -34,6 +35,9 @@ from durable_celery.errors import (
 )
 from durable_celery.graph import Graph, build_graph
 from durable_celery.models import Execution, PendingInput, QueueStats
+from durable_celery.operations.calls import OperationsCalls
+from durable_celery.queries import QueryCalls
+from durable_celery.queries import status_value as _status
 from durable_celery.registry import Registry, Sources
 from durable_celery.runtime import deliver, eager, queues
 from durable_celery.runtime.calls import wake_caller
@@ -44,32 +48,30 @@ from durable_celery.runtime.leases import LeaseKeeper
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.start_task import SIGNATURE_OPTIONS, start_task_name
-from durable_celery.runtime.starts import new_execution_row
+from durable_celery.runtime.starts import hand_over_start, new_execution_row, new_execution_rows
 from durable_celery.schedules import ScheduleCalls
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
 from durable_celery.state.db import Database
-from durable_celery.state.executions import (
-    children_of_txn,
-    count_by_status_txn,
-    insert_execution_txn,
-    list_txn,
-    peek_txn,
-)
+from durable_celery.state.executions import children_of_txn, insert_execution_txn, peek_txn
+from durable_celery.state.inserts import insert_executions_txn
 from durable_celery.state.queues import counts_txn, paused_queues_txn, set_paused_txn, starts_in_window_txn
 from durable_celery.state.records import to_execution, to_pending_input
 from durable_celery.state.steps import in_flight_children_txn, list_attempts_txn
 from durable_celery.state.stops import stop_txn
 from durable_celery.state.waits import list_events_txn, list_inputs_txn, lock_execution_txn
+from durable_celery.testing import faults
 
 
-class Durable(ScheduleCalls):
+class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
     """Durable workflows on a Celery app.
 
     Build it with the app (``Durable(app, ...)``), or without one and attach it later with
     ``init_app(app)``, the Flask extension pattern for app factories. Everything but the app is
     set up here: settings, the database, the workflow registry. The cron schedule calls
-    (``schedule``, ``trigger_schedule``, ...) come from :class:`ScheduleCalls`.
+    (``schedule``, ``trigger_schedule``, ...) come from :class:`ScheduleCalls`, the reads over
+    many executions (``list_executions``, ``list_workflows``, ``get_metrics``, ...) from
+    :class:`QueryCalls`; ``cleanup``, ``doctor`` and ``why`` from :class:`OperationsCalls`.
 
     Args:
         app: the Celery app whose workers run the steps; ``None`` to call ``init_app`` later.
@@ -91,6 +93,9 @@ class Durable(ScheduleCalls):
         dispatch_mode: ``"per_step"`` (one Celery task per step) or ``"continuation"``.
         redispatch_after: a runnable execution whose message was not consumed this long is
             published again (covers a publish lost between commit and broker).
+        log_capture_max_entries: what a step attempt logs and prints is kept up to this many
+            entries, then one entry says how many more were dropped. log_capture_max_chars: a
+            longer message is cut there and marked. See docs/running.md.
         auto_migrate: migrate the schema on first use; if False, verify it and raise
             ``SchemaOutOfDate``.
 
@@ -118,6 +123,8 @@ class Durable(ScheduleCalls):
         schedule_catch_up: str = "one",
         schedule_misfire_grace: Duration = 60,
         schedule_max_failures: int = 5,
+        log_capture_max_entries: int = 500,
+        log_capture_max_chars: int = 4000,
         auto_migrate: bool = True,
         data_dir: str | Path | None = None,
         clock: Clock | None = None,
@@ -132,6 +139,7 @@ class Durable(ScheduleCalls):
             redispatch_after=redispatch_after, max_countdown=max_countdown, auto_migrate=auto_migrate,
             max_lost_leases=max_lost_leases, schedule_catch_up=schedule_catch_up,
             schedule_misfire_grace=schedule_misfire_grace, schedule_max_failures=schedule_max_failures,
+            log_capture_max_entries=log_capture_max_entries, log_capture_max_chars=log_capture_max_chars,
         )
         self.clock: Clock = clock or SystemClock()
         self.db = Database(self.settings.database_url, self.settings.prefix)
@@ -290,13 +298,68 @@ class Durable(ScheduleCalls):
         row = self._new_row(machine, input, queue=queue, priority=priority, scheduled_at=scheduled_at,
                             idempotency_key=idempotency_key, connection=connection)
         if connection is not None:
-            return self._start_in(connection, row, machine)
+            return self._start_in(connection, [row], machine)[0]
+        self.ensure_schema()
+        handed = self._hand_over(row, machine)
+        # One statement, in autocommit: the insert is the start's only round trip to the database.
+        with self.db.single() as conn:
+            execution_id, created = insert_execution_txn(conn, row)
+        faults.trip("after_start_commit", machine.workflow)
+        if created and row["dispatched_at"] is not None:
+            self._publish_starts([row], machine, handed)
+        return execution_id
+
+    def start_many(
+        self,
+        workflow: Workflow | str,
+        inputs: Iterable[dict[str, Any] | None],
+        *,
+        queue: str | None = None,
+        priority: int = 0,
+        scheduled_at: datetime | None = None,
+        idempotency_keys: Iterable[str | None] | None = None,
+        connection: Connection | Session | scoped_session[Session] | None = None,
+    ) -> list[str]:
+        """Start one execution per input, as that many ``start`` calls would, and return their
+        ids in the order of ``inputs``.
+
+        All rows are inserted in one statement and committed before any message is published,
+        then the messages go out through one producer, pipelined where the broker allows it. A
+        message lost on the way (the broker down, the process killed) is re-published by the
+        tick, as for ``start``. With ``connection`` the rows join the caller's transaction, as
+        ``start``'s row does, and nothing is published unless it commits.
+
+        Args:
+            workflow: the ``Workflow`` or its name. inputs: the input dicts (None is ``{}``).
+            queue, priority, scheduled_at: as for ``start``, for every execution.
+            idempotency_keys: one key (or None) per input. A key already used, by an existing
+                execution or by an earlier input of this call, starts nothing: its id is that
+                execution's, as ``start`` returns it.
+            connection: a SQLAlchemy Connection, Session or scoped_session, as for ``start``.
+
+        Raises:
+            WorkflowNotFound, InvalidInput, AppNotInitialized: as ``start``; a bad input or key
+            is named by its index (``inputs[3]: ...``). Nothing is written in any of these cases.
+        """
+        self._attachment()
+        if isinstance(connection, scoped_session):
+            connection = connection()
+        machine = self.registry.machine_for(workflow)
+        _check_connection(connection)
+        rows = new_execution_rows(machine, self.settings, inputs, self.clock.now(), queue=queue, priority=priority,
+                                  scheduled_at=scheduled_at, idempotency_keys=idempotency_keys,
+                                  dispatched=_publishes_itself(connection))
+        if not rows:
+            return []
+        if connection is not None:
+            return self._start_in(connection, rows, machine)
         self.ensure_schema()
         with self.db.begin() as conn:
-            execution_id, created = insert_execution_txn(conn, row)
-        if created and row["dispatched_at"] is not None:
-            self._publish_start(execution_id, row, machine)
-        return execution_id
+            ids, created = insert_executions_txn(conn, rows)
+        faults.trip("after_start_commit", machine.workflow)
+        self._publish_starts([row for row, new in zip(rows, created) if new and row["dispatched_at"] is not None],
+                             machine)
+        return ids
 
     def signature(self, workflow: Workflow | str, input: dict[str, Any] | None = None,
                   **start_options: Any) -> Signature:
@@ -327,32 +390,56 @@ class Durable(ScheduleCalls):
         return self.app.signature(self.start_task_name, args=(), options={"queue": self.settings.queue},
                                   kwargs={"workflow": machine.workflow, "input": input, "options": options})
 
-    def _publish_start(self, execution_id: str, row: dict[str, Any], machine: StateMachine) -> None:
-        self.dispatcher.send(execution_id, 0, workflow=machine.workflow, step=machine.entry,
-                             queue=queue_of(machine, machine.entry, row["queue"]), priority=row["priority"])
+    def _hand_over(self, row: dict[str, Any], machine: StateMachine) -> Snapshot | None:
+        """Lease a new execution's row to its first message, as a checkpoint leases the next
+        step's (``runtime/handoff.py``): its task runs the first step without a claim. Only a
+        start published at once, outside eager mode and off controlled queues."""
+        policy = self.services.policy
+        if (row["dispatched_at"] is None or policy.handoff_ttl is None
+                or queue_of(machine, machine.entry, row["queue"]) in policy.controlled):
+            return None
+        return hand_over_start(row, uuid.uuid4().hex, policy.handoff_ttl)
+
+    def _publish_starts(self, rows: list[dict[str, Any]], machine: StateMachine,
+                        handed: Snapshot | None = None) -> None:
+        """Publish the first message of each new execution (its row committed); ``handed``: the
+        execution whose row is leased to its message."""
+        if rows:
+            self.dispatcher.send_many([Message(row["id"], 0, machine.workflow, machine.entry,
+                                               queue_of(machine, machine.entry, row["queue"]), row["priority"],
+                                               handoff=row.get("lease_owner"),
+                                               handoff_until=row.get("lease_expires_at"))
+                                       for row in rows], {handed.id: handed} if handed is not None else None)
 
     def _new_row(self, machine: StateMachine, input: Any, *, queue: str | None, priority: int,
                  scheduled_at: datetime | None, idempotency_key: str | None, connection: Any) -> dict[str, Any]:
-        if connection is not None and not isinstance(connection, (Connection, Session)):
-            raise InvalidInput(f"connection must be a SQLAlchemy Connection, Session or scoped_session, got {connection!r}")
+        _check_connection(connection)
         return new_execution_row(machine, self.settings, input, self.clock.now(), queue=queue, priority=priority,
                                  scheduled_at=scheduled_at, idempotency_key=idempotency_key,
-                                 dispatched=connection is None)
+                                 dispatched=_publishes_itself(connection))
 
-    def _start_in(self, connection: Connection | Session, row: dict[str, Any], machine: StateMachine) -> str:
-        """Insert inside the caller's transaction. The row is left undispatched, so the tick
-        publishes it once it is committed (and due); with a Session an immediate start is
-        published on commit at once, a scheduled one is left to the tick."""
+    def _start_in(self, connection: Connection | Session, rows: list[dict[str, Any]],
+                  machine: StateMachine) -> list[str]:
+        """Insert inside the caller's transaction. With a Connection the rows are left
+        undispatched, so the tick publishes them once they are committed (and due). With a
+        Session an immediate start is published when the session commits (a scheduled one is
+        left to the tick); its row says so, so the tick re-publishes it only if that message
+        is lost."""
         self.ensure_schema()
         conn = connection.connection() if isinstance(connection, Session) else connection
         # Per statement: the caller's connection must not keep our schema map afterwards.
-        execution_id, created = insert_execution_txn(conn, row, self.db.schema_options)
-        immediate = row["ready_at"] <= row["created_at"]
-        if created and immediate and isinstance(connection, Session):
+        options = self.db.schema_options
+        if len(rows) == 1:
+            execution_id, new = insert_execution_txn(conn, rows[0], options)
+            ids, created = [execution_id], [new]
+        else:
+            ids, created = insert_executions_txn(conn, rows, options)
+        due = [row for row, new in zip(rows, created) if new and row["ready_at"] <= row["created_at"]]
+        if due and isinstance(connection, Session):
             @event.listens_for(connection, "after_commit", once=True)
             def publish(_session: Session) -> None:
-                self._publish_start(execution_id, row, machine)
-        return execution_id
+                self._publish_starts(due, machine)
+        return ids
 
     def _queue_for(self, workflow: str, state_id: str | None, queue: str) -> str:
         """The queue a message for ``state_id`` goes to: the step's own, else the execution's."""
@@ -471,26 +558,6 @@ class Durable(ScheduleCalls):
         """``queue_stats`` of every queue of this engine, controlled ones first, by name."""
         names = sorted(self.settings.queue_limits) + sorted(set(self.engine_queues()) - set(self.settings.queue_limits))
         return [self.queue_stats(name) for name in names]
-
-    def list_executions(self, workflow: Workflow | str | None = None, status: str | None = None,
-                        queue: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:
-        """Executions, newest first, filtered by workflow, status and queue."""
-        name = workflow.name if isinstance(workflow, Workflow) else workflow
-        status = _status(status)
-        for what, value in (("limit", limit), ("offset", offset)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidInput(f"{what} must be a non-negative int, got {value!r}")
-        self.ensure_schema()
-        with self.db.connect() as conn:
-            rows = list_txn(conn, workflow=name, status=status, queue=queue, limit=limit, offset=offset)
-        return [to_execution(row, None, False) for row in rows]
-
-    def count_by_status(self) -> dict[str, int]:
-        """How many executions are in each status (every status listed, zeros included)."""
-        self.ensure_schema()
-        with self.db.connect() as conn:
-            stored = count_by_status_txn(conn)
-        return {status.value: stored.get(status.value, 0) for status in ExecutionStatus}
 
     def cancel(self, execution_id: str, reason: str | None = None, compensate: bool = False) -> None:
         """Cancel an active execution and everything it started (branches, iterations, child
@@ -629,14 +696,16 @@ class Durable(ScheduleCalls):
         eager.advance(self.services, by)
 
 
-def _status(status: Any) -> str | None:
-    """A status filter as stored (None: any); ``InvalidInput`` for an unknown one."""
-    if status is None:
-        return None
-    try:
-        return ExecutionStatus(status).value
-    except ValueError:
-        raise InvalidInput(f"unknown status {status!r}; one of {[s.value for s in ExecutionStatus]}") from None
+def _check_connection(connection: Any) -> None:
+    if connection is not None and not isinstance(connection, (Connection, Session)):
+        raise InvalidInput(f"connection must be a SQLAlchemy Connection, Session or scoped_session, got {connection!r}")
+
+
+def _publishes_itself(connection: Connection | Session | None) -> bool:
+    """Whether a start's message is published by the start itself (on its own, or when the
+    caller's Session commits), rather than left to the tick (a caller's Connection, whose commit
+    the engine does not see)."""
+    return not isinstance(connection, Connection)
 
 
 def _check_id(execution_id: Any) -> None:

@@ -121,3 +121,69 @@ class QueueStats:
     key_concurrency: int | None = None
     key_rate: str | None = None
     controlled: bool = True
+
+
+@dataclass(frozen=True)
+class ExecutionPage:
+    """One page of ``page_executions``: the executions, newest first, and the cursor of the next
+    page (None on the last page). Pass ``next_cursor`` back as ``cursor=`` to read on."""
+
+    items: list[Execution]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class WorkflowSummary:
+    """One workflow in ``list_workflows``: its top-level executions, counted by status.
+
+    ``registered``: defined on this instance (False: a name seen only in the table, e.g. a
+    workflow since removed from the code). ``last_run_at``/``last_status``: the ``created_at``
+    and status of its newest execution (None: it never ran).
+    """
+
+    name: str
+    registered: bool
+    total_runs: int
+    pending: int
+    running: int
+    waiting: int
+    completed: int
+    failed: int
+    last_run_at: datetime | None
+    last_status: ExecutionStatus | None
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """One step name in ``Metrics.steps``: its attempts (retries counted one each), the failed
+    ones, and the durations (``duration_ms``) of the attempts that ended, in milliseconds."""
+
+    step_name: str
+    attempts: int
+    failures: int
+    avg_duration_ms: float | None
+    p50_duration_ms: float | None
+    p95_duration_ms: float | None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """``get_metrics``: figures over top-level executions created at or after ``since`` (of one
+    workflow, or all), and over the step attempts started at or after ``since``.
+
+    ``counts``: every status, zeros included; ``finished``: executions in a final status;
+    ``success_rate``: completed / finished (None when nothing finished). Durations are
+    ``completed_at - started_at`` of the finished executions that started, in milliseconds
+    (None when there are none); percentiles interpolate between ranks (``percentile_cont``).
+    """
+
+    workflow: str | None
+    since: datetime | None
+    counts: dict[str, int]
+    total: int
+    finished: int
+    success_rate: float | None
+    avg_duration_ms: float | None
+    p50_duration_ms: float | None
+    p95_duration_ms: float | None
+    steps: list[StepMetrics] = field(default_factory=list)

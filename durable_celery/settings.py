@@ -49,6 +49,10 @@ class Settings:
     schedule_misfire_grace: float = 60.0
     #: a schedule whose start fails this many times in a row is disabled
     schedule_max_failures: int = 5
+    #: what one step attempt's captured logs keep: entries (then one marker entry saying how
+    #: many more were dropped), and characters per message (then a truncation marker)
+    log_capture_max_entries: int = 500
+    log_capture_max_chars: int = 4000
     #: the controlled queues (flow control, pause) parsed from ``queues``
     queue_limits: dict[str, QueueLimits] = field(default_factory=dict)
 
@@ -65,7 +69,8 @@ class Settings:
               heartbeat_interval: Duration, tick_interval: Duration, dispatch_mode: str,
               continuation_budget: Duration, redispatch_after: Duration, max_countdown: Duration,
               auto_migrate: bool, max_lost_leases: int = 3, schedule_catch_up: str = "one",
-              schedule_misfire_grace: Duration = 60, schedule_max_failures: int = 5) -> Settings:
+              schedule_misfire_grace: Duration = 60, schedule_max_failures: int = 5,
+              log_capture_max_entries: int = 500, log_capture_max_chars: int = 4000) -> Settings:
         embedded = database_url is None
         if database_url is None:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -94,8 +99,14 @@ class Settings:
             schedule_catch_up=schedule_catch_up,
             schedule_misfire_grace=to_seconds(schedule_misfire_grace, "schedule_misfire_grace"),
             schedule_max_failures=schedule_max_failures,
+            log_capture_max_entries=log_capture_max_entries,
+            log_capture_max_chars=log_capture_max_chars,
         )
         _check_schedule_settings(settings)
+        for what, bound in (("log_capture_max_entries", log_capture_max_entries),
+                            ("log_capture_max_chars", log_capture_max_chars)):
+            if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+                raise InvalidInput(f"{what} must be an int >= 1, got {bound!r}")
         if isinstance(max_lost_leases, bool) or not isinstance(max_lost_leases, int) or max_lost_leases < 1:
             raise InvalidInput(f"max_lost_leases must be an int >= 1, got {max_lost_leases!r}")
         if settings.heartbeat_interval <= 0 or settings.tick_interval <= 0:

@@ -26,7 +26,10 @@ def claimed_with_open_wait(p: Project, kind: str, names: list[str]) -> tuple[str
     execution_id = d.start("noop", {})
     now = d.clock.now()
     with d.db.begin() as conn:
-        row = claim_txn(conn, execution_id, 0, "w1", now, now + timedelta(seconds=60))
+        # the start leased the row to its first message: the claim takes that lease over
+        handed = conn.execute(text(f'SELECT lease_owner FROM "{p.prefix}".workflow_executions WHERE id = :id'),
+                              {"id": execution_id}).scalar()
+        row = claim_txn(conn, execution_id, 0, "w1", now, now + timedelta(seconds=60), handed)
         conn.execute(text(f'INSERT INTO "{p.prefix}".waits (execution_id, entered_seq, idx, step_name, kind, names, '
                           "status, created_at) VALUES (:id, 0, 0, 'noop_0', :kind, :names, 'pending', now())"),
                      {"id": execution_id, "kind": kind, "names": json.dumps(names)})

@@ -136,7 +136,8 @@ def test_commands_refuse_a_schema_that_is_behind_and_say_how_to_migrate(fresh_cl
 def test_workflows_lists_the_registered_workflow_names(cli: Cli) -> None:
     assert [w["name"] for w in cli.json("workflows")] == ["broken", "family", "greet", "order"]
     lines = cli.ok("workflows").splitlines()
-    assert lines[0].split() == ["NAME", "QUEUE", "TIMEOUT", "SCHEDULE"]
+    assert lines[0].split() == ["NAME", "QUEUE", "TIMEOUT", "SCHEDULE", "RUNS", "RUNNING", "WAITING", "FAILED", "LAST",
+                                "RUN", "LAST", "STATUS"]
     assert [line.split()[0] for line in lines[1:]] == ["broken", "family", "greet", "order"]
 
 
@@ -446,3 +447,37 @@ def test_queues_refuses_a_missing_or_unknown_queue(cli: Cli, args: list[str], me
 
 def test_only_a_queue_listed_in_queues_can_be_paused(cli: Cli) -> None:
     assert "only queues listed in queues= can be paused" in cli.fails("queues", "pause", cli.queue, code=2)
+
+
+# -- metrics, workflows with their runs, list pages --------------------------------------------------
+
+def test_metrics_workflows_and_list_pages_report_the_runs(fresh_cli: Cli) -> None:
+    fresh_cli.ok("migrate")
+    # Given three greetings and one broken run on a real worker
+    with worker("tests.cliproj", [fresh_cli.queue], concurrency=1, pool="solo", env=fresh_cli.environ(),
+                cwd=str(ROOT)):
+        ids = [fresh_cli.ok("run", "greet", "--input", f'{{"name": "n{i}"}}').strip() for i in range(3)]
+        ids.append(fresh_cli.ok("run", "broken").strip())
+        for execution_id in ids:
+            _wait_for(fresh_cli, execution_id)
+    # Then metrics counts them, with a success rate and per-step figures
+    found = json.loads(fresh_cli.ok("metrics", "--json"))
+    assert (found["total"], found["counts"]["completed"], found["counts"]["failed"]) == (4, 3, 1)
+    assert found["success_rate"] == 0.75
+    steps = {s["step_name"]: s for s in found["steps"]}
+    assert (steps["hello"]["attempts"], steps["explode"]["failures"]) == (3, 1)
+    assert json.loads(fresh_cli.ok("metrics", "--workflow", "greet", "--since", "1h", "--json"))["total"] == 3
+    table = fresh_cli.ok("metrics")
+    assert "success rate  75.0%" in table and "explode" in table
+    assert "is not a duration" in fresh_cli.fails("metrics", "--since", "soon", code=2)
+    # And workflows lists each with its runs, the ones that never ran included
+    rows = {r["name"]: r for r in fresh_cli.json("workflows")}
+    assert (rows["greet"]["total_runs"], rows["broken"]["failed"], rows["order"]["total_runs"]) == (3, 1, 0)
+    assert rows["broken"]["last_status"] == "failed"
+    # And list pages through them, newest first, with the cursor of the next page
+    first = fresh_cli.ok("list", "--limit", "3")
+    cursor = first.strip().splitlines()[-1].removeprefix("more: --cursor ")
+    rest = fresh_cli.json("list", "--limit", "3", "--cursor", cursor)
+    assert [e["id"] for e in rest] == [ids[0]]
+    assert [e["id"] for e in fresh_cli.json("list", "--step", "explode")] == [ids[3]]
+    assert "is not a cursor" in fresh_cli.fails("list", "--cursor", "nope", code=2)

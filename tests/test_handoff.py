@@ -43,3 +43,20 @@ def test_messages_that_waited_in_a_backlog_past_their_handed_lease_still_run_eac
         assert p.effects(execution_id) == {"first": 1, "second": 1, "third": 1}
         assert completed_rows(p, execution_id) == {"first": 1, "second": 1, "third": 1}
     assert p.sql("SELECT count(*) FROM {schema}.step_executions WHERE status <> 'completed'")[0][0] == 0
+
+
+def test_a_start_leases_the_execution_to_its_first_message_which_records_when_it_started(
+        project_factory: Factory) -> None:
+    p = project_factory("redis")
+    # Given a start with no worker running: its row is leased to its first message, still pending
+    execution_id = p.durable.start("pipeline", {})
+    [(status, leased, ready_at, started_at)] = p.sql(
+        "SELECT status, lease_owner IS NOT NULL, ready_at, started_at FROM {schema}.workflow_executions "
+        "WHERE id = :id", id=execution_id)
+    assert (status, leased, ready_at, started_at) == ("pending", True, None, None)
+    # When a worker takes the message
+    p.worker()
+    execution = p.wait(execution_id)
+    # Then the first step ran from the handed lease, and the execution says when it started
+    assert execution.status == "completed" and p.effects(execution_id) == {"first": 1, "second": 1, "third": 1}
+    assert execution.started_at is not None and execution.started_at == execution.steps[0].started_at

@@ -11,7 +11,12 @@ import redis
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from durable_celery.state.executions import claim_txn, take_dispatchable_txn
+from durable_celery.state.executions import (
+    claim_txn,
+    release_leases_txn,
+    take_dispatchable_txn,
+    take_expired_leases_txn,
+)
 from tests.conftest import BROKERS, Project
 from tests.proj.workflows import SPECIAL_QUEUE
 
@@ -67,11 +72,19 @@ def test_a_scheduled_start_in_the_callers_transaction_waits_in_the_database_not_
 
 def test_an_unclaimed_message_is_re_published_with_a_doubling_back_off_until_it_is_claimed(
         project_factory: Factory) -> None:
-    # Given an execution whose message nobody consumes (no worker: a backlog, or a lost publish)
+    # Given an execution whose message nobody consumes (no worker: a backlog, or a lost publish),
+    # whose lease, handed over to that message at the start, the tick took back when it expired
     p = project_factory("redis")
     execution_id = p.durable.start("pipeline", {})
-    (dispatched_at,) = p.sql("SELECT dispatched_at FROM {schema}.workflow_executions WHERE id = :id",
-                             id=execution_id)[0]
+    (expires_at,) = p.sql("SELECT lease_expires_at FROM {schema}.workflow_executions WHERE id = :id",
+                          id=execution_id)[0]
+    with p.durable.db.begin() as conn:
+        expired = take_expired_leases_txn(conn, expires_at + timedelta(seconds=1), 500)
+        assert [r["id"] for r in expired] == [execution_id]
+        release_leases_txn(conn, [execution_id], expires_at + timedelta(seconds=1))
+    (dispatched_at, lost) = p.sql("SELECT dispatched_at, lost_leases FROM {schema}.workflow_executions "
+                                  "WHERE id = :id", id=execution_id)[0]
+    assert lost == 0  # its message was never taken: no worker was lost
     after = timedelta(seconds=2)
 
     def sweep(seconds: float) -> bool:

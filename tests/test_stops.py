@@ -86,10 +86,12 @@ def test_a_step_that_kills_its_worker_fails_after_a_bounded_number_of_lost_lease
     p.worker()
     p.beat()
     execution = p.wait(p.durable.start("crasher", {}), timeout=60)
-    # Then it ran exactly twice, and the attempt failed with WorkerLost (not re-run forever)
+    # Then the attempt failed with WorkerLost (not re-run forever), after two lost workers that
+    # claimed it and at most one more: a crash within a step's first second on the lease handed
+    # over with its message looks like a lost message, and is not counted (docs/reliability.md)
     assert execution.status == "failed" and execution.error is not None
     assert execution.error["type"] == "WorkerLost"
-    assert p.effects(execution.id) == {"crash": 2}
+    assert p.effects(execution.id)["crash"] in (2, 3)
     assert [(s.step_name, s.attempt, s.status) for s in execution.steps] == [("crash", 1, "failed")]
 
 
@@ -101,7 +103,8 @@ def test_the_tick_releases_a_compensation_left_parked_once_nothing_of_its_tree_i
     execution_id = p.durable.start("slow_saga", {})
     # Given a compensating execution parked for a step in flight whose end did not release it
     p.sql("UPDATE {schema}.workflow_executions SET status = 'compensating', ready_at = NULL, dispatched_at = NULL, "
-          "stop_status = 'cancelled', seq = seq + 1 WHERE id = :id RETURNING id", id=execution_id)
+          "lease_owner = NULL, lease_expires_at = NULL, stop_status = 'cancelled', seq = seq + 1 WHERE id = :id "
+          "RETURNING id", id=execution_id)
     # When the tick runs, the compensation is released and runs (nothing completed: it ends cancelled)
     assert tick(p.durable.services).woken == 1
     p.worker()

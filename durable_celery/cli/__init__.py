@@ -17,7 +17,8 @@ import click
 from durable_celery.cli.errors import InputError, reported_errors
 from durable_celery.cli.executions import cancel, list_executions, retry, run, show, status
 from durable_celery.cli.instance import CliState
-from durable_celery.cli.maintenance import migrate
+from durable_celery.cli.maintenance import cleanup, doctor, migrate
+from durable_celery.cli.metrics import metrics
 from durable_celery.cli.queues import queues
 from durable_celery.cli.schedules import schedules
 from durable_celery.cli.waits import pending, provide_input, send_event
@@ -68,7 +69,7 @@ def _app_arg(ctx: click.Context) -> str | None:
 
 
 for command in (status, list_executions, show, run, cancel, retry, pending, send_event, provide_input, workflows, graph,
-                migrate, schedules, queues):
+                migrate, schedules, queues, metrics, cleanup, doctor):
     durable.add_command(command)
 
 __all__ = ["durable", "DurableGroup"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
 
 from durable_celery.cli.instance import CliState, pass_state
 from durable_celery.cli.output import details, duration_text, emit_json, error_text, format_option, table
-from durable_celery.cli.params import json_object
+from durable_celery.cli.params import duration, json_object
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.models import Execution, StepRecord
 
@@ -44,13 +45,22 @@ def status(state: CliState, fmt: str) -> None:
 @click.option("--status", type=click.Choice(STATUSES), help="only executions in this status")
 @click.option("--workflow", metavar="NAME", help="only executions of this workflow")
 @click.option("--queue", help="only executions on this queue")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="at most this many")
+@click.option("--step", "current_step", metavar="NAME", help="only executions standing on this step")
+@click.option("--since", metavar="DURATION", callback=duration,
+              help="only executions created this long ago or later: 90s, 30m, 1h, 2d, 1w")
+@click.option("--limit", type=click.IntRange(min=1, max=1000), default=50, show_default=True,
+              help="at most this many")
+@click.option("--cursor", help="the page after the one that printed this cursor")
 @format_option
 @pass_state
-def list_executions(state: CliState, status: str | None, workflow: str | None, queue: str | None, limit: int,
+def list_executions(state: CliState, status: str | None, workflow: str | None, queue: str | None,
+                    current_step: str | None, since: timedelta | None, limit: int, cursor: str | None,
                     fmt: str) -> None:
-    """Executions, newest first."""
-    found = state.durable.list_executions(workflow=workflow, status=status, queue=queue, limit=limit)
+    """Executions, newest first; a full page ends with the --cursor of the next."""
+    after = datetime.now(timezone.utc) - since if since is not None else None
+    page = state.durable.page_executions(workflow=workflow, status=status, queue=queue, current_step=current_step,
+                                         created_after=after, limit=limit, cursor=cursor)
+    found = page.items
     if fmt == "json":
         emit_json(found)
         return
@@ -61,6 +71,8 @@ def list_executions(state: CliState, status: str | None, workflow: str | None, q
         ["ID", "WORKFLOW", "STATUS", "STEP", "QUEUE", "CREATED", "COMPLETED"],
         [(e.id, e.workflow, e.status, e.current_step, e.queue, e.created_at, e.completed_at) for e in found],
     ))
+    if page.next_cursor:
+        click.echo(f"\nmore: --cursor {page.next_cursor}")
 
 
 @click.command()
@@ -75,13 +87,14 @@ def show(state: CliState, execution_id: str, logs: bool, fmt: str) -> None:
         emit_json(execution)
         return
     children = state.durable.list_children(execution_id) if execution.children else []
-    click.echo(_describe(execution, logs, children))
+    click.echo(_describe(execution, logs, children, state.durable.why(execution_id)))
 
 
-def _describe(execution: Execution, logs: bool, children: list[Execution]) -> str:
+def _describe(execution: Execution, logs: bool, children: list[Execution], why: str | None) -> str:
     e = execution
     parts = [details([
-        ("id", e.id), ("workflow", e.workflow), ("status", e.status), ("current step", e.current_step),
+        ("id", e.id), ("workflow", e.workflow), ("status", e.status), *([("why", why)] if why else []),
+        ("current step", e.current_step),
         ("queue", e.queue), ("priority", e.priority), ("parent", e.parent_id), ("created", e.created_at),
         ("scheduled", e.scheduled_at), ("started", e.started_at), ("completed", e.completed_at),
         ("input", e.input), ("context", e.context), ("error", error_text(e.error)),

@@ -1,8 +1,10 @@
-"""Option parsers shared by the commands: JSON given on the command line."""
+"""Option parsers shared by the commands: JSON and durations given on the command line."""
 
 from __future__ import annotations
 
 import json
+import re
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -34,3 +36,19 @@ def json_value(ctx: click.Context, param: click.Parameter, value: str | None) ->
     if value is None:
         return None
     return _parse(value, ctx, param)
+
+
+#: seconds per unit of a duration written as ``30d``, ``12h``, ``90m``, ``45s`` or ``2w``
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """Parse a duration: a number and a unit, ``30d``, ``12h``, ``90m``, ``45s``, ``2w``."""
+    if value is None:
+        return None
+    match = _DURATION.match(value.lower())
+    if match is None:
+        raise click.BadParameter(f"{value!r} is not a duration: write a number and a unit, e.g. 30d, 12h, 90m, "
+                                 "45s or 2w", ctx, param)
+    return timedelta(seconds=float(match.group(1)) * UNITS[match.group(2)])

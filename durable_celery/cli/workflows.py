@@ -1,4 +1,4 @@
-"""Commands about workflow definitions: workflows."""
+"""Commands about workflow definitions: workflows, graph."""
 
 from __future__ import annotations
 
@@ -12,17 +12,27 @@ from durable_celery.cli.output import emit_json, format_option, table
 @format_option
 @pass_state
 def workflows(state: CliState, fmt: str) -> None:
-    """The workflows registered on this Durable instance."""
+    """The workflows registered on this Durable instance, and any other seen among the
+    executions, with their runs: total, running, waiting, failed, and the newest run."""
     durable = state.durable
-    found = durable.registry.workflows()
-    rows = [{"name": w.name, "queue": w.queue or durable.settings.queue, "timeout": w.timeout,
-             "schedule": w.schedule.expression if w.schedule else None} for w in found]
+    defined = {w.name: w for w in durable.registry.workflows()}
+    rows = []
+    for summary in durable.list_workflows():
+        w = defined.get(summary.name)
+        rows.append({"name": summary.name, "registered": summary.registered,
+                     "queue": (w.queue or durable.settings.queue) if w else None, "timeout": w.timeout if w else None,
+                     "schedule": w.schedule.expression if w and w.schedule else None,
+                     "total_runs": summary.total_runs, "running": summary.running, "waiting": summary.waiting,
+                     "failed": summary.failed, "last_run_at": summary.last_run_at, "last_status": summary.last_status})
     if fmt == "json":
         emit_json(rows)
     elif not rows:
         click.echo("no workflows registered")
     else:
-        click.echo(table(["NAME", "QUEUE", "TIMEOUT", "SCHEDULE"], [list(r.values()) for r in rows]))
+        headers = ["NAME", "QUEUE", "TIMEOUT", "SCHEDULE", "RUNS", "RUNNING", "WAITING", "FAILED", "LAST RUN",
+                   "LAST STATUS"]
+        click.echo(table(headers, [[f"{r['name']}{'' if r['registered'] else ' (not registered)'}",
+                                    *list(r.values())[2:]] for r in rows]))
 
 
 @click.command()

@@ -274,10 +274,14 @@ def _message(snap: Snapshot, step: str | None, queue: str, countdown: float | No
 
 def checkpoint(snap: Snapshot, outcome: Outcome, values: Mapping[str, Any],
                 attempt: Mapping[str, Any] | None = None, **effects: Any) -> Checkpoint:
-    """Every decision ends here: the status move it makes must be an allowed one."""
+    """Every decision ends here: the status move it makes must be an allowed one. An execution
+    whose first step ran from a lease handed over at its start (never claimed, so no
+    ``started_at`` yet) records here when that step started."""
     status = values.get("status")
     if status is not None:
         check_move(snap.status, status)
+    if snap.started_at is None and snap.step_started_at is not None and "started_at" not in values:
+        values = {**values, "started_at": snap.step_started_at}
     return Checkpoint(outcome, values, attempt, **effects)
 
 

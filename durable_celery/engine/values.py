@@ -91,7 +91,7 @@ class Message:
 #: Snapshot fields that mirror columns of ``workflow_executions`` one to one.
 COLUMNS = ("id", "workflow", "version", "kind", "status", "queue", "priority", "seq", "entered_seq", "attempt",
             "current_node", "node_shape", "context", "input", "item", "parent_id", "root_id", "parent_seq",
-            "branch_key", "deadline_at", "step_started_at", "lease_owner", "lost_leases",
+            "branch_key", "deadline_at", "started_at", "step_started_at", "lease_owner", "lost_leases",
             "compensation_plan", "compensation_results", "stopping", "stop_status")
 
 
@@ -119,6 +119,8 @@ class Snapshot:
     parent_seq: int | None = None
     branch_key: str | None = None
     deadline_at: datetime | None = None
+    #: when its first step started (None: not yet; its first checkpoint records it)
+    started_at: datetime | None = None
     step_started_at: datetime | None = None
     lease_owner: str | None = None
     lost_leases: int = 0
@@ -134,7 +136,7 @@ class Snapshot:
         """From a ``workflow_executions`` row with (at least) ``COLUMNS`` and ``loops``."""
         values = {name: row[name] for name in COLUMNS}
         values["status"] = ExecutionStatus(values["status"])
-        for name in ("deadline_at", "step_started_at"):  # SQLite returns naive datetimes
+        for name in _DATETIMES:  # SQLite returns naive datetimes
             if values[name] is not None:
                 values[name] = as_utc(values[name])
         values["loops"] = dict(row["loops"] or {})
@@ -144,7 +146,7 @@ class Snapshot:
         """This snapshot as JSON-safe values, for a handoff message (``from_wire`` reverses it)."""
         values = {name: getattr(self, name) for name in _WIRE}
         values["status"] = self.status.value
-        for name in ("deadline_at", "step_started_at"):
+        for name in _DATETIMES:
             if values[name] is not None:
                 values[name] = values[name].isoformat()
         values["loops"] = dict(self.loops)
@@ -155,7 +157,7 @@ class Snapshot:
         """The snapshot a handoff message carries; ``ValueError`` or ``KeyError`` if malformed."""
         fields = {name: values[name] for name in _WIRE}
         fields["status"] = ExecutionStatus(fields["status"])
-        for name in ("deadline_at", "step_started_at"):
+        for name in _DATETIMES:
             if fields[name] is not None:
                 fields[name] = as_utc(datetime.fromisoformat(fields[name]))
         fields["loops"] = dict(fields["loops"] or {})
@@ -186,6 +188,7 @@ class Snapshot:
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Snapshot))
+_DATETIMES = ("deadline_at", "started_at", "step_started_at")
 _WIRE = tuple(f.name for f in dataclasses.fields(Snapshot))
 
 

@@ -32,12 +32,14 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.tick import tick
+from durable_celery.state.heartbeats import BEAT, beat_txn
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,13 @@ class TickService:
     def _stopping(self) -> bool:
         return self._stop.is_set() or (self._beat_stopping is not None and self._beat_stopping.is_set())
 
+    def _record(self) -> None:
+        """Note the tick in ``heartbeats``, for ``durable doctor`` (a run of ``tick`` elsewhere,
+        such as ``doctor --fix`` or ``run_due``, is not a beat and records nothing)."""
+        sv = self._services
+        with sv.db.begin() as conn:
+            beat_txn(conn, BEAT, sv.clock.now(), f"{socket.gethostname()}:{os.getpid()}")
+
     def _run(self) -> None:
         failures = 0
         reported = 0.0
@@ -98,6 +107,7 @@ class TickService:
             try:
                 self._prepare()  # once: schema migrated (or checked), workflows compiled
                 tick(self._services)
+                self._record()
             except Exception as exc:
                 failures += 1
                 now = time.monotonic()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Optional
 
 from celery import Celery
+from kombu.utils.uuid import uuid
 
 from durable_celery.engine.values import Message, Snapshot
 
@@ -58,47 +59,84 @@ class Dispatcher:
         return MAX_PRIORITY - clamped if self._invert_priority else clamped
 
     def send(self, execution_id: str, seq: int, *, workflow: str, step: str | None, queue: str, priority: int,
-             countdown: float | None = None, handoff: Mapping[str, Any] | None = None) -> None:
-        """Publish one step message. A failure is logged, not raised: the row is already
-        committed as runnable (or leased to the message: the tick takes the lease back), and the
-        tick re-dispatches it. In eager mode the step task runs in this process instead, the
-        countdown not waited for (see :class:`EagerQueue`).
+             countdown: float | None = None) -> None:
+        """Publish one step message (see :meth:`send_many`)."""
+        self.send_many([Message(execution_id, seq, workflow, step, queue, priority, countdown)])
 
-        ``handoff`` (see :func:`handoff_payload`) hands the execution's lease to the message."""
+    def send_many(self, messages: Sequence[Message], handed: Mapping[str, Snapshot] | None = None) -> None:
+        """Publish step messages, through one producer and, on a transport that can (kombu
+        5.7's ``Producer.batch``: Redis), pipelined ``PUBLISH_BATCH`` at a time. A message that
+        carries a lease (``Message.handoff``) carries the execution it leases too, from
+        ``handed`` (by execution id): the task that receives it runs without a claim (see
+        ``runtime/handoff.py``).
+
+        Celery's ``send_task`` spends most of a publish on what is the same for every message
+        here (routing, the task's options, the queue's declaration, a safe repr of the
+        arguments, an ``AsyncResult``). This builds each message with Celery's own
+        ``amqp.create_task_message`` and publishes it with ``amqp.send_task_message``
+        (``before_task_publish``/``after_task_publish`` and sent events as usual), with those
+        worked out once. ``tests/test_start_many.py`` checks the two publish the same message.
+
+        A failure stops the rest (and may lose the batch in flight), logged, not raised: their
+        rows are committed as runnable (or leased to their messages: the tick takes the leases
+        back), and the tick re-dispatches them. In eager mode the step tasks run here once all
+        are queued (see :meth:`held`)."""
         if self.eager:
-            self._eager.put(Message(execution_id, seq, workflow, step, queue, priority))
+            with self.held():
+                for m in messages:
+                    self._eager.put(m)
             return
-        options: dict[str, Any] = {"queue": queue, "routing_key": queue, "priority": self.broker_priority(priority)}
-        if countdown:
-            options["countdown"] = countdown
-        kwargs: dict[str, Any] = {"workflow": workflow, "step": step}
-        # What Flower and the task events show: the workflow and step, never the handed-over
-        # context (and no saferepr of it to compute on the hot path)
-        options["argsrepr"] = repr((execution_id, seq))
-        options["kwargsrepr"] = repr(kwargs)
-        if handoff is not None:
-            kwargs["handoff"] = handoff
+        sent = 0
+        amqp = self._app.amqp
+        conf = self._app.conf
+        name = self._task_name
+        # as send_task links a message sent from inside a task to that task
+        parent = self._app.current_worker_task
+        root_id = (parent.request.root_id or parent.request.id) if parent else None
+        parent_id = parent.request.id if parent else None
         try:
-            self._app.send_task(self._task_name, args=(execution_id, seq), kwargs=kwargs, **options)
+            with self._app.producer_or_acquire() as producer, _batch(producer, len(messages)) as batch:
+                # In a batch a publish only buffers (the flush writes, and is not retried):
+                # Celery's publish retry would wrap nothing but that buffering.
+                retry = False if batch is not None else None
+                declared: set[str] = set()
+                for m in messages:
+                    args = (m.execution_id, m.seq)
+                    kwargs: dict[str, Any] = {"workflow": m.workflow, "step": m.step}
+                    # What Flower and the task events show: the workflow and step, never the
+                    # handed-over execution (and no saferepr of it to compute)
+                    shown = repr(kwargs)
+                    if m.handoff is not None and handed is not None and m.execution_id in handed:
+                        kwargs["handoff"] = handoff_payload(m, handed[m.execution_id])
+                    message = amqp.create_task_message(
+                        uuid(), name, args, kwargs, countdown=m.countdown or None, reply_to=self._app.thread_oid,
+                        create_sent_event=conf.task_send_sent_event, root_id=root_id, parent_id=parent_id,
+                        ignore_result=None, argsrepr=repr(args), kwargsrepr=shown)
+                    # declared once per queue and batch (kombu caches it per channel, but finding
+                    # it in that cache copies the queue, at every message)
+                    declare: list[Any] | None = None if m.queue not in declared else []
+                    declared.add(m.queue)
+                    amqp.send_task_message(producer, name, message, queue=m.queue, routing_key=m.queue,
+                                           priority=self.broker_priority(m.priority), declare=declare, retry=retry)
+                    sent += 1
         except Exception:
-            log.warning("durable: publishing execution %s seq %s failed; the tick will re-dispatch it",
-                        execution_id, seq, exc_info=True)
+            log.warning("durable: publishing %d messages failed after %d (the batch in flight may be lost); "
+                        "the tick will re-dispatch them", len(messages), sent, exc_info=True)
 
     def publish(self, rows: Iterable[Mapping[Any, Any]], countdown: float | None = None) -> None:
         """Publish a message for each execution row (id, seq, workflow, current_node, queue,
         priority), on the queue of the state it stands on."""
-        for row in rows:
-            queue = self._queue_for(row["workflow"], row["current_node"], row["queue"])
-            self.send(row["id"], row["seq"], workflow=row["workflow"], step=row["current_node"], queue=queue,
-                      priority=row["priority"], countdown=countdown)
+        messages = [Message(row["id"], row["seq"], row["workflow"], row["current_node"],
+                            self._queue_for(row["workflow"], row["current_node"], row["queue"]), row["priority"],
+                            countdown) for row in rows]
+        if messages:
+            self.send_many(messages)
 
-    def send_all(self, messages: Iterable[Message], handed: Snapshot | None = None) -> None:
+    def send_all(self, messages: Sequence[Message], handed: Snapshot | None = None) -> None:
         """Publish messages the engine decided (their queue is already the state's own). A
         message that carries a lease carries ``handed``, the execution as its checkpoint left it."""
-        for m in messages:
-            handoff = handoff_payload(m, handed) if m.handoff is not None and handed is not None else None
-            self.send(m.execution_id, m.seq, workflow=m.workflow, step=m.step, queue=m.queue, priority=m.priority,
-                      countdown=m.countdown, handoff=handoff)
+        if messages:
+            self.send_many(messages, {handed.id: handed} if handed is not None else None)
 
     def held(self) -> AbstractContextManager[None]:
         """In eager mode, the messages sent inside the block run when the outermost block ends
@@ -111,6 +149,17 @@ def handoff_payload(message: Message, handed: Snapshot) -> dict[str, Any]:
     execution it leases, so the receiving task needs no claim (``Runner.run``)."""
     assert message.handoff is not None and message.handoff_until is not None
     return {"token": message.handoff, "until": message.handoff_until.timestamp(), "snapshot": handed.to_wire()}
+
+
+#: Messages pipelined per round trip by ``send_many`` (where the transport supports it).
+PUBLISH_BATCH = 1000
+
+
+def _batch(producer: Any, size: int) -> AbstractContextManager[Any]:
+    """kombu's publish batch on this producer for ``size`` messages, where kombu has one (5.7
+    and newer) and there is more than one message; else nothing."""
+    batch = getattr(producer, "batch", None)
+    return batch(max_size=PUBLISH_BATCH) if batch is not None and size > 1 else nullcontext()
 
 
 class _Pending(threading.local):

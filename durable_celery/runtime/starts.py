@@ -5,6 +5,7 @@ anything is written."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from durable_celery import codec
 from durable_celery.clock import as_utc
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine.statuses import ExecutionStatus
+from durable_celery.engine.values import Snapshot
 from durable_celery.errors import InvalidInput
 from durable_celery.settings import Settings
 
@@ -65,3 +67,64 @@ def new_execution_row(machine: StateMachine, settings: Settings, input: Any, now
         "idempotency_key": idempotency_key, "scheduled_at": scheduled_at,
         "created_at": now, "updated_at": now,
     }
+
+
+def hand_over_start(row: dict[str, Any], token: str, ttl: float) -> Snapshot:
+    """Lease a new execution's ``row`` (changed in place) to its first message under ``token``
+    for ``ttl`` seconds; returns the execution the message carries (see ``runtime/handoff.py``).
+    Its row stays ``pending`` until its first checkpoint, which records when it started."""
+    row.update(lease_owner=token, lease_expires_at=row["created_at"] + timedelta(seconds=ttl), ready_at=None)
+    # its task runs it as a claim would have left it: running
+    return Snapshot.from_row({**_UNSET, **row, "status": ExecutionStatus.RUNNING.value})
+
+
+#: the snapshot fields a new row leaves unset
+_UNSET: dict[str, Any] = {"item": None, "parent_seq": None, "branch_key": None, "started_at": None,
+                          "step_started_at": None,
+                          "lost_leases": 0, "compensation_plan": None, "compensation_results": None,
+                          "stopping": None, "stop_status": None, "loops": None, "entered_seq": 0}
+
+
+def new_execution_rows(machine: StateMachine, settings: Settings, inputs: Iterable[Any], now: datetime, *,
+                       queue: str | None = None, priority: int = 0, scheduled_at: datetime | None = None,
+                       idempotency_keys: Iterable[str | None] | None = None,
+                       dispatched: bool = True) -> list[dict[str, Any]]:
+    """The rows of new executions of ``machine``, one per input, as ``new_execution_row`` builds
+    them (every option applies to all; ``idempotency_keys``, if given, has one key or None per
+    input). Every input is checked before anything is returned: ``InvalidInput`` names the index
+    of the first bad one."""
+    if isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Iterable):
+        raise InvalidInput(f"inputs must be a list of input dicts, got {type(inputs).__name__}")
+    inputs = list(inputs)
+    keys = _keys(idempotency_keys, len(inputs))
+    # The options are the same for every row: checked, and the shared columns built, once.
+    template = new_execution_row(machine, settings, None, now, queue=queue, priority=priority,
+                                 scheduled_at=scheduled_at, dispatched=dispatched)
+    rows = []
+    for i, (input, key) in enumerate(zip(inputs, keys)):
+        try:
+            encoded = encode_input(input)
+        except InvalidInput as exc:
+            raise InvalidInput(f"inputs[{i}]: {exc}") from None
+        execution_id = str(uuid.uuid4())
+        # What differs from row to row; everything else is the template's.
+        rows.append({**template, "id": execution_id, "root_id": execution_id, "input": encoded, "context": encoded,
+                     "idempotency_key": key})
+    return rows
+
+
+def _keys(idempotency_keys: Iterable[str | None] | None, count: int) -> Sequence[str | None]:
+    if idempotency_keys is None:
+        return [None] * count
+    if isinstance(idempotency_keys, (str, bytes, Mapping)) or not isinstance(idempotency_keys, Iterable):
+        raise InvalidInput(f"idempotency_keys must be a list of keys (or None), one per input, "
+                           f"got {type(idempotency_keys).__name__}")
+    keys = list(idempotency_keys)
+    if len(keys) != count:
+        raise InvalidInput(f"idempotency_keys has {len(keys)} keys for {count} inputs: give one per input (or None)")
+    for i, key in enumerate(keys):
+        try:
+            check_options(idempotency_key=key)
+        except InvalidInput as exc:
+            raise InvalidInput(f"idempotency_keys[{i}]: {exc}") from None
+    return keys

@@ -4,7 +4,9 @@
    its worker ``max_lost_leases`` times fails with ``WorkerLost`` (the step kills its worker);
    a step that died while its execution was stopping is recorded with an unknown outcome;
 2. waiting executions whose sleep or wait timeout is due: woken (and compensations parked for
-   a step in flight that has ended, should the step's own checkpoint not have released them);
+   a step in flight that has ended, should the step's own checkpoint not have released them,
+   and callers whose child ended without waking them: a 32nd of those callers per tick, so the
+   sweep costs little however many wait, and a lost wake is found within 32 ticks);
 3. runnable executions with no live message (lost publish, transactional or scheduled start,
    a retry backoff too long for a countdown message): dispatched, with a back-off per row;
 4. executions past their workflow timeout: failed with ``WorkflowTimeout`` (compensating);
@@ -40,7 +42,7 @@ from durable_celery.state.executions import (
     take_expired_leases_txn,
     take_overdue_txn,
 )
-from durable_celery.state.journal import take_unwoken_callers_txn
+from durable_celery.state.journal import CALLER_SLICES, take_unwoken_callers_txn
 from durable_celery.state.stops import stop_txn
 from durable_celery.state.waits import take_due_waits_txn
 
@@ -78,7 +80,8 @@ def tick(sv: Services) -> TickReport:
     with sv.db.begin() as conn:
         woken: list[Mapping[Any, Any]] = [*take_due_waits_txn(conn, now, settings.tick_batch),
                                           *release_parked_compensations_txn(conn, now, settings.tick_batch),
-                                          *take_unwoken_callers_txn(conn, now, settings.tick_batch)]
+                                          *take_unwoken_callers_txn(conn, now, settings.tick_batch,
+                                                                    _caller_slice(now, settings.tick_interval))]
     sv.dispatcher.publish([*recovered, *due, *woken])
     timed_out = 0
     stopped: list[Mapping[Any, Any]] = []
@@ -96,6 +99,11 @@ def tick(sv: Services) -> TickReport:
     scheduled = fire_due_schedules(sv, now)
     filled = queues.fill_all(sv)
     return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided), scheduled, filled)
+
+
+def _caller_slice(now: datetime, tick_interval: float) -> int:
+    """The slice of callers this tick looks at: consecutive ticks take consecutive slices."""
+    return int(now.timestamp() / tick_interval) % CALLER_SLICES
 
 
 def _needs_decision(row: Mapping[Any, Any], max_lost_leases: int) -> bool:

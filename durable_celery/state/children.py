@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, insert, literal_column, select, update
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.expression import ColumnElement
 
 from durable_celery.engine.fanout import FAILED
 from durable_celery.engine.statuses import ACTIVE, TERMINAL, ExecutionStatus
@@ -207,8 +208,10 @@ def release_parked_compensations_txn(conn: Connection, now: datetime, limit: int
     member = t.alias("member")
     leased = select(member.c.id).where(member.c.root_id == t.c.id, member.c.id != t.c.id,
                                        member.c.lease_owner.is_not(None))
+    # the status as a literal: a generic plan then still estimates it rare (and takes its index)
+    compensating: ColumnElement[str] = literal_column(f"'{ExecutionStatus.COMPENSATING.value}'")
     ids = list(conn.execute(
-        select(t.c.id).where(t.c.status == ExecutionStatus.COMPENSATING.value, t.c.ready_at.is_(None),
+        select(t.c.id).where(t.c.status == compensating, t.c.ready_at.is_(None),
                              t.c.lease_owner.is_(None), ~leased.exists())
         .limit(limit).with_for_update(skip_locked=True, of=t)).scalars())
     released = []

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.expression import ColumnElement
 
 from durable_celery.engine.statuses import ACTIVE, RUNNABLE, ExecutionStatus, sources_of
 from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
@@ -18,6 +19,16 @@ from durable_celery.state.tables import workflow_executions as t
 
 #: What a message needs to be published for an execution.
 DISPATCH_COLUMNS = (t.c.id, t.c.seq, t.c.workflow, t.c.current_node, t.c.queue, t.c.priority)
+
+
+# Built once, like the claim below: a start builds no statement, and each compiles once per
+# dialect and schema map (SQLAlchemy's compiled cache), whatever the row's values.
+_INSERT = insert(t)
+_INSERT_UNIQUE = {
+    "postgresql": postgresql.insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id),
+    "sqlite": sqlite.insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id),
+}
+_KEY_HOLDER = select(t.c.id).where(t.c.idempotency_key == bindparam("key"))
 
 
 def insert_execution_txn(conn: Connection, row: dict[str, Any],
@@ -28,18 +39,21 @@ def insert_execution_txn(conn: Connection, row: dict[str, Any],
     ``options`` are per-statement execution options (the schema map on a caller's connection),
     set on the statements: a SQLAlchemy 1.4 caller's Connection may be a legacy one, whose
     ``execute`` takes no ``execution_options``.
+
+    One statement when the key is new (or there is none): on an autocommit connection
+    (``Database.single``) the start is one round trip.
     """
-    opts = options or {}
     if row.get("idempotency_key") is None:
-        conn.execute(insert(t).values(**row).execution_options(**opts))
+        conn.execute(_with_options(_INSERT, options), row)
         return row["id"], True
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(t).values(**row).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id)
-    created = conn.execute(stmt.execution_options(**opts)).scalar()
+    created = conn.execute(_with_options(_INSERT_UNIQUE[conn.dialect.name], options), row).scalar()
     if created is not None:
         return created, True
-    key_holder = select(t.c.id).where(t.c.idempotency_key == row["idempotency_key"])
-    return conn.execute(key_holder.execution_options(**opts)).scalar_one(), False
+    return conn.execute(_with_options(_KEY_HOLDER, options), {"key": row["idempotency_key"]}).scalar_one(), False
+
+
+def _with_options(stmt: Any, options: dict[str, Any] | None) -> Any:
+    return stmt.execution_options(**options) if options else stmt
 
 
 def _claim_statement() -> Any:
@@ -85,12 +99,17 @@ def peek_txn(conn: Connection, execution_id: str) -> RowMapping | None:
 
 
 def renew_leases_txn(conn: Connection, tokens: Sequence[str], now: datetime, until: datetime) -> int:
-    """Extend the leases held under ``tokens``; a lease taken from its message is marked
-    started, so the tick counts its loss against the attempt."""
+    """Extend the leases held under ``tokens``. A lease taken from its message is marked
+    started, so the tick counts its loss against the attempt; an execution whose first step
+    runs from the lease handed over at its start (never claimed) shows as running from here on."""
     if not tokens:
         return 0
-    result = conn.execute(update(t).where(t.c.lease_owner.in_(list(tokens)))
-                          .values(lease_expires_at=until, step_started_at=func.coalesce(t.c.step_started_at, now)))
+    pending = ExecutionStatus.PENDING.value
+    # on ix_workflow_executions_lease (see tables.py): the leased rows, not the whole table
+    result = conn.execute(update(t).where(t.c.lease_expires_at.is_not(None), t.c.lease_owner.in_(list(tokens)))
+                          .values(lease_expires_at=until, step_started_at=func.coalesce(t.c.step_started_at, now),
+                                  status=case((t.c.status == pending, ExecutionStatus.RUNNING.value), else_=t.c.status),
+                                  started_at=func.coalesce(t.c.started_at, now)))
     return result.rowcount
 
 
@@ -118,7 +137,8 @@ def take_dispatchable_txn(conn: Connection, now: datetime, redispatch_after: tim
         for n in range(MAX_BACKOFF_STEPS + 1)
     ))
     condition = and_(
-        t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now,
+        # lease_expires_at as well: what puts the sweep on ix_workflow_executions_ready (tables.py)
+        t.c.lease_owner.is_(None), t.c.lease_expires_at.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now,
         t.c.status.in_([s.value for s in RUNNABLE]),
         or_(t.c.dispatched_at.is_(None), unclaimed),
     )
@@ -192,21 +212,49 @@ def children_of_txn(conn: Connection, parent_id: str, status: str | None = None)
     return list(conn.execute(stmt.order_by(t.c.created_at, t.c.id)).mappings())
 
 
+#: top-level executions, as a literal: a generic plan matches ``ix_workflow_executions_listed``
+#: (partial on ``kind = 'workflow'``) only if the query writes the value
+_WORKFLOW: ColumnElement[str] = literal_column("'workflow'")
+_STATUSES = frozenset(s.value for s in ExecutionStatus)
+
+
 def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queue: str | None,
-             parent_id: str | None = None, limit: int, offset: int) -> list[RowMapping]:
-    stmt = select(t).where(t.c.kind == "workflow")  # not the branches and iterations it fanned out into
+             parent_id: str | None = None, limit: int, offset: int, current_step: str | None = None,
+             created_after: datetime | None = None, created_before: datetime | None = None,
+             after: tuple[datetime, str] | None = None) -> list[RowMapping]:
+    """Top-level executions, newest first (``created_at`` descending, then ``id``).
+
+    ``created_after`` (inclusive) and ``created_before`` (exclusive) bound ``created_at``;
+    ``after`` is a keyset position, the (created_at, id) of the last row of the previous page:
+    the rows that come after it in this order. Both are ranges on ``created_at``, so the page is
+    read from an index whatever the table's size (ix_workflow_executions_listed, or
+    (status, created_at) / (workflow, status, created_at) with a status), never skipped over.
+    """
+    stmt = select(t).where(t.c.kind == _WORKFLOW)  # not the branches and iterations it fanned out into
     if workflow is not None:
         stmt = stmt.where(t.c.workflow == workflow)
     if status is not None:
-        stmt = stmt.where(t.c.status == status)
+        # a status (one of nine, plain words) as a literal: the planner always sees which, so a
+        # rare one keeps its index; a generic plan would walk the whole listed index for it
+        stmt = stmt.where(t.c.status == (literal_column(f"'{status}'") if status in _STATUSES else status))
     if queue is not None:
         stmt = stmt.where(t.c.queue == queue)
     if parent_id is not None:
         stmt = stmt.where(t.c.parent_id == parent_id)
+    if current_step is not None:
+        stmt = stmt.where(t.c.current_node == current_step)
+    if created_after is not None:
+        stmt = stmt.where(t.c.created_at >= created_after)
+    if created_before is not None:
+        stmt = stmt.where(t.c.created_at < created_before)
+    if after is not None:
+        at, last_id = after
+        # expanded rather than a row comparison: ``created_at <= at`` is the index condition
+        stmt = stmt.where(t.c.created_at <= at, or_(t.c.created_at < at, t.c.id > last_id))
     stmt = stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit).offset(offset)
     return list(conn.execute(stmt).mappings())
 
 
 def count_by_status_txn(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(t.c.status, func.count()).where(t.c.kind == "workflow").group_by(t.c.status))
+    rows = conn.execute(select(t.c.status, func.count()).where(t.c.kind == _WORKFLOW).group_by(t.c.status))
     return {status: count for status, count in rows}

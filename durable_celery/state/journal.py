@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, literal, select, update
+from sqlalchemy import and_, insert, literal, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -56,14 +56,40 @@ def wake_caller_txn(conn: Connection, child_id: str, caller_id: str, now: dateti
     return wake_txn(conn, caller_id, now)
 
 
-def take_unwoken_callers_txn(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
+#: The unwoken-callers sweep takes one of this many slices of the callers per tick: its cost is
+#: then a 32nd of the callers waiting for a child, and each is looked at every 32 ticks (32 s at
+#: the default tick, within the 60 s a lost worker's lease takes to expire).
+CALLER_SLICES = 32
+
+
+def caller_slice(part: int) -> tuple[str | None, str | None]:
+    """The child ids (uuids: lowercase hex) of slice ``part`` of :data:`CALLER_SLICES`, by their
+    first two digits: from the lower bound on (included) to the upper bound (excluded), ``None``
+    for no bound, so that any string falls in exactly one slice."""
+    def bound(k: int) -> str:
+        return format(k * 256 // CALLER_SLICES, "02x")
+
+    return (None if part == 0 else bound(part)), (None if part == CALLER_SLICES - 1 else bound(part + 1))
+
+
+def take_unwoken_callers_txn(conn: Connection, now: datetime, limit: int, part: int | None = None) -> list[RowMapping]:
     """The tick's safety net: waiting executions whose current step waits for a child that has
-    ended (a worker died between the child's end and waking its caller). Wakes them."""
+    ended (a worker died between the child's end and waking its caller). Wakes them.
+
+    ``part``: only the callers of children in that slice of ids (:func:`caller_slice`), found
+    through the partial index ``ix_waits_child``; None for all of them."""
     child = t.alias("child")
+    # literals, not parameters: a generic plan matches the partial index only on what it reads
+    found = [w.c.kind == literal_column("'child'"), w.c.status == literal_column("'pending'"),
+             t.c.entered_seq == w.c.entered_seq, t.c.status == ExecutionStatus.WAITING.value,
+             child.c.status.in_(_TERMINAL)]
+    low, high = caller_slice(part) if part is not None else (None, None)
+    if low is not None:
+        found.append(w.c.ref >= low)
+    if high is not None:
+        found.append(w.c.ref < high)
     stmt = (select(t.c.id).select_from(w.join(t, w.c.execution_id == t.c.id).join(child, child.c.id == w.c.ref))
-            .where(w.c.kind == "child", w.c.status == "pending", t.c.entered_seq == w.c.entered_seq,
-                   t.c.status == ExecutionStatus.WAITING.value, child.c.status.in_(_TERMINAL))
-            .limit(limit).with_for_update(skip_locked=True, of=t))
+            .where(*found).limit(limit).with_for_update(skip_locked=True, of=t))
     return wake_all_txn(conn, list(dict.fromkeys(conn.execute(stmt).scalars())), now)
 
 

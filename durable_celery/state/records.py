@@ -27,8 +27,10 @@ def to_step(row: Mapping[Any, Any], include_logs: bool) -> StepRecord:
 
 def _in_flight(row: Mapping[Any, Any]) -> StepRecord | None:
     """The attempt in flight (running, or suspended in a wait) has no row until it
-    checkpoints; it is shown from the execution."""
-    if not row["current_node"] or not (row["lease_owner"] is not None or row["status"] == ExecutionStatus.WAITING):
+    checkpoints; it is shown from the execution. A lease handed over with a message is not an
+    attempt yet: only once its step started (claimed, or confirmed after its first second)."""
+    started = row["lease_owner"] is not None and row["step_started_at"] is not None
+    if not row["current_node"] or not (started or row["status"] == ExecutionStatus.WAITING):
         return None
     running = row["status"] != ExecutionStatus.WAITING
     return StepRecord(

@@ -46,6 +46,10 @@ def _in(column: str, values: list[str]) -> str:
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
+READY_WHERE = "ready_at IS NOT NULL AND lease_expires_at IS NULL"
+LEASE_WHERE = "lease_expires_at IS NOT NULL"
+FINISHED_WHERE = "kind = 'workflow' AND completed_at IS NOT NULL"
+
 workflow_executions = Table(
     "workflow_executions",
     metadata,
@@ -116,18 +120,28 @@ workflow_executions = Table(
     # list_executions filters, newest first
     Index(None, "workflow", "status", "created_at"),
     Index(None, "status", "created_at"),
+    # list_executions' first page (no filter) and count_by_status (an index-only scan): the
+    # top-level executions, not the branches and iterations they fanned out into
+    Index("ix_workflow_executions_listed", "created_at", "status", postgresql_where=text("kind = 'workflow'"),
+          sqlite_where=text("kind = 'workflow'")),
     Index(None, "parent_id", "parent_seq", "branch_index"),
     Index(None, "root_id"),
-    # the tick's three sweeps: runnable-but-undispatched, expired leases, workflow deadlines
-    Index("ix_workflow_executions_ready", "ready_at", postgresql_where=text("lease_owner IS NULL AND ready_at IS NOT NULL"),
-          sqlite_where=text("lease_owner IS NULL AND ready_at IS NOT NULL")),
-    Index("ix_workflow_executions_lease", "lease_expires_at", postgresql_where=text("lease_owner IS NOT NULL"),
-          sqlite_where=text("lease_owner IS NOT NULL")),
+    # the tick's three sweeps: runnable-but-undispatched, expired leases, workflow deadlines.
+    # A lease has an owner and an expiry, set and cleared together; these two predicates name the
+    # expiry only, so the updates by id that name the owner (claim, checkpoint) cannot use them:
+    # estimating them nearly empty, the planner would pick them over the primary key and read
+    # every runnable (or leased) row. The sweeps add the matching condition on the expiry.
+    Index("ix_workflow_executions_ready", "ready_at", postgresql_where=text(READY_WHERE), sqlite_where=text(READY_WHERE)),
+    Index("ix_workflow_executions_lease", "lease_expires_at", postgresql_where=text(LEASE_WHERE),
+          sqlite_where=text(LEASE_WHERE)),
     # controlled queues: the steps holding (or waiting for) a slot of a queue
     Index("ix_workflow_executions_slot", "slot", "slot_key", postgresql_where=text("slot IS NOT NULL"),
           sqlite_where=text("slot IS NOT NULL")),
     Index("ix_workflow_executions_deadline", "deadline_at", postgresql_where=text("deadline_at IS NOT NULL"),
           sqlite_where=text("deadline_at IS NOT NULL")),
+    # cleanup (state/retention.py): finished top-level executions, oldest first, walked by keyset
+    Index("ix_workflow_executions_finished", "completed_at", "id", postgresql_where=text(FINISHED_WHERE),
+          sqlite_where=text(FINISHED_WHERE)),
 )
 
 step_executions = Table(
@@ -198,6 +212,9 @@ waits = Table(
           sqlite_where=text("status = 'pending' AND timeout_at IS NOT NULL")),
     # list_pending_inputs
     Index(None, "kind", "status", "timeout_at"),
+    # the tick: callers waiting for a child, by child id (swept a slice of ids at a time)
+    Index("ix_waits_child", "ref", postgresql_where=text("kind = 'child' AND status = 'pending'"),
+          sqlite_where=text("kind = 'child' AND status = 'pending'")),
 )
 
 events = Table(
@@ -287,4 +304,15 @@ queue_starts = Table(
     Column("key", String(255), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Index(None, "queue", "key", "started_at"),
+)
+
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    # the last time a process that must keep running did its work: "beat" for the tick thread
+    # (runtime/beat_service.py); ``durable doctor`` reports one not seen for several intervals
+    Column("name", String(64), primary_key=True),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    # who: host and pid
+    Column("detail", String(255), nullable=True),
 )

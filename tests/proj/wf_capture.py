@@ -21,3 +21,17 @@ def chatter_away(ctx):
         time.sleep(ctx.get("pause", 0.05))
     print(f"last word from {me}", end="")  # no newline: still one entry
     return {"rounds": ctx.get("rounds", 5)}
+
+
+flood = Workflow("capture_flood")
+
+
+@flood.step
+def flood_out(ctx):
+    """Logs one message ``long`` characters long, prints ``lines`` numbered lines, then fails if asked."""
+    log.warning("x" * ctx.get("long", 1))
+    for i in range(ctx["lines"]):
+        print(f"line {i}")
+    if ctx.get("fail"):
+        raise RuntimeError("flooded")
+    return ctx

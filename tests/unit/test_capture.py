@@ -13,9 +13,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from celery.utils.log import LoggingProxy
 
-from durable_celery.runtime.capture import MAX_ENTRIES, MAX_MESSAGE, capture_output
+from durable_celery.runtime.capture import MARKER_LOGGER, MAX_ENTRIES, MAX_MESSAGE, capture_output, limits
 
 log = logging.getLogger("tests.capture")
 
@@ -146,19 +147,54 @@ def test_the_engines_own_loggers_are_left_out() -> None:
                            ("ERROR", "tests.capture", "the step's own record")]
 
 
-def test_entries_and_messages_are_bounded() -> None:
+def test_entries_past_the_bound_are_dropped_and_one_last_entry_says_how_many() -> None:
     with capture_output() as logs:
         for i in range(MAX_ENTRIES + 50):
             print(f"line {i}")
         log.warning("one too many")
-    assert len(logs) == MAX_ENTRIES and logs[-1]["message"] == f"line {MAX_ENTRIES - 1}"
+    # the first MAX_ENTRIES are kept, then one marker counts the 51 that were not
+    assert len(logs) == MAX_ENTRIES + 1 and logs[MAX_ENTRIES - 1]["message"] == f"line {MAX_ENTRIES - 1}"
+    assert (logs[-1]["level"], logs[-1]["logger"]) == ("WARNING", MARKER_LOGGER)
+    assert logs[-1]["message"] == f"... 51 more entries dropped (log_capture_max_entries={MAX_ENTRIES})"
 
+
+def test_long_messages_are_cut_with_a_marker_saying_how_much() -> None:
     with capture_output() as logs:
         print("p" * (MAX_MESSAGE + 10))
         log.warning("l" * (MAX_MESSAGE + 10))
         for _ in range(3):
             print("x" * MAX_MESSAGE, end="")  # a long line without newline: kept bounded too
-    assert [len(e["message"]) for e in logs] == [MAX_MESSAGE] * 3
+    assert [e["message"] for e in logs] == [
+        "p" * MAX_MESSAGE + " ... [10 more characters truncated]",
+        "l" * MAX_MESSAGE + " ... [10 more characters truncated]",
+        "x" * MAX_MESSAGE + f" ... [{2 * MAX_MESSAGE} more characters truncated]",
+    ]
+
+
+@pytest.mark.parametrize("entries, chars, printed, expected", [
+    # (bounds, what the step prints, what is kept)
+    (2, 10, ["a", "b"], ["a", "b"]),
+    (2, 10, ["a", "b", "c"], ["a", "b", "... 1 more entry dropped (log_capture_max_entries=2)"]),
+    (1, 3, ["abcdef", "g", "h"], ["abc ... [3 more characters truncated]",
+                                  "... 2 more entries dropped (log_capture_max_entries=1)"]),
+    (3, 5, ["12345"], ["12345"]),
+])
+def test_the_bounds_of_a_context_apply_to_the_attempts_captured_in_it(
+        entries: int, chars: int, printed: list[str], expected: list[str]) -> None:
+    with limits(entries, chars), capture_output() as logs:
+        for line in printed:
+            print(line)
+    assert [e["message"] for e in logs] == expected
+
+
+def test_the_drop_marker_is_current_before_the_capture_closes() -> None:
+    # a failed attempt's logs are read inside the capture block (runtime/executor.py)
+    with limits(1, 100), capture_output() as logs:
+        print("kept")
+        print("dropped")
+        snapshot = tuple(logs)
+        print("dropped too")
+    assert snapshot[-1]["message"] == "... 2 more entries dropped (log_capture_max_entries=1)"
 
 
 def test_stdout_attributes_are_those_of_the_wrapped_stream(tmp_path: Path) -> None:

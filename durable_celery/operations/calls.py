@@ -1,0 +1,122 @@
+"""The client calls that operate a deployment, a part of ``Durable`` (it inherits them):
+``cleanup``, ``doctor`` and ``why``. See docs/operations.md."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from durable_celery.durations import Duration
+from durable_celery.errors import ExecutionNotFound, InvalidInput
+from durable_celery.operations import doctor as doctor_checks
+from durable_celery.operations import retention
+from durable_celery.operations.consumers import live_queues
+from durable_celery.operations.why import explain
+from durable_celery.state.diagnosis import active_fanout_txn, pending_waits_txn
+from durable_celery.state.executions import peek_txn
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from durable_celery.clock import Clock
+    from durable_celery.runtime.services import Services
+    from durable_celery.settings import Settings
+    from durable_celery.state.db import Database
+
+
+class OperationsCalls:
+    """Retention and diagnosis (mixed into ``Durable``)."""
+
+    if TYPE_CHECKING:
+        settings: Settings
+        db: Database
+        clock: Clock
+
+        @property
+        def app(self) -> Celery: ...
+
+        @property
+        def services(self) -> Services: ...
+
+        def ensure_schema(self) -> None: ...
+
+        def prepare(self) -> None: ...
+
+        def _queue_for(self, workflow: str, state_id: str | None, queue: str) -> str: ...
+
+    def cleanup(self, older_than: Duration, statuses: Iterable[str] | None = None, batch_size: int = 1000,
+                dry_run: bool = False) -> retention.CleanupReport:
+        """Delete finished top-level executions that completed more than ``older_than`` ago,
+        with their branches and iterations, step attempts, waits and events, and the events
+        emitted by name that no active execution can still receive.
+
+        It works in batches of ``batch_size`` executions, each its own short transaction that
+        skips rows someone holds, so running workflows never wait for it. It never deletes an
+        execution whose tree has an active member, nor a child workflow whose caller is still
+        active. Safe to run from several processes at once, and to stop at any time.
+
+        Args:
+            older_than: a ``timedelta`` or a number of seconds, measured from ``completed_at``.
+            statuses: only these final statuses (``completed``, ``failed``, ``cancelled``,
+                ``compensated``, ``compensation_failed``); None for all of them.
+            batch_size: executions per transaction (1 to 100,000).
+            dry_run: count what would be deleted, delete nothing.
+
+        Returns:
+            A :class:`~durable_celery.operations.retention.CleanupReport` with the counts.
+
+        Raises:
+            InvalidInput: a bad argument (nothing is deleted).
+        """
+        retention.check_statuses(statuses)  # before the schema is touched: bad input changes nothing
+        retention.check_batch_size(batch_size)
+        self.ensure_schema()
+        return retention.cleanup(self.db, self.clock, older_than, statuses, batch_size, dry_run)
+
+    def doctor(self, fix: bool = False) -> doctor_checks.DoctorReport:
+        """Check why executions might not be moving (see ``durable_celery/operations/doctor.py``):
+        the beat tick, queues without a live worker, expired leases, waits nothing can wake,
+        stalled compensations, disabled schedules, the schema. ``fix=True`` first runs one tick
+        in this process (recovery and re-dispatch, as beat does). Never migrates the schema."""
+        return doctor_checks.diagnose(self._probe(), self._tick_services if fix else None)
+
+    def _tick_services(self) -> Services:
+        self.prepare()
+        return self.services
+
+    def _probe(self) -> doctor_checks.Probe:
+        return doctor_checks.Probe(self.db, self.settings, self.clock, self._queue_for, lambda: live_queues(self.app))
+
+    def why(self, execution_id: str) -> str | None:
+        """One line on why an execution is not moving (waiting for an event, leased by a worker,
+        dispatched on a queue no worker consumes, a retry due at ...); None once it has finished.
+
+        Raises:
+            ExecutionNotFound: no such execution. InvalidInput: not an execution id.
+        """
+        _check_id(execution_id)
+        self.ensure_schema()
+        with self.db.connect() as conn:
+            row = peek_txn(conn, execution_id)
+            if row is None:
+                raise ExecutionNotFound(execution_id)
+            waits = pending_waits_txn(conn, execution_id, row["entered_seq"])
+            fanout = active_fanout_txn(conn, execution_id)
+        queue = self._queue_for(row["workflow"], row["current_node"], row["queue"])
+        return explain(row, waits, fanout, self.clock.now(), queue, self._consumers_or_none)
+
+    def _consumers_or_none(self) -> dict[str, list[str]] | None:
+        try:
+            return live_queues(self.app)
+        except Exception:  # a broker that cannot be asked: the line says so
+            return None
+
+
+def _check_id(execution_id: Any) -> None:
+    if not isinstance(execution_id, str):
+        raise InvalidInput(f"an execution id is a string, got {type(execution_id).__name__}")
+    try:
+        uuid.UUID(execution_id)
+    except ValueError:
+        raise InvalidInput(f"{execution_id!r} is not an execution id (a UUID)") from None
