@@ -34,6 +34,7 @@ from durable_celery.errors import (
     SchemaOutOfDate,
 )
 from durable_celery.graph import Graph, build_graph
+from durable_celery.identifiers import check_execution_id
 from durable_celery.models import Execution, PendingInput, QueueStats
 from durable_celery.operations.calls import OperationsCalls
 from durable_celery.queries import QueryCalls
@@ -448,7 +449,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
 
     def get_execution(self, execution_id: str, include_steps: bool = False, include_logs: bool = False) -> Execution:
         """The execution with that id (and its step attempts); raises ``ExecutionNotFound``."""
-        _check_id(execution_id)
+        check_execution_id(execution_id)
         self.ensure_schema()
         with self.db.connect() as conn:
             row = peek_txn(conn, execution_id)
@@ -463,7 +464,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         """The child workflows started by the steps of ``parent_id`` (with ``call_workflow`` or
         ``start_workflow``, from its branches and iterations too), oldest first; raises
         ``ExecutionNotFound`` for an unknown id."""
-        _check_id(parent_id)
+        check_execution_id(parent_id)
         status = _status(status)
         self.ensure_schema()
         with self.db.connect() as conn:
@@ -566,7 +567,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         instead: a step in flight is let finish and its outcome recorded first, then the
         compensations of every completed step run, newest first (it ends ``compensated`` or
         ``compensation_failed``, or ``cancelled`` when there was nothing to compensate)."""
-        _check_id(execution_id)
+        check_execution_id(execution_id)
         self._attachment()  # before anything is written: the stop is published through the app
         if reason is not None and not isinstance(reason, str):
             raise InvalidInput(f"reason must be a string, got {reason!r}")
@@ -601,7 +602,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             ExecutionNotFound: unknown id. InvalidState: the execution has finished.
             InvalidInput: a bad name or a payload that is not JSON.
         """
-        _check_id(execution_id)
+        check_execution_id(execution_id)
         self._attachment()  # before the schema is touched: the delivery is published
         self.ensure_schema()
         deliver.send_event(self.services, execution_id, name, payload)
@@ -614,7 +615,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             already provided. InvalidInput: data that does not fit the declared type, fields or
             choices (nothing is recorded).
         """
-        _check_id(execution_id)
+        check_execution_id(execution_id)
         self._attachment()  # before the schema is touched: the delivery is published
         self.ensure_schema()
         deliver.provide_input(self.services, execution_id, name, data)
@@ -639,7 +640,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         """Events and inputs kept for executions that have not consumed them yet, oldest first:
         sent before their wait was reached, or losers of a race (a second ``wait_for_any`` event)."""
         if execution_id is not None:
-            _check_id(execution_id)
+            check_execution_id(execution_id)
         self.ensure_schema()
         with self.db.connect() as conn:
             rows = list_events_txn(conn, execution_id, "pending", limit)
@@ -706,15 +707,6 @@ def _publishes_itself(connection: Connection | Session | None) -> bool:
     caller's Session commits), rather than left to the tick (a caller's Connection, whose commit
     the engine does not see)."""
     return not isinstance(connection, Connection)
-
-
-def _check_id(execution_id: Any) -> None:
-    if not isinstance(execution_id, str):
-        raise InvalidInput(f"an execution id is a string, got {type(execution_id).__name__}")
-    try:
-        uuid.UUID(execution_id)
-    except ValueError:
-        raise InvalidInput(f"{execution_id!r} is not an execution id (a UUID)") from None
 
 
 def _queues_of(workflow: Workflow) -> list[str | None]:

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from durable_celery.durations import Duration
-from durable_celery.errors import ExecutionNotFound, InvalidInput
+from durable_celery.errors import ExecutionNotFound
+from durable_celery.identifiers import check_execution_id
 from durable_celery.operations import doctor as doctor_checks
 from durable_celery.operations import retention
 from durable_celery.operations.consumers import live_queues
@@ -95,7 +95,7 @@ class OperationsCalls:
         Raises:
             ExecutionNotFound: no such execution. InvalidInput: not an execution id.
         """
-        _check_id(execution_id)
+        check_execution_id(execution_id)
         self.ensure_schema()
         with self.db.connect() as conn:
             row = peek_txn(conn, execution_id)
@@ -112,11 +112,3 @@ class OperationsCalls:
         except Exception:  # a broker that cannot be asked: the line says so
             return None
 
-
-def _check_id(execution_id: Any) -> None:
-    if not isinstance(execution_id, str):
-        raise InvalidInput(f"an execution id is a string, got {type(execution_id).__name__}")
-    try:
-        uuid.UUID(execution_id)
-    except ValueError:
-        raise InvalidInput(f"{execution_id!r} is not an execution id (a UUID)") from None
