@@ -187,9 +187,10 @@ class Snapshot:
         return copy
 
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(Snapshot))
-_DATETIMES = ("deadline_at", "started_at", "step_started_at")
+#: every field of a snapshot, in order: what a handoff message carries
 _WIRE = tuple(f.name for f in dataclasses.fields(Snapshot))
+_FIELDS = frozenset(_WIRE)
+_DATETIMES = ("deadline_at", "started_at", "step_started_at")
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,9 @@ class Runner:
                 result = self._attempt(snap, lease, located)
                 if result.outcome is StepOutcome.LEASE_LOST:
                     return Outcome.LEASE_LOST
-                cp = decide.after_step(machine, snap, located, result, self._turn(lease), sv.policy)
+                policy = sv.policy
+                cp = decide.after_step(machine, snap, located, result, self._turn(lease, policy.handoff_ttl is not None),
+                                       policy)
             written = self.committer.commit(machine, snap, lease, cp)
             if written is None:
                 return Outcome.LEASE_LOST
@@ -167,11 +169,13 @@ class Runner:
                 return written.outcome
             snap = snap.after(cp)
 
-    def _turn(self, lease: Lease) -> decide.Turn:
-        """Now, as this task sees it: may it run another step within its continuation budget?"""
+    def _turn(self, lease: Lease, may_hand_over: bool = False) -> decide.Turn:
+        """Now, as this task sees it: may it run another step within its continuation budget?
+        ``may_hand_over``: the turn after a step, whose checkpoint may lease the execution to the
+        next step's message (a fresh token for it)."""
         elapsed = time.monotonic() - lease.started
         return decide.Turn(self.services.clock.now(), lease.queue, elapsed < self.services.settings.continuation_budget,
-                           handoff=uuid.uuid4().hex)
+                           handoff=uuid.uuid4().hex if may_hand_over else None)
 
     def _attempt(self, snap: Snapshot, lease: Lease, run: decide.Run) -> StepResult:
         state = run.state

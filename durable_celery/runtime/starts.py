@@ -13,7 +13,7 @@ from durable_celery import codec
 from durable_celery.clock import as_utc
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine.statuses import ExecutionStatus
-from durable_celery.engine.values import Snapshot
+from durable_celery.engine.values import COLUMNS, Snapshot
 from durable_celery.errors import InvalidInput
 from durable_celery.settings import Settings
 
@@ -74,15 +74,10 @@ def hand_over_start(row: dict[str, Any], token: str, ttl: float) -> Snapshot:
     for ``ttl`` seconds; returns the execution the message carries (see ``runtime/handoff.py``).
     Its row stays ``pending`` until its first checkpoint, which records when it started."""
     row.update(lease_owner=token, lease_expires_at=row["created_at"] + timedelta(seconds=ttl), ready_at=None)
-    # its task runs it as a claim would have left it: running
-    return Snapshot.from_row({**_UNSET, **row, "status": ExecutionStatus.RUNNING.value})
-
-
-#: the snapshot fields a new row leaves unset
-_UNSET: dict[str, Any] = {"item": None, "parent_seq": None, "branch_key": None, "started_at": None,
-                          "step_started_at": None,
-                          "lost_leases": 0, "compensation_plan": None, "compensation_results": None,
-                          "stopping": None, "stop_status": None, "loops": None, "entered_seq": 0}
+    # What the row sets; the rest are the snapshot's defaults. Its task runs it as a claim
+    # would have left it (running), in its first visit (the column's default, 0).
+    fields = {name: row[name] for name in COLUMNS if name in row}
+    return Snapshot(**{**fields, "status": ExecutionStatus.RUNNING, "entered_seq": 0})
 
 
 def new_execution_rows(machine: StateMachine, settings: Settings, inputs: Iterable[Any], now: datetime, *,
