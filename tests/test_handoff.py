@@ -5,8 +5,10 @@ counting a lost worker against the step. Real workers, beat and Redis."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
+from durable_celery.state.executions import claim_txn, release_leases_txn, take_expired_leases_txn
 from tests.conftest import Project
 from tests.test_faults import completed_rows, run_killed_after_first_checkpoint
 
@@ -60,3 +62,25 @@ def test_a_start_leases_the_execution_to_its_first_message_which_records_when_it
     # Then the first step ran from the handed lease, and the execution says when it started
     assert execution.status == "completed" and p.effects(execution_id) == {"first": 1, "second": 1, "third": 1}
     assert execution.started_at is not None and execution.started_at == execution.steps[0].started_at
+
+
+def test_the_tick_does_not_release_a_handed_lease_that_a_late_message_took_over_meanwhile(
+        project_factory: Factory) -> None:
+    # Given a start whose lease, handed to its message, has expired, and a tick that read it as expired
+    p = project_factory("redis")
+    execution_id = p.durable.start("pipeline", {})
+    [(handed, expires_at)] = p.sql("SELECT lease_owner, lease_expires_at FROM {schema}.workflow_executions "
+                                   "WHERE id = :id", id=execution_id)
+    later = expires_at + timedelta(seconds=1)
+    with p.durable.db.begin() as conn:
+        expired = take_expired_leases_txn(conn, later, 500)
+    assert [r["id"] for r in expired] == [execution_id]
+    # When the late message takes its lease over before the tick releases it
+    with p.durable.db.begin() as conn:
+        assert claim_txn(conn, execution_id, 0, "late-message", later, later + timedelta(seconds=3), handed)
+    with p.durable.db.begin() as conn:
+        released = release_leases_txn(conn, expired, later)
+    # Then the tick leaves the lease to the task that holds it: no second message, no second run
+    assert released == []
+    assert p.sql("SELECT lease_owner, ready_at FROM {schema}.workflow_executions WHERE id = :id",
+                 id=execution_id) == [("late-message", None)]

@@ -81,7 +81,7 @@ def test_an_unclaimed_message_is_re_published_with_a_doubling_back_off_until_it_
     with p.durable.db.begin() as conn:
         expired = take_expired_leases_txn(conn, expires_at + timedelta(seconds=1), 500)
         assert [r["id"] for r in expired] == [execution_id]
-        release_leases_txn(conn, [execution_id], expires_at + timedelta(seconds=1))
+        release_leases_txn(conn, expired, expires_at + timedelta(seconds=1))
     (dispatched_at, lost) = p.sql("SELECT dispatched_at, lost_leases FROM {schema}.workflow_executions "
                                   "WHERE id = :id", id=execution_id)[0]
     assert lost == 0  # its message was never taken: no worker was lost

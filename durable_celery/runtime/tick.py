@@ -71,7 +71,7 @@ def tick(sv: Services) -> TickReport:
     # Decided first, each fenced by the dead worker's lease; the others are released.
     decided = {row["id"] for row in expired if _needs_decision(row, settings.max_lost_leases) and _decide_lost(sv, row)}
     with sv.db.begin() as conn:
-        recovered = release_leases_txn(conn, [r["id"] for r in expired if r["id"] not in decided], now)
+        recovered = release_leases_txn(conn, [r for r in expired if r["id"] not in decided], now)
     for row in recovered:
         log.warning("durable: execution %s lost its worker in step %s; re-dispatching", row["id"], row["current_node"])
     with sv.db.begin() as conn:

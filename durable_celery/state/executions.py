@@ -4,7 +4,7 @@ each ``UPDATE ... WHERE``, never from check-then-write."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -164,14 +164,22 @@ def take_expired_leases_txn(conn: Connection, now: datetime, limit: int) -> list
     return list(conn.execute(select(t).where(t.c.id.in_(ids))).mappings())
 
 
-def release_leases_txn(conn: Connection, ids: Sequence[str], now: datetime) -> list[RowMapping]:
+def release_leases_txn(conn: Connection, expired: Sequence[Mapping[str, Any]], now: datetime) -> list[RowMapping]:
     """Release expired leases so another worker claims the same seq (the old worker's checkpoint
     then fails its fence), counting the loss against the attempt. A lease handed to a message
     and never marked started (see ``renew_leases_txn``) is not counted: its message was lost or
-    waited in a backlog."""
-    if not ids:
+    waited in a backlog.
+
+    ``expired``: rows read by :func:`take_expired_leases_txn`, in an earlier transaction. A
+    row is released only if it still holds the lease read then, still expired: in between, a
+    late message may have taken over its handed lease (``claim_txn``), or the worker renewed,
+    or checkpointed and moved on, and releasing that would let a second worker run the step."""
+    if not expired:
         return []
-    stmt = (update(t).where(t.c.id.in_(list(ids)))
+    stmt = (update(t).where(t.c.id.in_([r["id"] for r in expired]),
+                            # lease tokens are drawn fresh for each lease: one names one row's lease
+                            t.c.lease_owner.in_([r["lease_owner"] for r in expired]),
+                            t.c.lease_expires_at < now)
             .values(lease_owner=None, lease_expires_at=None, ready_at=now, dispatched_at=now, updated_at=now,
                     lost_leases=t.c.lost_leases + case((t.c.step_started_at.is_(None), 0), else_=1))
             .returning(*DISPATCH_COLUMNS))
