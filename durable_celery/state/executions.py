@@ -164,7 +164,7 @@ def take_expired_leases_txn(conn: Connection, now: datetime, limit: int) -> list
     return list(conn.execute(select(t).where(t.c.id.in_(ids))).mappings())
 
 
-def release_leases_txn(conn: Connection, expired: Sequence[Mapping[str, Any]], now: datetime) -> list[RowMapping]:
+def release_leases_txn(conn: Connection, expired: Sequence[Mapping[Any, Any]], now: datetime) -> list[RowMapping]:
     """Release expired leases so another worker claims the same seq (the old worker's checkpoint
     then fails its fence), counting the loss against the attempt. A lease handed to a message
     and never marked started (see ``renew_leases_txn``) is not counted: its message was lost or
