@@ -67,10 +67,12 @@ class Project:
     app: Any
     durable: Durable
     processes: list[CeleryProcess] = field(default_factory=list)
+    #: the database URL (the shared PostgreSQL, or a private one a fault test may restart)
+    database: str = POSTGRES
 
     @property
     def env(self) -> dict[str, str]:
-        return env_for(self.broker, POSTGRES, self.prefix, self.queue, **self.settings)
+        return env_for(self.broker, self.database, self.prefix, self.queue, **self.settings)
 
     def worker(self, *, concurrency: int = 2, env: dict[str, str] | None = None, start: bool = True,
                queues: list[str] | None = None, pool: str = "prefork") -> CeleryProcess:
@@ -143,16 +145,21 @@ def _delete_queues(broker: str, names: list[str]) -> None:
                 channel = conn.channel()  # amqp closes the channel on a missing queue
 
 
-def new_project(broker: str = "redis", **settings: Any) -> Project:
+def new_project(broker: str = "redis", *, broker_url: str | None = None, database_url: str | None = None,
+                **settings: Any) -> Project:
+    """A project on ``broker`` (a name in BROKERS); ``broker_url`` and ``database_url`` put it on
+    other servers instead (``durable_celery.testing.services``: private ones a test may restart)."""
     prefix = f"t_{uuid.uuid4().hex[:10]}"
     queue = f"dq-{prefix}"
     merged = {**FAST, **settings}
-    app, durable = make(BROKERS[broker], POSTGRES, prefix, queue, **merged)
+    broker_url = broker_url or BROKERS[broker]
+    database_url = database_url or POSTGRES
+    app, durable = make(broker_url, database_url, prefix, queue, **merged)
     durable.ensure_schema()
     with durable.db.begin() as conn:
         conn.execute(text(f'CREATE TABLE "{prefix}".test_effects (id serial PRIMARY KEY, execution_id text, '
                           "step text, attempt int, pid int, note text, at timestamptz DEFAULT now())"))
-    return Project(BROKERS[broker], prefix, queue, merged, app, durable)
+    return Project(broker_url, prefix, queue, merged, app, durable, database=database_url)
 
 
 @pytest.fixture
@@ -161,7 +168,7 @@ def project_factory() -> Iterator[Callable[..., Project]]:
     made: list[Project] = []
 
     def factory(broker: str = "redis", **settings: Any) -> Project:
-        made.append(new_project(broker, **settings))
+        made.append(new_project(broker, **settings))  # broker_url=, database_url= go through too
         return made[-1]
 
     yield factory
