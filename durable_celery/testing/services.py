@@ -58,7 +58,7 @@ class PrivateServer:
         self.dir = Path(tempfile.mkdtemp(prefix=f"durable-{self.name}-"))
         self.log_path = self.dir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        if self._as_other_user():
+        if self.user is not None and self._as_other_user():
             shutil.chown(self.dir, self.user)
 
     # -- what each server defines ---------------------------------------------------------------
@@ -263,7 +263,7 @@ class PrivateRabbitMQ(PrivateServer):
                 "RABBITMQ_PID_FILE": str(self.dir / "node.pid")}
 
     def ready(self) -> bool:
-        from kombu import Connection
+        from kombu.connection import Connection
         with Connection(self.url, connect_timeout=1) as conn:
             conn.ensure_connection(max_retries=0)
         return True
