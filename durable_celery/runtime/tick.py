@@ -20,6 +20,7 @@ that restarts) never act on a row twice, and a beat that was down catches up on 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,7 +68,7 @@ def tick(sv: Services) -> TickReport:
     settings = sv.settings
     now = sv.clock.now()
     with sv.db.begin() as conn:
-        expired = take_expired_leases_txn(conn, now, settings.tick_batch)
+        expired = take_expired_leases_txn(conn, now, settings.tick_batch, f"tick:{uuid.uuid4().hex}")
     # Decided first, each fenced by the dead worker's lease; the others are released.
     decided = {row["id"] for row in expired if _needs_decision(row, settings.max_lost_leases) and _decide_lost(sv, row)}
     with sv.db.begin() as conn:
