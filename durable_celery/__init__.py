@@ -26,6 +26,7 @@ from durable_celery.errors import (
     QueueNotFound,
     ScheduleNotFound,
     SchemaOutOfDate,
+    StepAttemptFailed,
     StepTimeout,
     TaskArgumentError,
     TaskFailed,
@@ -57,4 +58,5 @@ __all__ = [
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
     "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
     "ChildWorkflowError", "TaskFailed", "TaskArgumentError", "ScheduleNotFound", "QueueNotFound",
+    "StepAttemptFailed",
 ]
