@@ -110,6 +110,9 @@ workflow_executions = Table(
     # lease holds, or, with no lease, the queue it waits for (turned away by a limit or a pause)
     Column("slot", String(255), nullable=True),
     Column("slot_key", String(255), nullable=True),
+    # the W3C traceparent of the execution's span (OpenTelemetry, docs/operations.md): its step
+    # attempts' spans are its children, one trace however long it waits; null without tracing
+    Column("trace_context", String(128), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("completed_at", DateTime(timezone=True), nullable=True),
