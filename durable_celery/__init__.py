@@ -38,6 +38,7 @@ from durable_celery.errors import (
 from durable_celery.models import (
     Execution,
     ExecutionPage,
+    LifecycleEvent,
     Metrics,
     PendingInput,
     QueueStats,
@@ -52,7 +53,7 @@ __all__ = [
     "Workflow", "Retry", "Cron", "goto", "seconds", "minutes", "hours", "days",
     # running them
     "Durable", "Execution", "StepRecord", "PendingInput", "ExecutionStatus", "StepStatus",
-    "Schedule", "QueueStats", "ExecutionPage", "WorkflowSummary", "Metrics", "StepMetrics",
+    "Schedule", "QueueStats", "ExecutionPage", "WorkflowSummary", "Metrics", "StepMetrics", "LifecycleEvent",
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",

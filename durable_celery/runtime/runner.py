@@ -182,7 +182,10 @@ class Runner:
         state = run.state
         assert state.step is not None
         waits = StepJournal(self.services, snap.id, state.id, snap.seq, snap.entered_seq, lease.token, snap.top,
-                           lease.queue or snap.queue)
+                           lease.queue or snap.queue, workflow=snap.workflow)
+        live = self.services.live
+        if live.active():
+            live.emit("step.started", snap, step=state.id, attempt=snap.attempt, seq=snap.seq)
         info = StepInfo(snap.top, snap.workflow, state.id, snap.attempt, codec.decode(snap.input), waits,
                         execution_id=snap.id, visit=snap.entered_seq)
         args = (run.ctx, codec.decode(snap.item)) if state.step.takes_item else (run.ctx,)

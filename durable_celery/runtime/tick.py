@@ -31,7 +31,7 @@ from durable_celery.engine import decide, saga
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import Checkpoint, Snapshot, StepOutcome, StepResult
 from durable_celery.errors import WorkerLost, WorkflowTimeout
-from durable_celery.runtime import queues
+from durable_celery.runtime import live, queues
 from durable_celery.runtime.commit import snapshot
 from durable_celery.runtime.schedules import fire_due_schedules
 from durable_celery.runtime.services import Services
@@ -83,6 +83,7 @@ def tick(sv: Services) -> TickReport:
                                           *release_parked_compensations_txn(conn, now, settings.tick_batch),
                                           *take_unwoken_callers_txn(conn, now, settings.tick_batch,
                                                                     _caller_slice(now, settings.tick_interval))]
+    live.resumed(sv.live, woken, "timer")
     sv.dispatcher.publish([*recovered, *due, *woken])
     timed_out = 0
     stopped: list[Mapping[Any, Any]] = []
@@ -98,8 +99,18 @@ def tick(sv: Services) -> TickReport:
                 stopped.extend(rows)
     sv.dispatcher.publish(stopped)
     scheduled = fire_due_schedules(sv, now)
+    _prune_live_events(sv)
     filled = queues.fill_all(sv)
     return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided), scheduled, filled)
+
+
+def _prune_live_events(sv: Services) -> None:
+    """Live events are kept ``live.RETENTION`` seconds (a subscriber that reconnects within
+    that time misses nothing): one DELETE on an index, nothing to do when nobody subscribes."""
+    try:
+        sv.live.prune(live.RETENTION)
+    except Exception:  # noqa: BLE001 - the next tick prunes
+        log.warning("durable: could not prune live events", exc_info=True)
 
 
 def _caller_slice(now: datetime, tick_interval: float) -> int:

@@ -18,7 +18,8 @@ from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
 from durable_celery.state.tables import workflow_executions as t
 
 #: What a message needs to be published for an execution.
-DISPATCH_COLUMNS = (t.c.id, t.c.seq, t.c.workflow, t.c.current_node, t.c.queue, t.c.priority)
+# (root_id: the top-level execution a live event about the row names)
+DISPATCH_COLUMNS = (t.c.id, t.c.seq, t.c.workflow, t.c.current_node, t.c.queue, t.c.priority, t.c.root_id)
 
 
 # Built once, like the claim below: a start builds no statement, and each compiles once per

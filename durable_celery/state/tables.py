@@ -319,3 +319,21 @@ heartbeats = Table(
     # who: host and pid
     Column("detail", String(255), nullable=True),
 )
+
+live_events = Table(
+    "live_events",
+    metadata,
+    # Lifecycle events for ``subscribe`` (runtime/live.py), written only while someone
+    # subscribes, kept ``live_events_retention`` seconds; the id orders them
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("execution_id", String(36), nullable=True),
+    Column("root_id", String(36), nullable=True),
+    Column("workflow", String(255), nullable=True),
+    Column("step", String(255), nullable=True),
+    Column("attempt", Integer, nullable=True),
+    Column("seq", Integer, nullable=True),
+    Column("data", Json, nullable=True),
+    Index(None, "at"),
+)
