@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +116,34 @@ def test_with_no_subscriber_the_engine_writes_no_event(project_factory: Factory)
     execution = p.wait(p.durable.start("pipeline", {}))
     assert execution.status == "completed"
     assert p.sql("SELECT count(*) FROM {schema}.live_events")[0][0] == 0
+
+
+def test_on_the_embedded_sqlite_default_a_subscriber_polls_the_same_events(tmp_path: Path) -> None:
+    from celery import Celery
+
+    from durable_celery import Durable, Workflow
+
+    flow = Workflow("embedded_live")
+
+    @flow.step
+    def only(ctx: dict[str, Any]) -> dict[str, Any]:
+        return ctx
+
+    app = Celery(f"embedded-{uuid.uuid4().hex[:8]}")
+    durable = Durable(app, workflows=[flow], data_dir=tmp_path)
+    app.conf.task_always_eager = True
+    try:
+        # Given a subscription (its heartbeat written when it first looks for events)
+        subscription = durable.subscribe(timeout=0.5)
+        assert next(subscription, None) is None  # nothing yet: it ends after 0.5 s without one
+        time.sleep(1.1)
+        # When an execution runs (eagerly, in this process), then a new subscription after the last
+        # event seen (none: 0) reads what happened, in order
+        execution_id = durable.start(flow, {})
+        events = list(durable.subscribe(after=0, timeout=0.5))
+        assert [(e.kind, e.step) for e in events] == [
+            ("execution.started", None), ("step.started", "only"), ("step.completed", "only"),
+            ("execution.completed", None)]
+        assert {e.execution_id for e in events} == {execution_id}
+    finally:
+        durable.db.dispose()
