@@ -1,4 +1,10 @@
-"""Engines and transactions: one :class:`Database` per Durable instance."""
+"""Engines and transactions: one :class:`Database` per Durable instance.
+
+A database that cannot be reached (down, restarting, a connection that broke) surfaces from
+``begin``, ``single`` and ``connect`` as :class:`DatabaseUnavailable`, chaining the driver's
+error; every other database error is raised as SQLAlchemy raised it. A connection that broke
+is not handed out again: SQLAlchemy invalidates the whole pool on the first disconnect it sees,
+so each pool pays one failed statement per outage (see :func:`unreachable`)."""
 
 from __future__ import annotations
 
@@ -10,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from durable_celery.errors import InvalidInput
+from durable_celery.errors import DatabaseUnavailable, InvalidInput
 from durable_celery.state.compat import ENGINE_OPTIONS, POSTGRES_DRIVER, enable_sqlite_returning
 
 
@@ -23,6 +30,28 @@ def normalise_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
         parsed = parsed.set(drivername=POSTGRES_DRIVER)
     return parsed.render_as_string(hide_password=False)
+
+
+#: SQLSTATEs of a server that went away or does not take connections yet: admin_shutdown,
+#: crash_shutdown, cannot_connect_now (starting up, in recovery); and class 08, connection exceptions
+_GONE = ("57P01", "57P02", "57P03")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Does ``exc`` say the database cannot be reached, rather than that a statement failed?
+
+    A disconnect SQLAlchemy recognised (it invalidated the connection, and with it the pool), a
+    connection exception or shutdown by its SQLSTATE, or a driver error with no SQLSTATE at all
+    (psycopg's own "connection failed", "consuming input failed"). Serialization failures,
+    deadlocks, timeouts and constraint violations carry a SQLSTATE of another class: not these."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)  # psycopg 3, psycopg2
+    return state is None or str(state).startswith("08") or state in _GONE
 
 
 class Database:
@@ -36,6 +65,8 @@ class Database:
         if not isinstance(url, str) or not url:
             raise InvalidInput(f"database_url must be a non-empty string, got {url!r}")
         self.url = normalise_url(url)
+        #: the URL with its password hidden, for messages
+        self.safe_url = make_url(self.url).render_as_string(hide_password=True)
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect not in ("postgresql", "sqlite"):
             raise InvalidInput(f"durable-celery stores state in PostgreSQL (or SQLite when embedded), not {self.dialect}")
@@ -85,8 +116,8 @@ class Database:
         else:
             # No pool_pre_ping: psycopg pings with an empty statement that Postgres counts as a
             # transaction of its own, one more per checkpoint. A connection that went stale fails
-            # its statement instead; the pool is then invalidated, and the attempt in flight is
-            # re-run through the lease / re-dispatch recovery like any crash.
+            # its statement instead (DatabaseUnavailable); SQLAlchemy then invalidates the whole
+            # pool, and the caller retries on a fresh connection (runtime/outage.py).
             options.update(pool_size=5, max_overflow=5, pool_recycle=1800)
         engine = create_engine(self.url, **options)
         if self.dialect == "sqlite":
@@ -100,8 +131,12 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """One transaction: commits on success, rolls back on any exception."""
-        with self.engine.begin() as conn:
-            yield conn
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            self._raise_if_unreachable(exc)
+            raise
 
     @contextmanager
     def single(self) -> Iterator[Connection]:
@@ -111,13 +146,28 @@ class Database:
             with self.begin() as conn:
                 yield conn
             return
-        with self.autocommit_engine.connect() as conn:
-            yield conn
+        try:
+            with self.autocommit_engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            self._raise_if_unreachable(exc)
+            raise
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            yield conn
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            self._raise_if_unreachable(exc)
+            raise
+
+    def _raise_if_unreachable(self, exc: DBAPIError) -> None:
+        """Raise :class:`DatabaseUnavailable` from ``exc`` if it says the database cannot be
+        reached (on PostgreSQL: SQLite's "database is locked" has no SQLSTATE either)."""
+        if self.dialect == "postgresql" and unreachable(exc):
+            lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+            raise DatabaseUnavailable(self.safe_url, lines[0] if lines else type(exc).__name__) from exc
 
     def dispose(self) -> None:
         for engine in (self._engine, self._autocommit):
