@@ -2,13 +2,18 @@
 
 A database that cannot be reached (down, restarting, a connection that broke) surfaces from
 ``begin``, ``single`` and ``connect`` as :class:`DatabaseUnavailable`, chaining the driver's
-error; every other database error is raised as SQLAlchemy raised it. A connection that broke
-is not handed out again: SQLAlchemy invalidates the whole pool on the first disconnect it sees,
-so each pool pays one failed statement per outage (see :func:`unreachable`)."""
+error; every other database error is raised as SQLAlchemy raised it.
+
+Dead connections are not handed out after the server comes back: a pooled connection whose
+server closed it (a restart, a shutdown, a terminated backend) is found at checkout, with no
+round trip (:func:`_discard_if_closed`), and the pool's older connections go with it. A
+connection that breaks without the server closing it (a network cut) fails its statement; SQLAlchemy
+then invalidates the pool too (see :func:`unreachable`)."""
 
 from __future__ import annotations
 
 import os
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from durable_celery.errors import DatabaseUnavailable, InvalidInput
@@ -115,11 +120,13 @@ class Database:
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             # No pool_pre_ping: psycopg pings with an empty statement that Postgres counts as a
-            # transaction of its own, one more per checkpoint. A connection that went stale fails
-            # its statement instead (DatabaseUnavailable); SQLAlchemy then invalidates the whole
-            # pool, and the caller retries on a fresh connection (runtime/outage.py).
+            # transaction of its own, one more per checkpoint. A connection the server closed is
+            # found at checkout without a round trip instead (_discard_if_closed); one that broke
+            # silently fails its statement (DatabaseUnavailable), and SQLAlchemy invalidates the pool.
             options.update(pool_size=5, max_overflow=5, pool_recycle=1800)
         engine = create_engine(self.url, **options)
+        if self.dialect == "postgresql":
+            event.listen(engine, "checkout", _discard_if_closed)
         if self.dialect == "sqlite":
             enable_sqlite_returning(engine)
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -174,6 +181,21 @@ class Database:
             if engine is not None:
                 engine.dispose()
         self._engine = self._autocommit = None
+
+
+def _discard_if_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: refuse a connection the server has closed, and every connection pooled
+    before it (a server that closed one most likely restarted). An idle connection has nothing
+    to read; if its socket is readable, the server sent its goodbye (a FATAL notice, then EOF).
+    One ``poll`` of the socket, no round trip; the pool then checks out a fresh connection."""
+    try:
+        fileno = dbapi_conn.pgconn.socket if hasattr(dbapi_conn, "pgconn") else dbapi_conn.fileno()  # psycopg 3, 2
+    except Exception as exc:  # noqa: BLE001 - the driver knows it is closed already
+        raise InvalidatePoolError(f"a pooled connection is closed: {exc}") from exc
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN)
+    if poller.poll(0):
+        raise InvalidatePoolError("the server closed a pooled connection")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
