@@ -19,7 +19,13 @@ from durable_celery.runtime import reported
 from durable_celery.runtime.calls import wake_caller
 from durable_celery.runtime.outage import patiently
 from durable_celery.runtime.services import Services
-from durable_celery.state.checkpoint import Written, stop_requested_txn, write_checkpoint, write_checkpoint_txn
+from durable_celery.state.checkpoint import (
+    Written,
+    settle,
+    stop_requested_txn,
+    write_checkpoint,
+    write_checkpoint_txn,
+)
 from durable_celery.state.children import TakeNext
 from durable_celery.state.steps import attempt_recorded_txn
 from durable_celery.testing import faults
@@ -81,9 +87,12 @@ class Committer:
         written = write_checkpoint(sv.db, machine, snap, lease.token, cp, now, take=self._take_next(snap, lease, cp, now))
         if written is None and retried and cp.attempt is not None:
             with sv.db.connect() as conn:
-                if attempt_recorded_txn(conn, snap.id, snap.seq, cp.attempt["completed_at"]):
-                    # what the transaction made runnable besides its messages is the tick's to publish
-                    return Written(cp.outcome, cp.messages)
+                recorded = attempt_recorded_txn(conn, snap.id, snap.seq, cp.attempt["completed_at"])
+            if recorded:
+                # What else the transaction made runnable is the tick's to publish (marked
+                # dispatched), but a branch or iteration's end may have left its block unsettled
+                child = cp.finishing and not snap.is_top_level and snap.parent_id is not None
+                return Written(cp.outcome, cp.messages, tuple(settle(sv.db, snap, now)) if child else ())
         if written is None:
             written = self.apply_stop(machine, snap, lease, cp)
         return written
