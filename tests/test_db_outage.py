@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from durable_celery import DatabaseUnavailable
+from durable_celery.runtime import commit
 from durable_celery.testing.services import PrivatePostgres
 from tests.conftest import Project
 
@@ -216,3 +217,29 @@ def test_messages_whose_claim_finds_the_database_away_are_handed_back_to_the_bro
     reruns = assert_each_step_committed_once_and_never_run_after(p, ids, effects)
     print(f"\nclaims during the outage: all done {done - back:.2f}s after the database was back; {outage_log(p)}")
     assert reruns == 0
+
+
+def test_a_checkpoint_whose_commit_reached_the_database_but_whose_answer_was_lost_goes_on(
+        project_factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Celery's eager mode: the steps run in this process, where the write can be made to lose its answer
+    p = project_factory("redis")
+    p.app.conf.task_always_eager = True
+    effects = tmp_path / "effects.log"
+    write_checkpoint = commit.write_checkpoint
+    lost: list[int] = []
+
+    def answer_lost(db: Any, machine: Any, snap: Any, token: str, cp: Any, now: Any, **options: Any) -> Any:
+        written = write_checkpoint(db, machine, snap, token, cp, now, **options)
+        if cp.attempt is not None and cp.attempt["step_name"] == "o3" and not lost:
+            lost.append(snap.seq)
+            raise DatabaseUnavailable(db.safe_url, "consuming input failed: server closed the connection unexpectedly")
+        return written
+
+    monkeypatch.setattr(commit, "write_checkpoint", answer_lost)
+    # Given a checkpoint of o3 that commits, but whose connection breaks before its answer arrives
+    execution_id = p.durable.start("outage", {"effects": str(effects)})
+    # Then the next try finds it committed, and the workflow goes on at once: no step lost, none run twice
+    assert lost == [2]
+    assert p.durable.get_execution(execution_id).status == "completed"
+    assert {step: len(at) for (_, step), at in checkpoints(p).items()} == dict.fromkeys(STEPS, 1)
+    assert {step: len(at) for (_, step), at in runs(effects).items()} == dict.fromkeys(STEPS, 1)
