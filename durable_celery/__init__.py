@@ -16,6 +16,7 @@ from durable_celery.errors import (
     ChildFailed,
     ChildWorkflowError,
     ContextNotSerializable,
+    DatabaseUnavailable,
     DefinitionChanged,
     DefinitionError,
     DurableError,
@@ -60,4 +61,5 @@ __all__ = [
     "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
     "ChildWorkflowError", "TaskFailed", "TaskArgumentError", "ScheduleNotFound", "QueueNotFound",
     "StepAttemptFailed",
+    "DatabaseUnavailable",
 ]
