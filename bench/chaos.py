@@ -64,6 +64,7 @@ class Config:
     window: int = 60  # top-level workflows running at a time
     plan: Plan = field(default_factory=Plan)
     recovery_limit: float = 60.0  # a fault must recover within this many seconds
+    stall: float = 120.0  # give up when no workflow ended for this long
     poll_interval: float = 0.25
     json_output: bool = False
     quiet: bool = False
@@ -190,11 +191,14 @@ def run(cfg: Config) -> dict[str, Any]:
                         load.progress)
         origin = time.monotonic()
         faults.start()
-        last_print, timed_out = 0.0, False
+        last_print, timed_out, stalled = 0.0, False, False
+        moved, last_finished = time.monotonic(), -1
         while True:
             now = time.monotonic()
-            if now > deadline:
-                timed_out = True
+            if load.finished != last_finished:
+                moved, last_finished = now, load.finished
+            if now > deadline or now - moved > cfg.stall:
+                timed_out, stalled = now > deadline, now - moved > cfg.stall
                 break
             rows = poll(durable)
             if rows is not None:
@@ -213,7 +217,7 @@ def run(cfg: Config) -> dict[str, Any]:
         faults.finish()
         cluster.stop_processes()
         findings = check(durable.db, SCHEMA, {i: (s.kind, s.expected) for i, s in load.started.items()}, effects)
-        extra = [_planned(faults, load, timed_out), _recovered(recovery, cfg.recovery_limit), _stayed_up(cluster)]
+        extra = [_planned(faults, load, timed_out, stalled and cfg.stall), _recovered(recovery, cfg.recovery_limit), _stayed_up(cluster)]
         findings.checks.extend(extra)
         with durable.db.connect() as conn:
             first, last = conn.execute(text(f'SELECT min(completed_at), max(completed_at) FROM "{SCHEMA}".step_executions '
@@ -231,13 +235,14 @@ def run(cfg: Config) -> dict[str, Any]:
         shutil.rmtree(effects, ignore_errors=True)
 
 
-def _planned(faults: Faults, load: Load, timed_out: bool) -> Check:
-    planned = Check("every planned fault was injected, and every workflow started within the time limit")
+def _planned(faults: Faults, load: Load, timed_out: bool, stalled: float) -> Check:
+    planned = Check("every planned fault was injected, and every workflow started and ended within the time limit")
     if not faults.planned_done():
         planned.fail(f"faults injected: {faults.kills} kills, broker {faults.broker_done}, "
                      f"postgres {faults.postgres_done}")
-    if load.todo or timed_out:
-        planned.fail(f"time limit reached: {len(load.todo)} not started, {len(load.active)} not ended")
+    if timed_out or stalled:
+        why = "time limit reached" if timed_out else f"no workflow ended for {stalled:g} s"
+        planned.fail(f"{why}: {len(load.todo)} not started, {len(load.active)} not ended")
     return planned
 
 
@@ -334,11 +339,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     p.add_argument("--broker-down", type=float, default=p0.broker_down)
     p.add_argument("--postgres-down", type=float, default=p0.postgres_down)
     p.add_argument("--recovery-limit", type=float, default=d.recovery_limit, help="seconds a fault may take")
+    p.add_argument("--stall", type=float, default=d.stall, help="give up when no workflow ended for this long")
     a = p.parse_args(argv)
     plan = replace(p0, kill_every=a.kill_every, kills=a.kills, broker_down=a.broker_down,
                    postgres_down=a.postgres_down)
     return replace(d, workflows=a.workflows, broker=a.broker, duration_limit=a.duration_limit, seed=a.seed,
-                   json_output=a.json, recovery_limit=a.recovery_limit, workers=a.workers, concurrency=a.concurrency, window=a.window, plan=plan)
+                   json_output=a.json, recovery_limit=a.recovery_limit, stall=a.stall, workers=a.workers, concurrency=a.concurrency, window=a.window, plan=plan)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,8 @@ from bench.chaos_faults import Plan
 def test_a_short_chaos_run_loses_nothing_and_runs_no_committed_step_twice() -> None:
     # Given 150 workflows (retries, branches, waits answered by events, parallel, foreach,
     # sagas failing on purpose, child workflows), 30 at a time, on two prefork workers
-    cfg = Config(workflows=150, workers=2, window=30, plan=Plan(kills=1), duration_limit=180, quiet=True)
+    cfg = Config(workflows=150, workers=2, window=30, plan=Plan(kills=1), duration_limit=180, stall=60,
+                 quiet=True)
     # When a worker is SIGKILLed, the broker killed and restarted, and PostgreSQL stopped
     # (immediate shutdown) and started during the run
     report = run(cfg)
