@@ -269,7 +269,11 @@ def _stayed_up(cluster: Cluster) -> Check:
 def _report(cfg: Config, run_id: str, wall: float, span: float | None, load: Load, recovery: Recovery,
             faults: Faults, cluster: Cluster, findings: Any, origin: float) -> dict[str, Any]:
     by_kind: dict[str, list[Fault]] = {}
+    injected = [f.at for f in recovery.faults if f.kind != "control"]
     for fault in recovery.faults:
+        end = fault.recovered_at if fault.recovered_at is not None else float("inf")
+        if fault.kind == "control" and any(fault.at <= at <= end for at in injected):
+            continue  # a fault came before this probe recovered: it measured that fault
         by_kind.setdefault(fault.kind, []).append(fault)
     stats = {}
     for kind, items in by_kind.items():

@@ -9,8 +9,9 @@ and executions waiting for an event are not. The fault recovers when every one o
 moved on: its ``seq`` changed (a checkpoint, a suspend or a stop committed) or it ended. Its
 recovery time is from the fault until then (for a server, also from the moment it answered
 again), to within the driver's poll interval. A *control* probe takes the same measurement at
-a moment with no fault and no recovery open: that is what the measure gives with no fault (a
-backlog of queued steps takes that long to drain).
+a moment with no fault and no recovery open (and counts only if no fault came before it
+recovered): that is what the measure gives with no fault (a backlog of queued steps takes that
+long to drain).
 """
 
 from __future__ import annotations
@@ -245,9 +246,9 @@ class Faults(threading.Thread):
                     self.postgres_done = True
                 elif self._may_kill(done):
                     next_kill = next_kill or now + self._interval()
-                    if now >= next_kill:
+                    if now >= next_kill:  # the next one counts from this one, not from its replacement
+                        next_kill = now + self._interval()
                         self._kill()
-                        next_kill = time.monotonic() + self._interval()
                 if time.monotonic() >= next_control and not self.recovery.open():
                     self.recovery.add(Fault("control", time.monotonic(), time.time(), self.in_flight()))
                     next_control = time.monotonic() + self.plan.control_every
