@@ -44,8 +44,9 @@ from sqlalchemy import text  # noqa: E402
 
 from bench.chaos_app import KINDS, SETTINGS, Expected, env_for, event_payloads, expect, make, workflow_input  # noqa: E402
 from bench.chaos_checks import FINAL, Check, check  # noqa: E402
-from bench.chaos_faults import Cluster, Fault, Faults, Plan, Recovery, read_in_flight  # noqa: E402
+from bench.chaos_faults import Cluster, Faults, Plan, Recovery, read_in_flight  # noqa: E402
 from bench.chaos_faults import __doc__ as RECOVERY_DOC  # noqa: E402
+from bench.chaos_report import build, print_report  # noqa: E402
 from durable_celery.errors import ExecutionNotFound, InvalidState  # noqa: E402
 
 APP = "bench.chaos_app"
@@ -151,16 +152,6 @@ def poll(durable: Any) -> dict[str, tuple[int, str]] | None:
         return None
 
 
-def percentiles(values: Sequence[float]) -> dict[str, float | None]:
-    ordered = sorted(values)
-    if not ordered:
-        return {"n": 0, "p50": None, "p95": None, "max": None}
-
-    def rank(q: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
-    return {"n": len(ordered), "p50": rank(0.5), "p95": rank(0.95), "max": ordered[-1]}
-
-
 def run(cfg: Config) -> dict[str, Any]:
     """One chaos run; returns the report (``report["ok"]``: every check passed)."""
     run_id = uuid.uuid4().hex[:8]
@@ -189,7 +180,7 @@ def run(cfg: Config) -> dict[str, Any]:
         load, recovery = Load(cfg, durable, run_id), Recovery()
         faults = Faults(cluster, cfg.plan, recovery, APP, cfg.seed, lambda: read_in_flight(durable.db, SCHEMA),
                         load.progress)
-        origin = time.monotonic()
+        origin, origin_wall = time.monotonic(), time.time()
         faults.start()
         last_print, timed_out, stalled = 0.0, False, False
         moved, last_finished = time.monotonic(), -1
@@ -220,10 +211,15 @@ def run(cfg: Config) -> dict[str, Any]:
         extra = [_planned(faults, load, timed_out, stalled and cfg.stall), _recovered(recovery, cfg.recovery_limit), _stayed_up(cluster)]
         findings.checks.extend(extra)
         with durable.db.connect() as conn:
-            first, last = conn.execute(text(f'SELECT min(completed_at), max(completed_at) FROM "{SCHEMA}".step_executions '
-                                            "WHERE status = 'completed'")).one()
-        span = (last - first).total_seconds() if first and last else None
-        report = _report(cfg, run_id, wall, span, load, recovery, faults, cluster, findings, origin)
+            completions = [float(r[0]) for r in conn.execute(text(
+                f'SELECT extract(epoch FROM completed_at) FROM "{SCHEMA}".step_executions '
+                "WHERE status = 'completed' ORDER BY 1"))]
+        definition = " ".join(RECOVERY_DOC.split("**Recovery time**, as measured here:")[1].split())
+        report = build(run_id=run_id, config={**asdict(cfg), "engine_settings": SETTINGS}, wall=wall,
+                       workflows=len(load.started), faults=recovery.faults, completions=completions,
+                       origin=origin, origin_wall=origin_wall, definition=definition, findings=findings.to_dict(),
+                       extra={"driver_errors": load.errors, "fault_thread_errors": faults.errors[:20],
+                              "process_logs": [] if findings.ok else cluster.logs()})
         passed = findings.ok
         return report
     finally:
@@ -264,67 +260,6 @@ def _stayed_up(cluster: Cluster) -> Check:
     for incident in cluster.incidents:
         up.fail(incident)
     return up
-
-
-def _report(cfg: Config, run_id: str, wall: float, span: float | None, load: Load, recovery: Recovery,
-            faults: Faults, cluster: Cluster, findings: Any, origin: float) -> dict[str, Any]:
-    by_kind: dict[str, list[Fault]] = {}
-    injected = [f.at for f in recovery.faults if f.kind != "control"]
-    for fault in recovery.faults:
-        end = fault.recovered_at if fault.recovered_at is not None else float("inf")
-        if fault.kind == "control" and any(fault.at <= at <= end for at in injected):
-            continue  # a fault came before this probe recovered: it measured that fault
-        by_kind.setdefault(fault.kind, []).append(fault)
-    stats = {}
-    for kind, items in by_kind.items():
-        stats[kind] = {"from_fault": percentiles([f.recovery_s for f in items if f.recovery_s is not None]),
-                       "from_back": percentiles([f.after_back_s for f in items if f.after_back_s is not None]),
-                       "not_recovered": sum(f.recovered_at is None for f in items)}
-    return {
-        "run_id": run_id, "ok": findings.ok,
-        "config": {**asdict(cfg), "engine_settings": SETTINGS},
-        "wall_s": wall, "steps_completed": findings.steps_completed,
-        "steps_per_s": findings.steps_completed / span if span else None,
-        "workflows": len(load.started), "workflows_per_s": len(load.started) / wall if wall else None,
-        "recovery_definition": " ".join(RECOVERY_DOC.split("**Recovery time**, as measured here:")[1].split()),
-        "recovery": stats, "faults": [f.to_dict(origin) for f in recovery.faults if f.kind != "control"],
-        "driver_errors": load.errors, "fault_thread_errors": faults.errors[:20],
-        "process_logs": [] if findings.ok else cluster.logs(),
-        **findings.to_dict(),
-    }
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def print_report(report: dict[str, Any], path: Path) -> None:
-    print(f"\nChaos run {report['run_id']}: {report['workflows']} workflows in {report['wall_s']:.1f} s "
-          f"({_fmt(report['steps_per_s'])} completed steps/s), {report['executions']} executions, "
-          f"{report['steps_completed']} completed steps")
-    print(f"\n{'fault':<18}{'at s':>8}{'in flight':>11}{'down s':>8}{'recovery s':>12}{'after back s':>14}  detail")
-    for f in report["faults"]:
-        print(f"{f['kind']:<18}{f['at_s']:>8.1f}{f['in_flight']:>11}{_fmt(f['down_s']):>8}"
-              f"{_fmt(f['recovery_s']):>12}{_fmt(f['recovery_after_back_s']):>14}  {f['detail']}"
-              + (f" NOT RECOVERED ({f['not_recovered']} executions)" if f["not_recovered"] else ""))
-    print("\nRecovery time: " + report["recovery_definition"])
-    print(f"\n{'recovery s':<18}{'n':>4}{'p50':>8}{'p95':>8}{'max':>8}{'p50 after back':>16}{'not recovered':>15}")
-    for kind, s in report["recovery"].items():
-        a, b = s["from_fault"], s["from_back"]
-        print(f"{kind:<18}{a['n']:>4}{_fmt(a['p50']):>8}{_fmt(a['p95']):>8}{_fmt(a['max']):>8}"
-              f"{_fmt(b['p50']):>16}{s['not_recovered']:>15}")
-    print("\nChecks:")
-    for c in report["checks"]:
-        print(f"  [{'ok' if c['ok'] else 'FAILED'}] {c['name']}" + ("" if c["ok"] else f" ({c['failed']})"))
-        for example in c["examples"]:
-            print(f"      {example[:400]}")
-    print(f"\nRe-runs of uncommitted attempts (a run of a step attempt before its outcome committed, "
-          f"cut off by a fault, then run again): {report['reruns_of_uncommitted_attempts']}")
-    print(f"Runs of attempts whose outcome was never committed: {report['runs_of_attempts_never_committed']}")
-    print(f"Attempts failed by the engine (not on purpose), by type: {report['engine_failed_attempts'] or 'none'}")
-    if report["driver_errors"]:
-        print(f"Driver calls refused or failed (retried): {report['driver_errors']}")
-    print(f"\n{'PASS' if report['ok'] else 'FAIL'}; report: {path}")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
