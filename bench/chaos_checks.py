@@ -85,18 +85,31 @@ def _rows(conn: Any, query: str, schema: str) -> list[Any]:
 def check(db: Any, schema: str, expected: dict[str, tuple[str, Expected]], effects_dir: Path) -> Findings:
     """Run every check. ``expected``: top-level execution id -> (its workflow kind, what it must end with)."""
     with db.connect() as conn:
-        executions = _rows(conn, "SELECT id, workflow, status, parent_id, context, error, compensation_results "
-                                 "FROM {schema}.workflow_executions", schema)
+        executions = _rows(conn, "SELECT id, workflow, status, parent_id, context, error, compensation_results, "
+                                 "completed_at FROM {schema}.workflow_executions", schema)
         steps = _rows(conn, "SELECT execution_id, step_name, attempt, status, completed_at, is_compensation, error "
                             "FROM {schema}.step_executions", schema)
     final = Check("no execution left non-final")
+    children: dict[str, list[Any]] = defaultdict(list)
+    for row in executions:
+        if row.parent_id:
+            children[row.parent_id].append(row)
     for row in executions:
         if row.status not in FINAL:
-            final.fail(f"{row.workflow} {row.id}: {row.status}")
+            final.fail(f"{row.workflow} {row.id}: {row.status}{_children(children[row.id])}")
     once, engine_failed = _checkpoints(executions, steps, expected)
     again, reruns, never = _runs(steps, read_effects(effects_dir))
     return Findings([_outcomes(executions, expected), final, once, again], reruns, never, engine_failed,
                     sum(s.status == "completed" for s in steps), len(executions))
+
+
+def _children(rows: list[Any]) -> str:
+    """Its children's statuses and when the last one ended, to tell a lost join from a slow one."""
+    if not rows:
+        return ""
+    ended = [r.completed_at for r in rows if r.completed_at is not None]
+    last = f", the last ended at {max(ended).isoformat()}" if ended else ""
+    return f"; children: {dict(Counter(r.status for r in rows))}{last}"
 
 
 def _outcomes(executions: list[Any], expected: dict[str, tuple[str, Expected]]) -> Check:

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import text
@@ -57,7 +58,8 @@ class Fault:
         return max(0.0, self.recovered_at - self.back)
 
     def to_dict(self, origin: float) -> dict[str, Any]:
-        return {"kind": self.kind, "at_s": round(self.at - origin, 2), "in_flight": len(self.in_flight),
+        at_utc = datetime.fromtimestamp(self.wall, timezone.utc).isoformat()
+        return {"kind": self.kind, "at_s": round(self.at - origin, 2), "at_utc": at_utc, "in_flight": len(self.in_flight),
                 "down_s": None if self.back is None else round(self.back - self.at, 2),
                 "recovery_s": self.recovery_s, "recovery_after_back_s": self.after_back_s,
                 "not_recovered": len(self.remaining) if self.recovered_at is None else 0, "detail": self.detail}

@@ -106,7 +106,7 @@ def print_report(report: dict[str, Any], path: Path) -> None:
     for f in report["faults"]:
         print(f"{f['kind']:<18}{f['at_s']:>8.1f}{f['in_flight']:>11}{_fmt(f['down_s']):>8}"
               f"{_fmt(f['recovery_s']):>12}{_fmt(f['recovery_after_back_s']):>14}{_fmt(f['throughput_back_s']):>13}"
-              f"  {f['detail']}" + (f" NOT RECOVERED ({f['not_recovered']} executions)" if f["not_recovered"] else ""))
+              f"  {f['detail']}, {f['at_utc'][11:23]}" + (f" NOT RECOVERED ({f['not_recovered']} executions)" if f["not_recovered"] else ""))
     print("\nRecovery time: " + report["recovery_definition"])
     print("Throughput back (tput back): " + report["throughput_back_definition"])
     print(f"\n{'recovery s':<18}{'n':>4}{'p50':>8}{'p95':>8}{'max':>8}{'p50 after back':>16}"
