@@ -37,7 +37,7 @@ from durable_celery.runtime import live, queues
 from durable_celery.runtime.commit import snapshot
 from durable_celery.runtime.schedules import fire_due_schedules
 from durable_celery.runtime.services import Services
-from durable_celery.state.checkpoint import write_checkpoint
+from durable_celery.state.checkpoint import settle_lost, unsettled_txn, write_checkpoint
 from durable_celery.state.children import release_parked_compensations_txn
 from durable_celery.state.executions import (
     release_leases_txn,
@@ -90,6 +90,9 @@ def tick(sv: Services, *, expire_leases: bool = True) -> TickReport:
                                           *release_parked_compensations_txn(conn, now, settings.tick_batch),
                                           *take_unwoken_callers_txn(conn, now, settings.tick_batch,
                                                                     _caller_slice(now, settings.tick_interval))]
+    # Blocks whose last branch or iteration's worker died before settling them (state/checkpoint.py)
+    for lost in _unsettled(sv, now):
+        woken.extend(settle_lost(sv.db, lost, now))
     live.resumed(sv.live, woken, "timer")
     sv.dispatcher.publish([*recovered, *due, *woken])
     timed_out = 0
@@ -109,6 +112,11 @@ def tick(sv: Services, *, expire_leases: bool = True) -> TickReport:
     _prune_live_events(sv)
     filled = queues.fill_all(sv)
     return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided), scheduled, filled)
+
+
+def _unsettled(sv: Services, now: datetime) -> list[str]:
+    with sv.db.connect() as conn:
+        return unsettled_txn(conn, now, sv.settings.tick_batch)
 
 
 def _prune_live_events(sv: Services) -> None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from durable_celery.compiler.ir import State, StateMachine
@@ -39,10 +39,12 @@ from durable_celery.state.children import (
 )
 from durable_celery.state.db import Database
 from durable_celery.state.journal import should_wake
+from durable_celery.state.tables import UNSETTLED_WHERE
 from durable_celery.state.tables import step_executions as s
 from durable_celery.state.tables import waits as w
 from durable_celery.state.tables import workflow_executions as t
 from durable_celery.state.waits import cancel_waits_txn, lock_execution_txn, wake_txn
+from durable_celery.testing import faults
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot,
         written = write_checkpoint_txn(conn, machine, snap, token, cp, now, stopping=stopping, take=take,
                                        share_parent=not stopping)
     if written is not None and written.unsettled:
+        faults.trip("before_settle", cp.attempt["step_name"] if cp.attempt is not None else "*")
         with db.begin() as conn:
             rows = _settle_txn(conn, snap, now)
         written = dataclasses.replace(written, rows=(*written.rows, *rows), unsettled=False)
@@ -115,6 +118,10 @@ def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: S
     if cp.compensate:
         assert cp.status is not None
         values.update(compensating_values(cp.status, values.get("error"), now, tree_quiescent_txn(conn, snap.id)))
+    if shared:
+        # Marked until its block is settled (here, or in the second transaction): a worker that
+        # dies between the two leaves the mark for the tick (``settle_lost``)
+        values["ready_at"] = now + SETTLE_GRACE
     # A completing branch or iteration: its row, its attempt and its open waits in one statement
     merged = shared and cp.completes_alone and cp.attempt is not None and conn.dialect.name == "postgresql"
     if not _move_txn(conn, snap, token, values, cp, now, stopping=stopping, merged=merged):
@@ -139,6 +146,37 @@ def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: S
             ended = _ended_txn(conn, machine, snap, ancestors, values, now, take, shared)
             rows.extend(ended.rows)
     return Written(outcome, tuple(messages), tuple(rows), ended.claimed, ended.unsettled)
+
+
+#: how long a branch or iteration that ended unsettled may wait for its second transaction
+#: before the tick settles its block in its place (its worker died in between)
+SETTLE_GRACE = timedelta(seconds=5)
+
+
+def _unmark(conn: Connection, execution_id: str) -> None:
+    conn.execute(update(t).where(t.c.id == execution_id, t.c.ready_at.is_not(None),
+                                 t.c.status == ExecutionStatus.COMPLETED.value).values(ready_at=None))
+
+
+def unsettled_txn(conn: Connection, now: datetime, limit: int) -> list[str]:
+    """Branches and iterations that ended unsettled more than ``SETTLE_GRACE`` ago and were
+    never settled: their worker died between the two transactions (unlocked: ``settle_lost``
+    locks in the usual order)."""
+    # the partial index's predicate as literal text: a generic plan matches it only so
+    stmt = (select(t.c.id).where(text(UNSETTLED_WHERE), t.c.ready_at <= now)
+            .order_by(t.c.ready_at).limit(limit))
+    return list(conn.execute(stmt).scalars())
+
+
+def settle_lost(db: Database, execution_id: str, now: datetime) -> list[Mapping[Any, Any]]:
+    """The tick's safety net for ``unsettled_txn``: settle the block of a branch or iteration
+    whose worker died before it did (harmless if it did meanwhile: a parent whose block is not
+    decided, or no longer waits, is not woken)."""
+    with db.begin() as conn:
+        row = conn.execute(select(t).where(t.c.id == execution_id)).mappings().first()
+        if row is None or row["ready_at"] is None or row["parent_id"] is None:
+            return []
+        return _settle_txn(conn, Snapshot.from_row(row), now)
 
 
 def _move_txn(conn: Connection, snap: Snapshot, token: str, values: dict[str, Any], cp: Checkpoint,
@@ -198,6 +236,8 @@ def _ended_txn(conn: Connection, machine: StateMachine | None, snap: Snapshot, a
             released = release_compensation_txn(conn, snap.top, now)
             if released is not None:
                 done.rows.append(released)
+    if shared and not done.unsettled:  # settled here: no second transaction, no mark
+        _unmark(conn, snap.id)
     return done
 
 
@@ -222,7 +262,8 @@ def _settle_txn(conn: Connection, snap: Snapshot, now: datetime) -> list[Mapping
     children may end side by side: the last of them to get here sees the others' commits), and
     let a compensating root go on."""
     ancestors = _lock_ancestors(conn, snap)
-    if ancestors is None:
+    if ancestors is None:  # its parent is gone (cleaned up): nothing to settle
+        _unmark(conn, snap.id)
         return []
     rows: list[Mapping[Any, Any]] = []
     parent = ancestors.parent
@@ -232,6 +273,7 @@ def _settle_txn(conn: Connection, snap: Snapshot, now: datetime) -> list[Mapping
         released = release_compensation_txn(conn, snap.top, now)
         if released is not None:
             rows.append(released)
+    _unmark(conn, snap.id)
     return rows
 
 

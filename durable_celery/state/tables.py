@@ -48,6 +48,8 @@ def _in(column: str, values: list[str]) -> str:
 
 READY_WHERE = "ready_at IS NOT NULL AND lease_expires_at IS NULL"
 LEASE_WHERE = "lease_expires_at IS NOT NULL"
+#: a branch or iteration that completed and whose block is not settled yet (state/checkpoint.py)
+UNSETTLED_WHERE = "status = 'completed' AND ready_at IS NOT NULL"
 FINISHED_WHERE = "kind = 'workflow' AND completed_at IS NOT NULL"
 
 workflow_executions = Table(
@@ -137,6 +139,9 @@ workflow_executions = Table(
     Index("ix_workflow_executions_ready", "ready_at", postgresql_where=text(READY_WHERE), sqlite_where=text(READY_WHERE)),
     Index("ix_workflow_executions_lease", "lease_expires_at", postgresql_where=text(LEASE_WHERE),
           sqlite_where=text(LEASE_WHERE)),
+    # branches and iterations whose block is not settled yet (state/checkpoint.py): nearly empty
+    Index("ix_workflow_executions_unsettled", "ready_at", postgresql_where=text(UNSETTLED_WHERE),
+          sqlite_where=text(UNSETTLED_WHERE)),
     # controlled queues: the steps holding (or waiting for) a slot of a queue
     Index("ix_workflow_executions_slot", "slot", "slot_key", postgresql_where=text("slot IS NOT NULL"),
           sqlite_where=text("slot IS NOT NULL")),
