@@ -18,10 +18,11 @@ WORKFLOW_MODULES = ["tests.proj.workflows", *sorted(
 
 SETTING_KEYS = ("stale_lock_timeout", "heartbeat_interval", "tick_interval", "dispatch_mode",
                 "redispatch_after", "continuation_budget", "max_countdown", "max_lost_leases",
-                "log_capture_max_entries", "log_capture_max_chars")
+                "log_capture_max_entries", "log_capture_max_chars", "max_context_bytes")
 #: settings passed through as text or as ints
 TEXT_KEYS = ("dispatch_mode", "schedule_catch_up")
-INT_KEYS = ("max_lost_leases", "schedule_max_failures", "log_capture_max_entries", "log_capture_max_chars")
+INT_KEYS = ("max_lost_leases", "schedule_max_failures", "log_capture_max_entries", "log_capture_max_chars",
+            "max_context_bytes")
 SCHEDULE_KEYS = ("schedule_catch_up", "schedule_misfire_grace", "schedule_max_failures")
 
 
