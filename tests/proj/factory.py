@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
 from durable_celery import Durable
+from durable_celery.clock import SystemClock
 
 #: The test project's workflow modules: workflows.py plus one ``wf_<topic>.py`` per feature area.
 WORKFLOW_MODULES = ["tests.proj.workflows", *sorted(
@@ -65,5 +67,10 @@ def from_env() -> tuple[Celery, Durable]:
     limits = os.environ.get("DT_QUEUE_LIMITS")
     if limits is not None:
         settings["queue_limits"] = json.loads(limits)
+    skew = os.environ.get("DT_CLOCK_SKEW")
+    if skew is not None:  # this process's engine clock runs that many seconds ahead (negative: behind)
+        clock = SystemClock()
+        clock.advance(timedelta(seconds=float(skew)))
+        settings["clock"] = clock
     return make(os.environ["DT_BROKER"], os.environ["DT_DB"], os.environ["DT_PREFIX"], os.environ["DT_QUEUE"],
                 **settings)
