@@ -81,8 +81,8 @@ def test_timers_timeouts_and_retries_due_while_beat_is_down_each_fire_once_when_
 
 def test_workers_with_skewed_clocks_steal_no_lease_and_hand_leases_over_safely(project_factory: Factory) -> None:
     # stale_lock_timeout 6 s, heartbeat 1 s: a live lease is renewed 5 s before it expires, so
-    # beat may run up to 5 s ahead of a worker. (handoff_ttl is 6 s, so a handed lease's clock
-    # tolerance is 6/2 - 1.5 * 0.75 = 1.875 s: that bounds a message that reaches its task late.)
+    # beat may run up to 5 s ahead of a worker. handoff_ttl is 6 s, so a handed lease's clock
+    # tolerance (beat ahead of the receiving worker) is 6/2 - 1.5 * 0.75 = 1.875 s.
     p = project_factory("redis", stale_lock_timeout=6, heartbeat_interval=1)
     skew = 1.5
     beat = p.beat()  # beat on the true clock

@@ -12,7 +12,8 @@ The timeout, per pool:
   abandoned: an exception is raised into it (a Python loop ends at its next bytecode, a
   blocking call when it returns), and whatever it does afterwards is fenced off by the lease.
   A call that never returns keeps that one thread until the process ends, never the task's
-  pool slot.
+  pool slot. (Under gevent and eventlet the watched "thread" is a greenlet: the attempt is
+  recorded as timed out if the step yields to the hub meanwhile; nothing is raised into it.)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextvars
 import ctypes
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -111,8 +113,9 @@ def _run_watched(fn: Any, args: tuple[Any, ...], info: StepInfo, timeout: float)
 
 
 def _interrupt(thread: threading.Thread) -> None:
-    """Raise ``_Alarm`` in ``thread`` at its next bytecode (CPython's async exception)."""
-    if thread.ident is not None:
+    """Raise ``_Alarm`` in ``thread`` at its next bytecode (CPython's async exception); only in
+    an OS thread (under gevent or eventlet a "thread" is a greenlet, whose ident is none of them)."""
+    if thread.ident is not None and thread.ident in sys._current_frames():
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Alarm))
 
 
