@@ -49,7 +49,7 @@ def test_a_step_that_kills_its_process_fails_with_worker_lost_after_max_lost_lea
 def test_a_step_that_hangs_past_its_timeout_fails_with_step_timeout_in_every_pool(
         project_factory: Factory, pool: str, how: str) -> None:
     p = project_factory("redis")
-    worker = p.worker(concurrency=2 if pool != "solo" else 1, pool=pool)
+    worker = p.worker(concurrency=1, pool=pool)  # one slot: a hung step must not keep it
     # Given a step with a 1 s timeout and two attempts that hangs (time.sleep(3600), or a loop)
     hung = p.durable.start("hostile_hang", {"how": how})
     execution = p.wait(hung, timeout=30)
@@ -58,7 +58,10 @@ def test_a_step_that_hangs_past_its_timeout_fails_with_step_timeout_in_every_poo
     assert execution.status == "failed" and execution.error["type"] == "StepTimeout"
     assert [(s.attempt, s.error["type"]) for s in execution.steps] == [(1, "StepTimeout"), (2, "StepTimeout")]
     assert all(900 <= s.duration_ms < 2500 for s in execution.steps), [s.duration_ms for s in execution.steps]
-    # And the worker is not wedged: the same process runs another workflow to its end
+    # And what each attempt printed before it was cut off is kept on it
+    assert all(f"hanging by {how}" in [entry["message"] for entry in s.logs or []] for s in execution.steps)
+    # And the worker is not wedged: its only slot runs another workflow to its end, in the same
+    # process (in the threads pool, while the abandoned thread of a blocking call still sleeps)
     after = p.wait(p.durable.start("pipeline", {}), timeout=30)
     assert after.status == "completed"
     assert worker.alive()

@@ -24,6 +24,7 @@ hang = Workflow("hostile_hang")
 @hang.step(timeout=seconds(1), retry=Retry(max_attempts=2, backoff="constant", base=0.1))
 def hang_forever(ctx):
     record()
+    print(f"hanging by {ctx['how']}")
     if ctx["how"] == "spin":  # a pure Python loop: interruptible at any bytecode
         while True:
             pass
