@@ -115,7 +115,7 @@ def _run_watched(fn: Any, args: tuple[Any, ...], info: StepInfo, timeout: float)
 def _interrupt(thread: threading.Thread) -> None:
     """Raise ``_Alarm`` in ``thread`` at its next bytecode (CPython's async exception); only in
     an OS thread (under gevent or eventlet a "thread" is a greenlet, whose ident is none of them)."""
-    if thread.ident is not None and thread.ident in sys._current_frames():
+    if thread.is_alive() and thread.ident is not None and thread.ident in sys._current_frames():
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Alarm))
 
 
