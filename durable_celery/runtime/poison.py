@@ -1,7 +1,7 @@
 """Poison messages: a message to the engine's step task that no retry or redelivery can make
 usable (arguments missing, unknown or of the wrong type, an execution that does not exist, a
-``seq`` the execution never reached). Each is dropped: the task returns ``rejected``, Celery
-acknowledges the message (the engine's tasks acknowledge on receipt), and one log line, at
+``seq`` the execution never reached). Each is dropped: the task returns ``rejected``, so Celery
+acknowledges the message (on receipt by default, else as the task returns), and one log line, at
 ERROR for a malformed message and WARNING for one that names what is not there, gives the
 message id and the reason. The worker goes on with its other messages.
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from kombu.exceptions import DecodeError
 
-from durable_celery.errors import InvalidInput
+from durable_celery.errors import DurableError, InvalidInput
 from durable_celery.identifiers import check_execution_id
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,10 @@ MAX_SEQ = 2**31 - 1
 REJECTED = "rejected"
 
 
-class PoisonMessage(Exception):
+class PoisonMessage(DurableError):
     """The message can never be handled; ``reason`` says why. ``missing``: it is well formed but
-    names an execution or a ``seq`` that is not there (logged as a warning, not an error)."""
+    names an execution or a ``seq`` that is not there (logged as a warning, not an error).
+    Internal: raised and caught inside the worker, never seen by a caller."""
 
     def __init__(self, reason: str, missing: bool = False) -> None:
         self.reason = reason
