@@ -98,6 +98,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         log_capture_max_entries: what a step attempt logs and prints is kept up to this many
             entries, then one entry says how many more were dropped. log_capture_max_chars: a
             longer message is cut there and marked. See docs/running.md.
+        max_context_bytes: the largest context a step may return, in bytes of JSON (8 MiB);
+            a larger one fails the attempt with ``ContextNotSerializable``.
         auto_migrate: migrate the schema on first use; if False, verify it and raise
             ``SchemaOutOfDate``.
 
@@ -127,6 +129,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         schedule_max_failures: int = 5,
         log_capture_max_entries: int = 500,
         log_capture_max_chars: int = 4000,
+        max_context_bytes: int = 8 * 1024 * 1024,
         auto_migrate: bool = True,
         data_dir: str | Path | None = None,
         clock: Clock | None = None,
@@ -142,6 +145,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             max_lost_leases=max_lost_leases, schedule_catch_up=schedule_catch_up,
             schedule_misfire_grace=schedule_misfire_grace, schedule_max_failures=schedule_max_failures,
             log_capture_max_entries=log_capture_max_entries, log_capture_max_chars=log_capture_max_chars,
+            max_context_bytes=max_context_bytes,
         )
         self.clock: Clock = clock or SystemClock()
         self.db = Database(self.settings.database_url, self.settings.prefix)

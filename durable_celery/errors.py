@@ -248,17 +248,20 @@ class StepAttemptFailed(DurableError):
 class ContextNotSerializable(DurableError):
     """A context holds a value that cannot be stored as JSON; names the step and the key."""
 
-    def __init__(self, step: str, key: str, type_name: str) -> None:
+    def __init__(self, step: str, key: str, type_name: str, detail: str | None = None) -> None:
         self.step = step
         self.key = key
         self.type_name = type_name
+        #: why the context as a whole cannot be stored (too large), instead of one key's value
+        self.detail = detail
         super().__init__(
+            f"step {step!r} produced a context that cannot be stored: {detail}" if detail is not None else
             f"step {step!r} produced a context whose key {key!r} holds a {type_name}, "
             "which cannot be stored (use JSON types, datetime, date, Decimal or UUID)"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.step, self.key, self.type_name))
+        return (type(self), (self.step, self.key, self.type_name, self.detail))
 
 
 class SchemaOutOfDate(DurableError):

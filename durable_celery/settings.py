@@ -53,6 +53,10 @@ class Settings:
     #: many more were dropped), and characters per message (then a truncation marker)
     log_capture_max_entries: int = 500
     log_capture_max_chars: int = 4000
+    #: the largest context a step may return, in bytes of its stored JSON; a larger one fails
+    #: the attempt with ContextNotSerializable (a handoff message carries the context, and
+    #: RabbitMQ 4 refuses messages over 16 MiB by default)
+    max_context_bytes: int = 8 * 1024 * 1024
     #: the controlled queues (flow control, pause) parsed from ``queues``
     queue_limits: dict[str, QueueLimits] = field(default_factory=dict)
 
@@ -70,7 +74,8 @@ class Settings:
               continuation_budget: Duration, redispatch_after: Duration, max_countdown: Duration,
               auto_migrate: bool, max_lost_leases: int = 3, schedule_catch_up: str = "one",
               schedule_misfire_grace: Duration = 60, schedule_max_failures: int = 5,
-              log_capture_max_entries: int = 500, log_capture_max_chars: int = 4000) -> Settings:
+              log_capture_max_entries: int = 500, log_capture_max_chars: int = 4000,
+              max_context_bytes: int = 8 * 1024 * 1024) -> Settings:
         embedded = database_url is None
         if database_url is None:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -101,10 +106,11 @@ class Settings:
             schedule_max_failures=schedule_max_failures,
             log_capture_max_entries=log_capture_max_entries,
             log_capture_max_chars=log_capture_max_chars,
+            max_context_bytes=max_context_bytes,
         )
         _check_schedule_settings(settings)
         for what, bound in (("log_capture_max_entries", log_capture_max_entries),
-                            ("log_capture_max_chars", log_capture_max_chars)):
+                            ("log_capture_max_chars", log_capture_max_chars), ("max_context_bytes", max_context_bytes)):
             if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
                 raise InvalidInput(f"{what} must be an int >= 1, got {bound!r}")
         if isinstance(max_lost_leases, bool) or not isinstance(max_lost_leases, int) or max_lost_leases < 1:

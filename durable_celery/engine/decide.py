@@ -10,6 +10,7 @@ straight to that step, on that step's queue.
 from __future__ import annotations
 
 import dataclasses
+import json
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class Policy:
     handoff_ttl: float | None = None
     #: controlled queues (docs/queues.md): their steps are claimed through the queue, never handed
     controlled: frozenset[str] = frozenset()
+    #: the largest context a step may return (bytes of its JSON); None: no limit
+    max_context_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,22 @@ def after_step(machine: StateMachine, snap: Snapshot, run: Run, result: StepResu
     except codec.Unencodable as exc:
         error = ContextNotSerializable(state.id, exc.path, exc.type_name)
         return _failed_attempt(machine, snap, state, _unusable(result, error, state.id), here, turn.now, policy)
+    too_large = _too_large(encoded, state.id, policy.max_context_bytes)
+    if too_large is not None:
+        return _failed_attempt(machine, snap, state, _unusable(result, too_large, state.id), here, turn.now, policy)
     attempt = attempt_record(snap, state.id, result, turn.now, policy.worker, output=encoded)
     return move_on(machine, snap, state, next_id, new_ctx, encoded, dict(run.loops), attempt, turn, policy)
+
+
+def _too_large(encoded: Any, step: str, limit: int | None) -> ContextNotSerializable | None:
+    """The error for a context over ``limit`` bytes of JSON (as stored), else None."""
+    if limit is None:
+        return None
+    size = len(json.dumps(encoded, separators=(",", ":")).encode())
+    if size <= limit:
+        return None
+    return ContextNotSerializable(step, "", "", detail=f"it is {size} bytes of JSON, over max_context_bytes ({limit}); "
+                                                       "keep large data elsewhere and a reference to it in the context")
 
 
 def _unusable(result: StepResult, exc: BaseException, step: str) -> StepResult:

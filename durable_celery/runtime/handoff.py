@@ -34,8 +34,10 @@ def confirm_after(ttl: float) -> float:
 
 
 def clock_tolerance(ttl: float) -> float:
-    """How far apart two workers' clocks may be without a handed lease being trusted after the
-    tick could take it back: what is left of the lease's trusted half once it is confirmed."""
+    """How far beat's clock may run ahead of the receiving worker's without a handed lease being
+    trusted after the tick could take it back: what is left of the lease's trusted half once it
+    is confirmed. (The sending worker's clock drops out: the receiver's trust and the tick's
+    take-back both compare their own clock with the expiry it wrote.)"""
     return ttl / 2 - 1.5 * confirm_after(ttl)
 
 

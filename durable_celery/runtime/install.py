@@ -20,7 +20,7 @@ from celery.utils.dispatch import Signal
 from kombu.entity import Queue
 
 from durable_celery.errors import DatabaseUnavailable
-from durable_celery.runtime import awaited, capture, reported
+from durable_celery.runtime import awaited, capture, poison, reported
 from durable_celery.runtime.awaited import callback_names
 from durable_celery.runtime.beat_service import TickService
 from durable_celery.runtime.boot import WorkerBoot
@@ -89,14 +89,17 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
     uid = f"durable-celery:{settings.prefix}:{id(app)}"
 
     # `durable_engine` (a task attribute) tells the engine's tasks apart in a signal handler.
-    @app.task(name=step_name, ignore_result=True, bind=True, shared=False, durable_engine=True)
-    def step(task: Any, execution_id: str, seq: int, workflow: str | None = None, step: str | None = None,
-             handoff: dict[str, Any] | None = None) -> str:
-        """Advance one execution by (at least) one step; args name the workflow and step,
-        ``handoff`` is the lease the previous checkpoint handed to this message."""
-        return _run_step(task, runner, services, execution_id, seq, handoff)
+    # `Strategy`: a malformed message is dropped with one log line, not a stopped worker.
+    @app.task(name=step_name, ignore_result=True, bind=True, shared=False, durable_engine=True,
+              Strategy=poison.Strategy)
+    def step(task: Any, *args: Any, **kwargs: Any) -> str:
+        """Advance one execution by (at least) one step: ``(execution_id, seq, workflow=None,
+        step=None, handoff=None)``, where workflow and step name them for Flower, and ``handoff``
+        is the lease the previous checkpoint handed to this message. Taken as ``*args`` so that
+        a malformed message is dropped with one log line (``runtime/poison.py``), not a traceback."""
+        return poison.guarded(step_name, task.request.id, lambda: _advance(runner, task, args, kwargs))
 
-    @app.task(name=tick_name, ignore_result=True, shared=False, durable_engine=True)
+    @app.task(name=tick_name, ignore_result=True, shared=False, durable_engine=True, Strategy=poison.Strategy)
     def tick() -> dict[str, int]:
         """Fire what is due: recover lost workers, re-dispatch lost messages, time out executions.
 
@@ -106,12 +109,12 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
 
     done_name, failed_name = callback_names(settings.prefix)
 
-    @app.task(name=done_name, ignore_result=True, shared=False, durable_engine=True)
+    @app.task(name=done_name, ignore_result=True, shared=False, durable_engine=True, Strategy=poison.Strategy)
     def task_done(result: Any, *, execution_id: str, entered_seq: int, idx: int, task_id: str) -> bool:
         """A task awaited by a step (``await_task``) returned: its link callback."""
         return awaited.task_done(services, result, execution_id, entered_seq, idx, task_id)
 
-    @app.task(name=failed_name, ignore_result=True, shared=False, durable_engine=True)
+    @app.task(name=failed_name, ignore_result=True, shared=False, durable_engine=True, Strategy=poison.Strategy)
     def task_failed(request_or_id: Any, exc: BaseException | None = None, traceback: Any = None, *,
                     execution_id: str, entered_seq: int, idx: int, task_id: str, queue: str,
                     error: dict[str, Any] | None = None) -> bool:
@@ -156,22 +159,25 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
     return Installation(app, step, tick, ((signals.beat_init, uid), (signals.worker_init, uid)))
 
 
-def _run_step(task: Any, runner: Runner, services: Services, execution_id: str, seq: int,
-              handoff: dict[str, Any] | None) -> str:
-    """The step task's body. A message met by an unreachable database is not dropped: Celery's
-    ``retry`` puts a copy back on its queue, due shortly, and acks this one (runtime/outage.py)."""
-    delivery = task.request.delivery_info or {}
-    settings = services.settings
+def _advance(runner: Runner, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The step task's body, once its arguments are checked (``PoisonMessage`` if they are bad).
+    A message met by an unreachable database is not dropped: Celery's ``retry`` puts a copy back
+    on its queue, due shortly, and acks this one (runtime/outage.py)."""
+    message = poison.step_message(args, kwargs)
+    request = task.request
+    delivery = request.delivery_info or {}
+    settings = runner.services.settings
     try:
         with capture.limits(settings.log_capture_max_entries, settings.log_capture_max_chars):
             # a failed attempt is a retried or failed task in Celery's (and Flower's) eyes
-            return reported.telling_celery(lambda: runner.run(execution_id, seq, delivery.get("routing_key"), handoff,
+            return reported.telling_celery(lambda: runner.run(message.execution_id, message.seq,
+                                                              delivery.get("routing_key"), message.handoff,
                                                               bool(delivery.get("redelivered"))),
-                                           eager=bool(task.request.is_eager)).value
+                                           eager=bool(request.is_eager)).value
     except DatabaseUnavailable as exc:
-        if task.request.is_eager:
+        if request.is_eager:
             raise
-        raise task.retry(exc=exc, countdown=claim_countdown(task.request.retries), max_retries=None) from exc
+        raise task.retry(exc=exc, countdown=claim_countdown(request.retries), max_retries=None) from exc
 
 
 def _declare_queues(app: Celery, names: list[str]) -> list[str]:

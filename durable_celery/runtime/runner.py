@@ -26,6 +26,7 @@ from durable_celery.runtime.commit import Committer, Lease, snapshot
 from durable_celery.runtime.executor import run_attempt
 from durable_celery.runtime.handoff import confirm_after, take_handoff
 from durable_celery.runtime.journal import StepJournal
+from durable_celery.runtime.poison import PoisonMessage
 from durable_celery.runtime.services import Services
 from durable_celery.state.executions import claim_txn, peek_txn
 from durable_celery.state.queues import Refusal
@@ -119,10 +120,16 @@ class Runner:
         early (a retry countdown on a skewed clock) is published again for when it is due, but
         never held in the broker longer than ``max_countdown``: a later one is the tick's. In
         Celery's eager mode there is no broker to hold it (it would run again at once, and again):
-        it is the tick's too."""
+        it is the tick's too. A message for an execution that does not exist (deleted, or
+        never was) or for a ``seq`` it has not reached (no checkpoint publishes one ahead of
+        its commit) is poison: ``PoisonMessage``, logged once by the task."""
         sv = self.services
         with sv.db.connect() as conn:
             row = peek_txn(conn, execution_id)
+        if row is None:
+            raise PoisonMessage(f"no execution {execution_id} (deleted, or never started)", missing=True)
+        if row["seq"] < seq:
+            raise PoisonMessage(f"seq {seq} is ahead of execution {execution_id}'s seq {row['seq']}", missing=True)
         if (row is not None and row["seq"] == seq and row["lease_owner"] is None and row["ready_at"] is not None
                 and row["status"] in RUNNABLE):
             wait = (as_utc(row["ready_at"]) - sv.clock.now()).total_seconds()

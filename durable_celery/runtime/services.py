@@ -37,7 +37,8 @@ class Services:
         s = self.settings
         policy = Policy(dispatch_mode=s.dispatch_mode, max_countdown=s.max_countdown,
                         stale_lock_timeout=s.stale_lock_timeout, worker=socket.gethostname(),
-                        handoff_ttl=s.handoff_ttl, controlled=frozenset(s.queue_limits))
+                        handoff_ttl=s.handoff_ttl, controlled=frozenset(s.queue_limits),
+                        max_context_bytes=s.max_context_bytes)
         object.__setattr__(self, "_policy", policy)
         # Eager mode has no broker to carry a lease: each message's task claims
         object.__setattr__(self, "_eager_policy", dataclasses.replace(policy, skip_backoff=True, handoff_ttl=None))

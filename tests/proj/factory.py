@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
 from durable_celery import Durable
+from durable_celery.clock import SystemClock
 
 #: The test project's workflow modules: workflows.py plus one ``wf_<topic>.py`` per feature area.
 WORKFLOW_MODULES = ["tests.proj.workflows", *sorted(
@@ -18,10 +20,11 @@ WORKFLOW_MODULES = ["tests.proj.workflows", *sorted(
 
 SETTING_KEYS = ("stale_lock_timeout", "heartbeat_interval", "tick_interval", "dispatch_mode",
                 "redispatch_after", "continuation_budget", "max_countdown", "max_lost_leases",
-                "log_capture_max_entries", "log_capture_max_chars")
+                "log_capture_max_entries", "log_capture_max_chars", "max_context_bytes")
 #: settings passed through as text or as ints
 TEXT_KEYS = ("dispatch_mode", "schedule_catch_up")
-INT_KEYS = ("max_lost_leases", "schedule_max_failures", "log_capture_max_entries", "log_capture_max_chars")
+INT_KEYS = ("max_lost_leases", "schedule_max_failures", "log_capture_max_entries", "log_capture_max_chars",
+            "max_context_bytes")
 SCHEDULE_KEYS = ("schedule_catch_up", "schedule_misfire_grace", "schedule_max_failures")
 
 
@@ -64,5 +67,10 @@ def from_env() -> tuple[Celery, Durable]:
     limits = os.environ.get("DT_QUEUE_LIMITS")
     if limits is not None:
         settings["queue_limits"] = json.loads(limits)
+    skew = os.environ.get("DT_CLOCK_SKEW")
+    if skew is not None:  # this process's engine clock runs that many seconds ahead (negative: behind)
+        clock = SystemClock()
+        clock.advance(timedelta(seconds=float(skew)))
+        settings["clock"] = clock
     return make(os.environ["DT_BROKER"], os.environ["DT_DB"], os.environ["DT_PREFIX"], os.environ["DT_QUEUE"],
                 **settings)

@@ -6,6 +6,7 @@ import json
 import random
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -152,3 +153,16 @@ def test_random_nested_values_round_trip_unchanged(seed: int) -> None:
     for _ in range(400):
         value = _random_value(rng, 0)
         assert _same(_stored(value), _plain(value)), value
+
+
+@pytest.mark.parametrize("depth, ok", [(codec.MAX_DEPTH, True), (codec.MAX_DEPTH + 1, False), (10_000, False)])
+def test_structures_nested_deeper_than_max_depth_are_refused_where_the_limit_is_reached(depth: int, ok: bool) -> None:
+    value: Any = 1
+    for i in range(depth):
+        value = {"a": value} if i % 2 else [value]
+    if ok:
+        assert codec.decode(codec.encode(value)) == value
+        return
+    with pytest.raises(codec.Unencodable, match=f"nested deeper than {codec.MAX_DEPTH} levels") as caught:
+        codec.encode(value)
+    assert caught.value.path.count("a") + caught.value.path.count("[0]") == codec.MAX_DEPTH

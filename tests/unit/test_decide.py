@@ -368,3 +368,35 @@ def test_a_failing_compensation_is_retried_then_recorded_and_the_next_one_runs()
     assert cp.attempt is not None and cp.attempt["is_compensation"] and cp.attempt["compensation_for"] == "charge"
     last = saga.after(s.after(cp), entry, handler, ok({}), {}, NOW, POLICY)
     assert last.outcome is Outcome.COMPENSATION_FAILED
+
+
+# -- contexts that cannot be stored ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit, size, fails", [(None, 100_000, False), (1000, 900, False), (1000, 1000, True)])
+def test_a_context_over_max_context_bytes_fails_the_attempt_without_a_retry(limit: int | None, size: int,
+                                                                             fails: bool) -> None:
+    m = machine()
+    policy = dataclasses.replace(POLICY, max_context_bytes=limit)
+    cp = decide.after_step(m, snap(m, "charge"), run_of(m, "charge"), ok({"blob": "x" * size}),
+                           decide.Turn(NOW, "durable"), policy)
+    assert cp.attempt is not None
+    if not fails:
+        assert cp.attempt["status"] == "completed"
+        return
+    assert cp.outcome is Outcome.FAILED and cp.attempt["status"] == "failed"
+    error = cp.attempt["error"]
+    assert error["type"] == "ContextNotSerializable"
+    assert f"it is {size + 11} bytes of JSON, over max_context_bytes (1000)" in error["message"]
+
+
+def test_a_context_nested_too_deep_fails_the_attempt_without_a_retry() -> None:
+    m = machine()
+    deep: dict[str, Any] = {}
+    for _ in range(10_000):
+        deep = {"a": deep}
+    cp = decide.after_step(m, snap(m, "charge"), run_of(m, "charge"), ok({"deep": deep}),
+                           decide.Turn(NOW, "durable"), POLICY)
+    assert cp.outcome is Outcome.FAILED and cp.attempt is not None
+    assert cp.attempt["error"]["type"] == "ContextNotSerializable"
+    assert "nested deeper than 256 levels" in cp.attempt["error"]["message"]
