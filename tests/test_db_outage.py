@@ -243,3 +243,26 @@ def test_a_checkpoint_whose_commit_reached_the_database_but_whose_answer_was_los
     assert p.durable.get_execution(execution_id).status == "completed"
     assert {step: len(at) for (_, step), at in checkpoints(p).items()} == dict.fromkeys(STEPS, 1)
     assert {step: len(at) for (_, step), at in runs(effects).items()} == dict.fromkeys(STEPS, 1)
+
+
+def test_a_wait_a_step_reaches_while_the_database_is_away_waits_for_it_instead_of_failing_the_step(
+        private_postgres: PrivatePostgres, project_factory: Factory, tmp_path: Path) -> None:
+    p = project_factory("redis", database_url=private_postgres.url)
+    effects = tmp_path / "effects.log"
+    p.worker()
+    # Given a step that reaches wait_for_event 2 s after it starts (no retry policy: a failure is final)
+    execution_id = p.durable.start("outage_wait", {"effects": str(effects), "sleep": 2})
+    deadline = time.monotonic() + 20
+    while not effects.exists():
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+    # When the database goes away before it gets there, for 4 s
+    private_postgres.stop()
+    time.sleep(4)
+    private_postgres.start()
+    # Then the wait was recorded once it came back: the execution waits, no attempt failed
+    assert p.wait(execution_id, timeout=30, statuses={"waiting"}).status == "waiting"
+    p.durable.send_event(execution_id, "go", {"ok": True})
+    execution = p.wait(execution_id, timeout=30)
+    assert execution.status == "completed" and execution.context["go"] == {"ok": True}, execution.error
+    assert [(s.step_name, s.status) for s in execution.steps] == [("ow1", "completed")]

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.engine import Connection, RowMapping
+
 from durable_celery import codec
 from durable_celery.errors import InvalidInput
 from durable_celery.runtime import deliver
 from durable_celery.runtime.calls import ChildStart
+from durable_celery.runtime.outage import patiently
 from durable_celery.runtime.waiting import WaitHandle
 from durable_celery.state.journal import insert_broadcast_txn
 from durable_celery.state.waits import insert_wait_txn, settle_wait_txn
@@ -43,15 +46,18 @@ def start_child(handle: WaitHandle, child: ChildStart) -> str:
     """Start ``child`` once per visit (per ``ref``); its id."""
     idx = handle.next_index()
     sv = handle.services
-    created = None
-    with sv.db.begin() as conn:
+
+    def begin(conn: Connection) -> tuple[str, Any]:
         handle.lock(conn)
         row = handle.entry_txn(conn, idx, "start", (child.ref,))
         if row is not None:
-            return str(row["ref"])
+            return str(row["ref"]), None
         now = sv.clock.now()
         child_id, created = child.insert(conn, sv.settings, handle.execution_id, handle.entered_seq, now)
         insert_wait_txn(conn, _entry(handle, idx, "start", child.ref, "resolved", child_id, child_id, now))
+        return child_id, created
+
+    child_id, created = handle.in_transaction(begin, "starting a child workflow")
     if created is not None:
         sv.dispatcher.publish([created])
     return child_id
@@ -62,9 +68,12 @@ def record(handle: WaitHandle, name: str, fn: Callable[..., Any], args: tuple[An
     """``fn(*args, **kwargs)`` once per visit: its recorded result on every later run."""
     idx = handle.next_index()
     sv = handle.services
-    with sv.db.begin() as conn:
+
+    def look(conn: Connection) -> RowMapping | None:
         handle.lock(conn)
-        row = handle.entry_txn(conn, idx, "record", (name,))
+        return handle.entry_txn(conn, idx, "record", (name,))
+
+    row = handle.in_transaction(look, f"checkpoint {name!r}")
     if row is not None:
         return codec.decode(row["result"])
     value = fn(*args, **kwargs)  # outside any transaction: it may take long
@@ -73,9 +82,12 @@ def record(handle: WaitHandle, name: str, fn: Callable[..., Any], args: tuple[An
     except codec.Unencodable as exc:
         raise InvalidInput(f"checkpoint {name!r}: the result at {exc.path or 'its root'} holds a {exc.type_name}, "
                            "which cannot be stored as JSON") from None
-    with sv.db.begin() as conn:
+    def keep(conn: Connection) -> None:
         handle.lock(conn)
-        insert_wait_txn(conn, _entry(handle, idx, "record", name, "resolved", encoded, None, sv.clock.now()))
+        if handle.entry_txn(conn, idx, "record", (name,)) is None:  # (a try whose answer was lost wrote it)
+            insert_wait_txn(conn, _entry(handle, idx, "record", name, "resolved", encoded, None, sv.clock.now()))
+
+    handle.in_transaction(keep, f"checkpoint {name!r}")
     return codec.decode(encoded)  # the same value a re-run gets
 
 
@@ -85,15 +97,20 @@ def emit(handle: WaitHandle, name: str, encoded: Any) -> None:
     between hands it again (each execution still takes it once)."""
     idx = handle.next_index()
     sv = handle.services
-    with sv.db.begin() as conn:
+
+    def record_it(conn: Connection) -> RowMapping:
         handle.lock(conn)
         row = handle.entry_txn(conn, idx, "emit", (name,))
         if row is None:
             now = sv.clock.now()
             broadcast_id = insert_broadcast_txn(conn, name, encoded, now)
             row = insert_wait_txn(conn, _entry(handle, idx, "emit", name, "pending", None, str(broadcast_id), now))
+        return row
+
+    row = handle.in_transaction(record_it, f"emitting {name!r}")
     if row["status"] == "resolved":
         return
-    deliver.deliver_broadcast(sv, int(row["ref"]))
-    with sv.db.begin() as conn:
-        settle_wait_txn(conn, row["id"], "resolved", None, sv.clock.now())
+    # each execution takes an emitted event once: handing it again after a lost answer changes nothing
+    patiently(lambda _: deliver.deliver_broadcast(sv, int(row["ref"])), f"delivering {name!r}")
+    handle.in_transaction(lambda conn: settle_wait_txn(conn, row["id"], "resolved", None, sv.clock.now()),
+                          f"emitting {name!r}")

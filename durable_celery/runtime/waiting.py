@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -22,6 +22,7 @@ from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.errors import ChildWorkflowError, InvalidInput, TaskFailed, WaitMismatch
 from durable_celery.runtime.calls import ChildStart
 from durable_celery.runtime.inputs import validate_input
+from durable_celery.runtime.outage import patiently
 from durable_celery.runtime.suspend import LeaseLost, Suspend
 from durable_celery.state.journal import child_outcome_txn, copy_broadcasts_txn, mark_sent_txn
 from durable_celery.state.waits import (
@@ -38,6 +39,7 @@ from durable_celery.testing import faults
 if TYPE_CHECKING:
     from durable_celery.runtime.services import Services
 
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class WaitSpec:
@@ -89,12 +91,23 @@ class WaitHandle:
     #: the workflow, for live events
     workflow: str | None = None
 
+    def in_transaction(self, body: Callable[[Connection], T], what: str) -> T:
+        """``body(conn)`` in one transaction, tried again while the database cannot be reached
+        (``runtime/outage.py``): an engine call a step makes is the engine's to see through, not
+        a failure of the step. Each body is safe to run again: a journal entry written by a try
+        whose answer was lost is found by the next (``entry_txn``)."""
+        def attempt(_retried: bool) -> T:
+            with self.services.db.begin() as conn:
+                return body(conn)
+        return patiently(attempt, f"{what} in step {self.step} of execution {self.execution_id}")
+
     def wait(self, spec: WaitSpec) -> Any:
         idx = self.next_index()
         now = self.services.clock.now()
-        started: list[dict[str, Any]] = []
-        asked = False
-        with self.services.db.begin() as conn:
+
+        def enter(conn: Connection) -> tuple[RowMapping, bool, Any, list[dict[str, Any]], bool]:
+            started: list[dict[str, Any]] = []
+            asked = False
             self.lock(conn)
             row = self.entry_txn(conn, idx, spec.kind, spec.names)
             if row is None:
@@ -106,6 +119,9 @@ class WaitHandle:
                     started.extend([created] if created is not None else [])
                 row = insert_wait_txn(conn, values)
             done, value = self._settle(conn, row, spec, now)
+            return row, done, value, started, asked
+
+        row, done, value, started, asked = self.in_transaction(enter, f"a wait for {spec.kind}")
         if started:
             faults.trip("after_child_recorded", self.step)
         self._tell(started, spec.names[0] if asked and not done else None)
@@ -116,8 +132,8 @@ class WaitHandle:
             # After the entry is committed, under the task id it records: a worker lost in
             # between sends it again under the same id (at least once, as Celery delivers).
             spec.send(row["ref"], row["idx"])
-            with self.services.db.begin() as conn:
-                mark_sent_txn(conn, row["id"], self.services.clock.now())
+            self.in_transaction(lambda conn: mark_sent_txn(conn, row["id"], self.services.clock.now()),
+                                "marking a task sent")
         raise Suspend()
 
     def _tell(self, started: list[dict[str, Any]], input_name: str | None) -> None:

@@ -45,3 +45,16 @@ def o4(ctx):
 @outage.step
 def o5(ctx):
     return _run(ctx)
+
+
+# A step that reaches a wait while the database may be away: the wait is the engine's to see
+# through, not a failure of the step.
+outage_wait = Workflow("outage_wait")
+
+
+@outage_wait.step
+def ow1(ctx):
+    from durable_celery import wait
+
+    _run(ctx)
+    return {**ctx, "go": wait.wait_for_event("go")}
