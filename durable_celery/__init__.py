@@ -23,6 +23,7 @@ from durable_celery.errors import (
     InvalidInput,
     InvalidState,
     LoopLimitExceeded,
+    PayloadTooLarge,
     QueueNotFound,
     ScheduleNotFound,
     SchemaOutOfDate,
@@ -57,4 +58,5 @@ __all__ = [
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
     "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
     "ChildWorkflowError", "TaskFailed", "TaskArgumentError", "ScheduleNotFound", "QueueNotFound",
+    "PayloadTooLarge",
 ]

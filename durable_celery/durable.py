@@ -35,6 +35,7 @@ from durable_celery.errors import (
 )
 from durable_celery.graph import Graph, build_graph
 from durable_celery.identifiers import check_execution_id
+from durable_celery.limits import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload
 from durable_celery.models import Execution, PendingInput, QueueStats
 from durable_celery.operations.calls import OperationsCalls
 from durable_celery.queries import QueryCalls
@@ -97,8 +98,14 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         log_capture_max_entries: what a step attempt logs and prints is kept up to this many
             entries, then one entry says how many more were dropped. log_capture_max_chars: a
             longer message is cut there and marked. See docs/running.md.
+        max_payload_bytes: the largest payload a call may send (a start's input, an event's
+            payload, an input's data, a schedule's input), in bytes of compact UTF-8 JSON;
+            over it the call raises ``PayloadTooLarge`` and writes nothing. Default 1 MiB;
+            ``None``: no limit. See docs/security.md.
         auto_migrate: migrate the schema on first use; if False, verify it and raise
-            ``SchemaOutOfDate``.
+            ``SchemaOutOfDate`` (never any DDL: workers and clients may then run as a role with
+            data privileges only, see docs/security.md). If True and the schema is current,
+            it is only read too.
 
     Raises:
         InvalidInput: a bad setting, or an app as in ``init_app``.
@@ -126,6 +133,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         schedule_max_failures: int = 5,
         log_capture_max_entries: int = 500,
         log_capture_max_chars: int = 4000,
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         auto_migrate: bool = True,
         data_dir: str | Path | None = None,
         clock: Clock | None = None,
@@ -141,6 +149,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             max_lost_leases=max_lost_leases, schedule_catch_up=schedule_catch_up,
             schedule_misfire_grace=schedule_misfire_grace, schedule_max_failures=schedule_max_failures,
             log_capture_max_entries=log_capture_max_entries, log_capture_max_chars=log_capture_max_chars,
+            max_payload_bytes=max_payload_bytes,
         )
         self.clock: Clock = clock or SystemClock()
         self.db = Database(self.settings.database_url, self.settings.prefix)
@@ -571,6 +580,10 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         self._attachment()  # before anything is written: the stop is published through the app
         if reason is not None and not isinstance(reason, str):
             raise InvalidInput(f"reason must be a string, got {reason!r}")
+        if reason is not None:
+            encode_payload(reason, "the reason", self.settings.max_payload_bytes)
+        if not isinstance(compensate, bool):
+            raise InvalidInput(f"compensate must be True or False, got {compensate!r}")
         self.ensure_schema()
         error = {"type": "Cancelled", "message": reason or "cancelled", "step": None, "traceback": None}
         with self.db.begin() as conn:

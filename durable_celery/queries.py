@@ -21,6 +21,7 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import to_seconds
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 from durable_celery.errors import InvalidInput
+from durable_celery.limits import check_name
 from durable_celery.models import Execution, ExecutionPage, Metrics, StepMetrics, WorkflowSummary
 from durable_celery.state.executions import count_by_status_txn, list_txn
 from durable_celery.state.metrics import (
@@ -109,8 +110,8 @@ class QueryCalls:
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidInput(f"offset must be a non-negative int, got {offset!r}")
         for what, value in (("queue", queue), ("current_step", current_step)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
+            if value is not None:
+                check_name(value, what)
         after, before = _aware(created_after, "created_after"), _aware(created_before, "created_before")
         position = decode_cursor(cursor) if cursor is not None else None
         self.ensure_schema()
@@ -218,9 +219,9 @@ def decode_cursor(cursor: Any) -> tuple[datetime, str]:
 def _workflow_name(workflow: Any) -> str | None:
     if workflow is None or isinstance(workflow, Workflow):
         return workflow.name if workflow is not None else None
-    if not isinstance(workflow, str) or not workflow:
+    if not isinstance(workflow, str):
         raise InvalidInput(f"workflow must be a Workflow or its name, got {workflow!r}")
-    return workflow
+    return check_name(workflow, "workflow name")
 
 
 def _aware(value: Any, what: str) -> datetime | None:
