@@ -35,7 +35,7 @@ from durable_celery.errors import (
 )
 from durable_celery.graph import Graph, build_graph
 from durable_celery.identifiers import check_execution_id
-from durable_celery.limits import DEFAULT_MAX_PAYLOAD_BYTES, encode_payload
+from durable_celery.limits import DEFAULT_MAX_PAYLOAD_BYTES, check_count, encode_payload
 from durable_celery.models import Execution, PendingInput, QueueStats
 from durable_celery.operations.calls import OperationsCalls
 from durable_celery.queries import QueryCalls
@@ -531,7 +531,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         queues.dispatch_waiting(self.services, self.settings.queue_limits[name])
 
     def _set_paused(self, name: str, paused: bool) -> None:
-        if name not in self.settings.queue_limits:
+        if not isinstance(name, str) or name not in self.settings.queue_limits:
             known = ", ".join(sorted(self.settings.queue_limits)) or "none"
             raise QueueNotFound(name, f"only queues listed in queues= can be paused (listed: {known})")
         self.ensure_schema()
@@ -639,10 +639,11 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         ``timed_out``, ``cancelled``) or all (``None``). ``workflow_id`` is the execution to
         answer through ``provide_input``, also for a step inside a parallel branch or foreach."""
         statuses = {"pending": "pending", "completed": "resolved", "timed_out": "timed_out", "cancelled": "cancelled"}
-        if status is not None and status not in statuses:
+        if status is not None and (not isinstance(status, str) or status not in statuses):
             raise InvalidInput(f"status must be one of {', '.join(statuses)} or None, got {status!r}")
         if timeout_before is not None and (not isinstance(timeout_before, datetime) or timeout_before.tzinfo is None):
             raise InvalidInput(f"timeout_before must be a timezone-aware datetime, got {timeout_before!r}")
+        check_count(limit, "limit")
         self.ensure_schema()
         with self.db.connect() as conn:
             before = as_utc(timeout_before) if timeout_before is not None else None
@@ -654,6 +655,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         sent before their wait was reached, or losers of a race (a second ``wait_for_any`` event)."""
         if execution_id is not None:
             check_execution_id(execution_id)
+        check_count(limit, "limit")
         self.ensure_schema()
         with self.db.connect() as conn:
             rows = list_events_txn(conn, execution_id, "pending", limit)

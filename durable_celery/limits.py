@@ -40,6 +40,17 @@ def check_name(value: Any, what: str) -> str:
     return value
 
 
+#: the largest count (a limit, an offset) a call takes: what a Postgres integer holds
+MAX_COUNT = 2**31 - 1
+
+
+def check_count(value: Any, what: str, minimum: int = 0) -> int:
+    """``value`` if it is an int from ``minimum`` to ``MAX_COUNT``, else ``InvalidInput``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_COUNT:
+        raise InvalidInput(f"{what} must be an int from {minimum} to {MAX_COUNT}, got {_shown(value)}")
+    return value
+
+
 def check_text(value: str, what: str) -> str:
     """``value`` if Postgres can store it as text: no NUL character, no lone surrogate."""
     if "\x00" in value:

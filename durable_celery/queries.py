@@ -21,7 +21,7 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import to_seconds
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 from durable_celery.errors import InvalidInput
-from durable_celery.limits import check_name
+from durable_celery.limits import check_count, check_name
 from durable_celery.models import Execution, ExecutionPage, Metrics, StepMetrics, WorkflowSummary
 from durable_celery.state.executions import count_by_status_txn, list_txn
 from durable_celery.state.metrics import (
@@ -70,8 +70,7 @@ class QueryCalls:
         Raises:
             InvalidInput: an unknown status, a naive datetime, a bad limit, offset or cursor.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidInput(f"limit must be a non-negative int, got {limit!r}")
+        check_count(limit, "limit")
         return self._list(workflow, status, queue, current_step, created_after, created_before, cursor,
                           limit, offset)
 
@@ -107,8 +106,7 @@ class QueryCalls:
               created_after: Any, created_before: Any, cursor: Any, limit: int, offset: int) -> list[Execution]:
         name = _workflow_name(workflow)
         status = status_value(status)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidInput(f"offset must be a non-negative int, got {offset!r}")
+        check_count(offset, "offset")
         for what, value in (("queue", queue), ("current_step", current_step)):
             if value is not None:
                 check_name(value, what)

@@ -12,7 +12,7 @@ from durable_celery import codec
 from durable_celery.clock import as_utc
 from durable_celery.dsl.workflow import Workflow
 from durable_celery.errors import InvalidInput, ScheduleNotFound
-from durable_celery.limits import check_name
+from durable_celery.limits import check_count, check_name
 from durable_celery.models import Schedule
 from durable_celery.runtime.schedules import sync_code_schedules
 from durable_celery.runtime.starts import check_options, encode_input, new_execution_row
@@ -111,9 +111,8 @@ class ScheduleCalls:
         """Schedules by name, filtered by ``enabled``, workflow (a ``Workflow`` or its name) and queue."""
         if enabled is not None and not isinstance(enabled, bool):
             raise InvalidInput(f"enabled must be True, False or None, got {enabled!r}")
-        for what, value in (("limit", limit), ("offset", offset)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidInput(f"{what} must be a non-negative int, got {value!r}")
+        check_count(limit, "limit")
+        check_count(offset, "offset")
         name = workflow.name if isinstance(workflow, Workflow) else workflow
         if name is not None:
             check_name(name, "workflow")
