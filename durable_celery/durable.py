@@ -397,7 +397,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         self._new_row(machine, input, queue=start_options.get("queue"), priority=start_options.get("priority", 0),
                       scheduled_at=None, idempotency_key=start_options.get("idempotency_key"), connection=None)
         options = {k: v for k, v in start_options.items() if v is not None}
-        return self.app.signature(self.start_task_name, args=(), options={"queue": self.settings.queue},
+        return self.app.signature(self.start_task_name, args=(), options={"queue": self.settings.queue,
+                                                                          "serializer": "json"},
                                   kwargs={"workflow": machine.workflow, "input": input, "options": options})
 
     def _hand_over(self, row: dict[str, Any], machine: StateMachine) -> Snapshot | None:

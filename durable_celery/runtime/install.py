@@ -23,6 +23,7 @@ from durable_celery.runtime import awaited, capture
 from durable_celery.runtime.awaited import callback_names
 from durable_celery.runtime.beat_service import TickService
 from durable_celery.runtime.boot import WorkerBoot
+from durable_celery.runtime.json_only import ENGINE_TASK_OPTIONS
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.start_task import Start, install_start_task, start_task_name
@@ -87,7 +88,8 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
     uid = f"durable-celery:{settings.prefix}:{id(app)}"
 
     # `durable_engine` (a task attribute) tells the engine's tasks apart in a signal handler.
-    @app.task(name=step_name, ignore_result=True, bind=True, shared=False, durable_engine=True)
+    # JSON only, even on an app that accepts pickle for its own tasks (``json_only``).
+    @app.task(name=step_name, ignore_result=True, bind=True, shared=False, durable_engine=True, **ENGINE_TASK_OPTIONS)
     def step(task: Any, execution_id: str, seq: int, workflow: str | None = None, step: str | None = None,
              handoff: dict[str, Any] | None = None) -> str:
         """Advance one execution by (at least) one step; args name the workflow and step,
@@ -97,7 +99,7 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
             return runner.run(execution_id, seq, delivery.get("routing_key"), handoff,
                               bool(delivery.get("redelivered"))).value
 
-    @app.task(name=tick_name, ignore_result=True, shared=False, durable_engine=True)
+    @app.task(name=tick_name, ignore_result=True, shared=False, durable_engine=True, **ENGINE_TASK_OPTIONS)
     def tick() -> dict[str, int]:
         """Fire what is due: recover lost workers, re-dispatch lost messages, time out executions.
 
@@ -107,12 +109,12 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
 
     done_name, failed_name = callback_names(settings.prefix)
 
-    @app.task(name=done_name, ignore_result=True, shared=False, durable_engine=True)
+    @app.task(name=done_name, ignore_result=True, shared=False, durable_engine=True, **ENGINE_TASK_OPTIONS)
     def task_done(result: Any, *, execution_id: str, entered_seq: int, idx: int, task_id: str) -> bool:
         """A task awaited by a step (``await_task``) returned: its link callback."""
         return awaited.task_done(services, result, execution_id, entered_seq, idx, task_id)
 
-    @app.task(name=failed_name, ignore_result=True, shared=False, durable_engine=True)
+    @app.task(name=failed_name, ignore_result=True, shared=False, durable_engine=True, **ENGINE_TASK_OPTIONS)
     def task_failed(request_or_id: Any, exc: BaseException | None = None, traceback: Any = None, *,
                     execution_id: str, entered_seq: int, idx: int, task_id: str, queue: str,
                     error: dict[str, Any] | None = None) -> bool:
@@ -126,7 +128,7 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
             error = awaited.failure_of(app, task_id, exc)
             if exc is not None and not app.conf.task_always_eager:
                 app.send_task(failed_name, args=(task_id,), kwargs={**where, "queue": queue, "error": error},
-                              queue=queue)
+                              queue=queue, serializer="json")
                 return False
         return awaited.task_failed(services, error, **where)
 
