@@ -62,7 +62,7 @@ def encode(value: Any, path: str = "", depth: int = 0) -> Any:
     ``MAX_DEPTH``."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise Unencodable(path, "string holding a NUL character")
+            raise Unencodable(path, "string with a NUL character")
         return value
     if value is None or isinstance(value, (bool, int)):
         return value
@@ -88,7 +88,7 @@ def _encode_object(value: dict[Any, Any], path: str, depth: int) -> dict[str, An
         if not isinstance(key, str):
             raise Unencodable(f"{path}.{key!r}" if path else repr(key), f"{type(key).__name__} key")
         if "\x00" in key:
-            raise Unencodable(f"{path}.{key!r}" if path else repr(key), "key holding a NUL character")
+            raise Unencodable(f"{path}.{key!r}" if path else repr(key), "key with a NUL character")
         out[key] = encode(item, f"{path}.{key}" if path else key, depth + 1)
     if len(out) == 1 and _is_tag_shaped(out):
         return {_ESCAPE: out}
