@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from durable_celery import Durable, DurableError
+from durable_celery import Durable, DurableError, InvalidInput
 from durable_celery.engine.statuses import ExecutionStatus
 from tests.conftest import Project, new_project
 from tests.hostile import (
@@ -173,5 +173,33 @@ def test_a_hostile_argument_raises_a_durable_error_and_writes_nothing(
         assert str(raised.value)
         # and nothing was written
         assert row_counts(project.durable.db, project.prefix) == before
+
+    refused()
+
+
+#: (setting, hostile values): ``Durable(...)`` refuses each with InvalidInput, before any connection
+SETTINGS: list[tuple[str, st.SearchStrategy[Any]]] = [
+    ("queue", BAD_NAME),
+    ("prefix", st.one_of(HOSTILE_TEXT, NOT_TEXT, st.just("Upper"), st.just("x; DROP SCHEMA public"))),
+    ("stale_lock_timeout", BAD_DURATION),
+    ("heartbeat_interval", BAD_DURATION),
+    ("tick_interval", BAD_DURATION),
+    ("redispatch_after", BAD_DURATION),
+    ("max_payload_bytes", st.one_of(st.integers(max_value=0), st.floats(), st.text(max_size=3), st.booleans())),
+    ("max_lost_leases", BAD_COUNT.filter(lambda v: not isinstance(v, int) or isinstance(v, bool) or v < 1)),
+    ("dispatch_mode", st.one_of(st.text(max_size=8), NOT_TEXT)),
+    ("schedule_catch_up", st.one_of(st.text(max_size=8).filter(lambda s: s not in ("one", "all", "none")), NOT_TEXT)),
+    ("log_capture_max_entries", st.one_of(st.integers(max_value=0), st.floats(), st.text(max_size=3))),
+    ("database_url", st.one_of(st.just(""), st.integers(), st.just("mysql://x/y"))),
+]
+
+
+@pytest.mark.parametrize("setting, values", SETTINGS, ids=[name for name, _ in SETTINGS])
+def test_a_hostile_setting_is_refused_when_the_engine_is_configured(setting: str, values: st.SearchStrategy[Any]) -> None:
+    @FEW
+    @given(value=values)
+    def refused(value: Any) -> None:
+        with pytest.raises(InvalidInput):
+            Durable(**{"database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none", setting: value})
 
     refused()
