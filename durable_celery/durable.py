@@ -502,6 +502,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             TimeoutError: it is still active after ``timeout``. ExecutionNotFound: unknown id.
         """
         limit = None if timeout is None else time.monotonic() + to_seconds(timeout, "timeout")
+        if to_seconds(poll, "poll") <= 0:
+            raise InvalidInput(f"poll must be a positive number of seconds, got {poll!r}")
         while True:
             execution = self.get_execution(execution_id)  # cheap: steps are read once, at the end
             if execution.status in TERMINAL:

@@ -154,6 +154,10 @@ CALLS: list[tuple[str, Call, st.SearchStrategy[Any]]] = [
     ("cleanup: batch_size", lambda d, x, k: d.cleanup(timedelta(days=1), batch_size=x), BAD_COUNT),
     ("why: id", lambda d, x, k: d.why(x), ANY_ID),
     ("wait: timeout", lambda d, x, k: d.wait(k.execution, timeout=x), BAD_DURATION),
+    ("wait: poll", lambda d, x, k: d.wait(k.execution, timeout=0, poll=x), st.one_of(BAD_DURATION, st.just(0))),
+    ("wait: id", lambda d, x, k: d.wait(x, timeout=0), ANY_ID),
+    ("advance_time: by", lambda d, x, k: d.advance_time(x), BAD_DURATION),
+    ("doctor: fix", lambda d, x, k: d.doctor(fix=x), NOT_BOOL),
 ]
 
 

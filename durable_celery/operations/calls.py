@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from durable_celery.durations import Duration
-from durable_celery.errors import ExecutionNotFound
+from durable_celery.errors import ExecutionNotFound, InvalidInput
 from durable_celery.identifiers import check_execution_id
 from durable_celery.operations import doctor as doctor_checks
 from durable_celery.operations import retention
@@ -79,6 +79,8 @@ class OperationsCalls:
         the beat tick, queues without a live worker, expired leases, waits nothing can wake,
         stalled compensations, disabled schedules, the schema. ``fix=True`` first runs one tick
         in this process (recovery and re-dispatch, as beat does). Never migrates the schema."""
+        if not isinstance(fix, bool):
+            raise InvalidInput(f"fix must be True or False, got {fix!r}")
         return doctor_checks.diagnose(self._probe(), self._tick_services if fix else None)
 
     def _tick_services(self) -> Services:
