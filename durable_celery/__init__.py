@@ -27,6 +27,7 @@ from durable_celery.errors import (
     QueueNotFound,
     ScheduleNotFound,
     SchemaOutOfDate,
+    StepAttemptFailed,
     StepTimeout,
     TaskArgumentError,
     TaskFailed,
@@ -38,6 +39,7 @@ from durable_celery.errors import (
 from durable_celery.models import (
     Execution,
     ExecutionPage,
+    LifecycleEvent,
     Metrics,
     PendingInput,
     QueueStats,
@@ -52,11 +54,11 @@ __all__ = [
     "Workflow", "Retry", "Cron", "goto", "seconds", "minutes", "hours", "days",
     # running them
     "Durable", "Execution", "StepRecord", "PendingInput", "ExecutionStatus", "StepStatus",
-    "Schedule", "QueueStats", "ExecutionPage", "WorkflowSummary", "Metrics", "StepMetrics",
+    "Schedule", "QueueStats", "ExecutionPage", "WorkflowSummary", "Metrics", "StepMetrics", "LifecycleEvent",
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
     "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
     "ChildWorkflowError", "TaskFailed", "TaskArgumentError", "ScheduleNotFound", "QueueNotFound",
-    "PayloadTooLarge",
+    "StepAttemptFailed", "PayloadTooLarge",
 ]

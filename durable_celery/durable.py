@@ -315,6 +315,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         with self.db.single() as conn:
             execution_id, created = insert_execution_txn(conn, row)
         faults.trip("after_start_commit", machine.workflow)
+        if created:
+            self._announce([row])
         if created and row["dispatched_at"] is not None:
             self._publish_starts([row], machine, handed)
         return execution_id
@@ -367,6 +369,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         with self.db.begin() as conn:
             ids, created = insert_executions_txn(conn, rows)
         faults.trip("after_start_commit", machine.workflow)
+        self._announce([row for row, new in zip(rows, created) if new])
         self._publish_starts([row for row, new in zip(rows, created) if new and row["dispatched_at"] is not None],
                              machine)
         return ids
@@ -410,6 +413,12 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
                 or queue_of(machine, machine.entry, row["queue"]) in policy.controlled):
             return None
         return hand_over_start(row, uuid.uuid4().hex, policy.handoff_ttl)
+
+    def _announce(self, rows: list[dict[str, Any]]) -> None:
+        """``execution.started`` for new executions, once committed (see ``subscribe``)."""
+        live = self.services.live
+        if rows and live.active():
+            live.emit_all([live.event("execution.started", row, seq=0) for row in rows])
 
     def _publish_starts(self, rows: list[dict[str, Any]], machine: StateMachine,
                         handed: Snapshot | None = None) -> None:
@@ -602,9 +611,22 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
                                compensable=self._compensable if asked else None)
             if stopped is None:
                 raise InvalidState(execution_id, row["status"], "only active executions can be cancelled")
+        self._announce_stop(execution_id)
         self.dispatcher.publish(stopped)
         if row["parent_id"] is not None:
             wake_caller(self.services, execution_id, row["parent_id"])
+
+    def _announce_stop(self, execution_id: str) -> None:
+        """The live event of a cancel applied at once (one waiting for a step in flight is
+        announced by that step's checkpoint)."""
+        live = self.services.live
+        if live.active():
+            with self.db.connect() as conn:
+                row = peek_txn(conn, execution_id)
+            kinds = {ExecutionStatus.CANCELLED.value: "execution.cancelled",
+                     ExecutionStatus.COMPENSATING.value: "execution.compensating"}
+            if row is not None and row["status"] in kinds and row["stopping"] is None:
+                live.emit(kinds[row["status"]], row, seq=row["seq"])
 
     def _compensable(self, workflow: str) -> bool:
         machine = self.registry.get(workflow)

@@ -240,6 +240,25 @@ class TaskFailed(DurableError):
         return (type(self), (self.task, self.task_id, self.error))
 
 
+class StepAttemptFailed(DurableError):
+    """What a step task that ran a failing attempt raises to Celery once the attempt is
+    recorded, so Celery's logs, task events and Flower show the task failed (``retry_at``
+    set: raised inside Celery's ``Retry``, the task shows as retried). The execution has moved
+    on already (a retry scheduled, or failed); nothing catches this. ``error`` is the attempt's
+    error dict (``type``, ``message``, ``traceback``), as ``get_execution`` shows it."""
+
+    def __init__(self, workflow: str, step: str, attempt: int, error: dict[str, Any] | None) -> None:
+        self.workflow = workflow
+        self.step = step
+        self.attempt = attempt
+        self.error = error
+        detail = f": {error.get('type')}: {error.get('message')}" if error and error.get("type") else ""
+        super().__init__(f"{workflow}.{step} attempt {attempt} failed{detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.workflow, self.step, self.attempt, self.error))
+
+
 class ContextNotSerializable(DurableError):
     """A context holds a value that cannot be stored as JSON; names the step and the key."""
 

@@ -25,9 +25,10 @@ from durable_celery.errors import InvalidInput, PayloadTooLarge
 MAX_NAME_CHARS = 255
 #: the default of the ``max_payload_bytes`` setting: 1 MiB
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
-#: what a schema prefix may be: a lower-case SQL identifier that needs no quoting, 63 bytes at
-#: most (Postgres's limit), not in the ``pg_`` namespace Postgres reserves
-PREFIX_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+#: what a schema prefix may be: a lower-case SQL identifier that needs no quoting, not in the
+#: ``pg_`` namespace Postgres reserves, of at most 48 characters: names derived from it must
+#: fit Postgres's 63-byte identifiers too (the NOTIFY channel ``durable_live_<prefix>``)
+PREFIX_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 
 
 def check_name(value: Any, what: str) -> str:
@@ -93,7 +94,7 @@ def check_prefix(prefix: object) -> str:
     DDL (``CREATE SCHEMA``), in the grants an operator types and in task names, so it is held to a
     pattern that needs no quoting anywhere (it is quoted all the same)."""
     if not isinstance(prefix, str) or not PREFIX_PATTERN.fullmatch(prefix) or prefix.startswith("pg_"):
-        raise InvalidInput(f"prefix must be a lower-case identifier of 1 to 63 characters (a-z, 0-9, _; not "
+        raise InvalidInput(f"prefix must be a lower-case identifier of 1 to 48 characters (a-z, 0-9, _; not "
                            f"starting with a digit or pg_), got {prefix!r}")
     return prefix
 

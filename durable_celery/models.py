@@ -187,3 +187,30 @@ class Metrics:
     p50_duration_ms: float | None
     p95_duration_ms: float | None
     steps: list[StepMetrics] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LifecycleEvent:
+    """One lifecycle event, as ``Durable.subscribe`` yields it (docs/operations.md#live-events).
+
+    ``id`` grows with every event: the events of one execution come in the order they
+    happened. ``kind`` is one of :data:`durable_celery.runtime.live.KINDS`; ``data`` holds what
+    the kind adds (an error, a retry time, a wait's names, the execution's status...).
+    ``execution_id`` is the top-level execution for the events of its branches and iterations
+    too (``branch_id`` in ``data`` names the branch or iteration)."""
+
+    id: int
+    at: datetime
+    kind: str
+    execution_id: str | None
+    workflow: str | None
+    step: str | None = None
+    attempt: int | None = None
+    seq: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (``at`` as ISO 8601): the shape the CLI's ``events`` prints."""
+        return {"id": self.id, "at": self.at.isoformat(), "kind": self.kind, "execution_id": self.execution_id,
+                "workflow": self.workflow, "step": self.step, "attempt": self.attempt, "seq": self.seq,
+                "data": self.data}

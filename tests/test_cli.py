@@ -481,3 +481,30 @@ def test_metrics_workflows_and_list_pages_report_the_runs(fresh_cli: Cli) -> Non
     assert [e["id"] for e in rest] == [ids[0]]
     assert [e["id"] for e in fresh_cli.json("list", "--step", "explode")] == [ids[3]]
     assert "is not a cursor" in fresh_cli.fails("list", "--cursor", "nope", code=2)
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def test_events_follows_lifecycle_events_from_other_processes_as_json_lines(cli: Cli) -> None:
+    # Given `durable events` following one workflow's executions
+    follow = subprocess.Popen([sys.executable, "-m", "celery", "-A", "tests.cliproj", "durable", "events",
+                               "--workflow", "greet", "--kind", "execution.started", "--timeout", "10s"],
+                              cwd=ROOT, env=cli.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # subscribed, and seen by the other processes (they look once a second)
+        # When another process starts one
+        execution_id = cli.ok("run", "greet", "--input", '{"name": "ev"}').strip()
+        out, err = follow.communicate(timeout=30)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+    # Then it printed the event as a JSON line, and stopped after 10 s without another
+    assert follow.returncode == 0, err
+    [line] = out.splitlines()
+    event = json.loads(line)
+    assert (event["kind"], event["execution_id"], event["workflow"]) == ("execution.started", execution_id, "greet")
+
+
+def test_events_refuses_an_unknown_kind(cli: Cli) -> None:
+    assert "unknown event kind" in cli.fails("events", "--kind", "step.exploded", code=2)

@@ -64,23 +64,40 @@ def test_a_start_leases_the_execution_to_its_first_message_which_records_when_it
     assert execution.started_at is not None and execution.started_at == execution.steps[0].started_at
 
 
-def test_the_tick_does_not_release_a_handed_lease_that_a_late_message_took_over_meanwhile(
-        project_factory: Factory) -> None:
-    # Given a start whose lease, handed to its message, has expired, and a tick that read it as expired
+def test_a_late_message_cannot_take_over_a_handed_lease_the_tick_found_expired(project_factory: Factory) -> None:
+    # Given a start whose lease, handed to its message, has expired, and a tick that found it so
     p = project_factory("redis")
     execution_id = p.durable.start("pipeline", {})
     [(handed, expires_at)] = p.sql("SELECT lease_owner, lease_expires_at FROM {schema}.workflow_executions "
                                    "WHERE id = :id", id=execution_id)
     later = expires_at + timedelta(seconds=1)
     with p.durable.db.begin() as conn:
-        expired = take_expired_leases_txn(conn, later, 500)
-    assert [r["id"] for r in expired] == [execution_id]
-    # When the late message takes its lease over before the tick releases it
+        expired = take_expired_leases_txn(conn, later, 500, "tick")
+    assert [(r["id"], r["lease_owner"]) for r in expired] == [(execution_id, "tick")]
+    # When the late message tries to take its lease over before the tick releases it
     with p.durable.db.begin() as conn:
-        assert claim_txn(conn, execution_id, 0, "late-message", later, later + timedelta(seconds=3), handed)
+        taken = claim_txn(conn, execution_id, 0, "late-message", later, later + timedelta(seconds=3), handed)
     with p.durable.db.begin() as conn:
         released = release_leases_txn(conn, expired, later)
-    # Then the tick leaves the lease to the task that holds it: no second message, no second run
-    assert released == []
-    assert p.sql("SELECT lease_owner, ready_at FROM {schema}.workflow_executions WHERE id = :id",
-                 id=execution_id) == [("late-message", None)]
+    # Then the lease is the tick's: the message finds it gone, and the tick re-dispatches the step once
+    assert taken is None
+    assert [r["id"] for r in released] == [execution_id]
+    assert p.sql("SELECT lease_owner, lost_leases FROM {schema}.workflow_executions WHERE id = :id",
+                 id=execution_id) == [(None, 0)]
+
+
+def test_a_tick_releases_only_the_leases_it_still_holds(project_factory: Factory) -> None:
+    # Given two ticks that found the same lease expired, one after the other
+    p = project_factory("redis")
+    execution_id = p.durable.start("pipeline", {})
+    [(expires_at,)] = p.sql("SELECT lease_expires_at FROM {schema}.workflow_executions WHERE id = :id",
+                            id=execution_id)
+    later = expires_at + timedelta(seconds=1)
+    with p.durable.db.begin() as conn:
+        first = take_expired_leases_txn(conn, later, 500, "first-tick")
+    with p.durable.db.begin() as conn:
+        second = take_expired_leases_txn(conn, later, 500, "second-tick")
+    # Then only the later one releases it (one re-dispatch, not two)
+    with p.durable.db.begin() as conn:
+        assert release_leases_txn(conn, first, later) == []
+        assert [r["id"] for r in release_leases_txn(conn, second, later)] == [execution_id]

@@ -94,6 +94,11 @@ COMMANDS: list[tuple[str, Any, st.SearchStrategy[str]]] = [
     ("metrics --since", lambda x, e: ["metrics", "--since", x], BAD_DURATION_TEXT),
     ("graph WORKFLOW", lambda x, e: ["graph", x], st.one_of(HOSTILE_TEXT, st.text(max_size=9).map("nope_{}".format))),
     ("graph --execution", lambda x, e: ["graph", "pipeline", "--execution", x], BAD_ID_TEXT),
+    ("events --execution", lambda x, e: ["events", "--execution", x, "--timeout", "1s"],
+     BAD_ID_TEXT.filter(lambda s: len(s) != 36)),
+    ("events --workflow", lambda x, e: ["events", "--workflow", x, "--timeout", "1s"], HOSTILE_TEXT),
+    ("events --kind", lambda x, e: ["events", "--kind", x, "--timeout", "1s"], st.text(max_size=9).map("x{}".format)),
+    ("events --timeout", lambda x, e: ["events", "--timeout", x], BAD_DURATION_TEXT),
 ]
 
 

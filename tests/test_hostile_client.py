@@ -7,6 +7,7 @@ a row."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -158,6 +159,12 @@ CALLS: list[tuple[str, Call, st.SearchStrategy[Any]]] = [
     ("wait: id", lambda d, x, k: d.wait(x, timeout=0), ANY_ID),
     ("advance_time: by", lambda d, x, k: d.advance_time(x), BAD_DURATION),
     ("doctor: fix", lambda d, x, k: d.doctor(fix=x), NOT_BOOL),
+    ("subscribe: execution_id", lambda d, x, k: d.subscribe(x), BAD_ID.filter(lambda v: v is not None)),
+    ("subscribe: workflow", lambda d, x, k: d.subscribe(workflow=x), BAD_NAME),
+    ("subscribe: kinds", lambda d, x, k: d.subscribe(kinds=x), BAD_LIST),
+    ("subscribe: after", lambda d, x, k: d.subscribe(after=x), BAD_COUNT.filter(lambda v: v is not None)),
+    ("subscribe: timeout", lambda d, x, k: d.subscribe(timeout=x),
+     st.one_of(st.floats(max_value=-1e-3), st.just(math.nan), st.text(max_size=3), st.booleans())),
 ]
 
 

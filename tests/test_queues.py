@@ -79,7 +79,7 @@ def test_an_unclaimed_message_is_re_published_with_a_doubling_back_off_until_it_
     (expires_at,) = p.sql("SELECT lease_expires_at FROM {schema}.workflow_executions WHERE id = :id",
                           id=execution_id)[0]
     with p.durable.db.begin() as conn:
-        expired = take_expired_leases_txn(conn, expires_at + timedelta(seconds=1), 500)
+        expired = take_expired_leases_txn(conn, expires_at + timedelta(seconds=1), 500, "tick")
         assert [r["id"] for r in expired] == [execution_id]
         release_leases_txn(conn, expired, expires_at + timedelta(seconds=1))
     (dispatched_at, lost) = p.sql("SELECT dispatched_at, lost_leases FROM {schema}.workflow_executions "

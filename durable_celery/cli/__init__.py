@@ -17,6 +17,7 @@ import click
 from durable_celery.cli.errors import InputError, reported_errors
 from durable_celery.cli.executions import cancel, list_executions, retry, run, show, status
 from durable_celery.cli.instance import CliState
+from durable_celery.cli.live import events
 from durable_celery.cli.maintenance import cleanup, doctor, migrate
 from durable_celery.cli.metrics import metrics
 from durable_celery.cli.queues import queues
@@ -69,7 +70,7 @@ def _app_arg(ctx: click.Context) -> str | None:
 
 
 for command in (status, list_executions, show, run, cancel, retry, pending, send_event, provide_input, workflows, graph,
-                migrate, schedules, queues, metrics, cleanup, doctor):
+                migrate, schedules, queues, metrics, events, cleanup, doctor):
     durable.add_command(command)
 
 __all__ = ["durable", "DurableGroup"]

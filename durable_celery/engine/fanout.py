@@ -84,6 +84,8 @@ def _children(machine: StateMachine, parent: Snapshot, state: State, ctx: dict[s
         "parent_id": parent.id, "root_id": parent.top, "parent_seq": parent.entered_seq, "branch_key": key,
         "branch_index": i, "item": item, "ready_at": now if i < runnable else None,
         "dispatched_at": now if i < runnable else None, "created_at": now, "updated_at": now,
+        # its step attempts' spans join the parent's execution span (one trace)
+        "trace_context": parent.trace_context,
     } for i, (key, entry, item) in enumerate(specs)]
 
 

@@ -92,7 +92,7 @@ class Message:
 COLUMNS = ("id", "workflow", "version", "kind", "status", "queue", "priority", "seq", "entered_seq", "attempt",
             "current_node", "node_shape", "context", "input", "item", "parent_id", "root_id", "parent_seq",
             "branch_key", "deadline_at", "started_at", "step_started_at", "lease_owner", "lost_leases",
-            "compensation_plan", "compensation_results", "stopping", "stop_status")
+            "compensation_plan", "compensation_results", "stopping", "stop_status", "trace_context")
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,8 @@ class Snapshot:
     #: a stop (cancel, timeout) requested while a step was in flight
     stopping: Any = None
     stop_status: str | None = None
+    #: the W3C traceparent of the execution's span (OpenTelemetry), or None
+    trace_context: str | None = None
     loops: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod

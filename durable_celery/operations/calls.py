@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING
 
 from durable_celery.durations import Duration
 from durable_celery.errors import ExecutionNotFound, InvalidInput
 from durable_celery.identifiers import check_execution_id
+from durable_celery.limits import check_name
 from durable_celery.operations import doctor as doctor_checks
 from durable_celery.operations import retention
 from durable_celery.operations.consumers import live_queues
 from durable_celery.operations.why import explain
+from durable_celery.runtime import live
 from durable_celery.state.diagnosis import active_fanout_txn, pending_waits_txn
 from durable_celery.state.executions import peek_txn
 
@@ -20,9 +22,13 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from durable_celery.clock import Clock
+    from durable_celery.models import LifecycleEvent
     from durable_celery.runtime.services import Services
     from durable_celery.settings import Settings
     from durable_celery.state.db import Database
+
+#: the largest event id (a Postgres bigint)
+MAX_EVENT_ID = 2**63 - 1
 
 
 class OperationsCalls:
@@ -44,6 +50,47 @@ class OperationsCalls:
         def prepare(self) -> None: ...
 
         def _queue_for(self, workflow: str, state_id: str | None, queue: str) -> str: ...
+
+    def subscribe(self, execution_id: str | None = None, workflow: str | None = None,
+                  kinds: Iterable[str] | None = None, *, after: int | None = None,
+                  timeout: float | None = None) -> Generator[LifecycleEvent, None, None]:
+        """Lifecycle events from now on, as they happen, oldest first (docs/operations.md#live-events):
+        an iterator that blocks for the next event; stop it by leaving the loop (or ``close()``).
+
+        Events come within a second, from every process of the deployment: on PostgreSQL a
+        NOTIFY wakes the iterator, on the embedded SQLite default it polls. The engine writes
+        events only while someone subscribes (a look for subscribers at most once a second per
+        process), so events from the first second of a subscription may be missing.
+
+        Args:
+            execution_id: only this execution's events (with its branches' and iterations').
+            workflow: only executions of this workflow.
+            kinds: only these kinds (see ``durable_celery.runtime.live.KINDS``).
+            after: the id of the last event a previous subscription received: go on from
+                there (events are kept 10 minutes), to reconnect without a gap.
+            timeout: stop iterating after this many seconds without an event (None: never).
+        """
+        if execution_id is not None:
+            check_execution_id(execution_id)
+        if workflow is not None:
+            check_name(workflow, "workflow")
+        wanted = None
+        if kinds is not None:
+            if isinstance(kinds, (str, bytes)) or not isinstance(kinds, Iterable):
+                raise InvalidInput(f"kinds must be a list of event kinds, got {kinds!r}")
+            wanted = list(kinds)
+            unknown = sorted(repr(k) for k in wanted if not isinstance(k, str) or k not in live.KINDS)
+            if unknown:
+                raise InvalidInput(f"unknown event kind(s) {', '.join(unknown)}; kinds are: {', '.join(live.KINDS)}")
+        for name, value in (("after", after), ("timeout", timeout)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                                      or value != value or (name == "after" and not isinstance(value, int))
+                                      or (name == "after" and value > MAX_EVENT_ID)):
+                raise InvalidInput(f"{name} must be a non-negative {'event id' if name == 'after' else 'number'}, "
+                                   f"got {value!r}")
+        self.ensure_schema()
+        return live.subscribe(self.db, self.clock, self.settings.prefix, execution_id=execution_id,
+                              workflow=workflow, kinds=wanted, after=after, timeout=timeout)
 
     def cleanup(self, older_than: Duration, statuses: Iterable[str] | None = None, batch_size: int = 1000,
                 dry_run: bool = False) -> retention.CleanupReport:

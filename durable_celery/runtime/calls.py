@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from durable_celery.compiler.ir import StateMachine
+from durable_celery.runtime import live
 from durable_celery.runtime.starts import new_execution_row
 from durable_celery.settings import Settings
 from durable_celery.state.executions import insert_execution_txn
@@ -60,4 +61,5 @@ def wake_caller(sv: Services, child_id: str, caller_id: str) -> None:
         log.warning("durable: could not wake %s for its child %s; the tick will", caller_id, child_id, exc_info=True)
         return
     if woken is not None:
+        live.resumed(sv.live, [woken], "child")
         sv.dispatcher.publish([woken])

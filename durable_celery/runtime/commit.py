@@ -13,7 +13,9 @@ from typing import Any
 
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine import decide
+from durable_celery.engine.statuses import StepStatus
 from durable_celery.engine.values import Checkpoint, Outcome, Snapshot
+from durable_celery.runtime import live, reported
 from durable_celery.runtime.calls import wake_caller
 from durable_celery.runtime.services import Services
 from durable_celery.state.checkpoint import Written, stop_requested_txn, write_checkpoint, write_checkpoint_txn
@@ -60,6 +62,11 @@ class Committer:
             return None
         if cp.attempt is not None:
             faults.trip("after_checkpoint", cp.attempt["step_name"])
+            if cp.attempt["status"] == StepStatus.FAILED.value:  # for Celery's and Flower's eyes
+                retried = written.outcome is Outcome.RETRY_SCHEDULED
+                reported.note(snap.workflow, cp.attempt, cp.values.get("ready_at") if retried else None)
+        if sv.live.active():  # before the publish: the events of one execution stay in order
+            sv.live.emit_all(live.after_checkpoint(sv.live, snap, cp, written.outcome))
         handed = snap.after(cp) if any(m.handoff is not None for m in written.messages) else None
         self.publish(written, handed)
         if snap.parent_id is not None and snap.is_top_level and written.outcome in ENDED:

@@ -3,6 +3,7 @@ plan and what each attempt leads to are decided in :mod:`durable_celery.engine.s
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from durable_celery import codec
@@ -10,6 +11,7 @@ from durable_celery.compiler.ir import StateMachine
 from durable_celery.context import StepInfo
 from durable_celery.engine import saga
 from durable_celery.engine.values import Outcome, Snapshot, StepOutcome, StepResult
+from durable_celery.runtime import tracing
 from durable_celery.runtime.commit import Committer, Lease
 from durable_celery.runtime.executor import run_attempt
 from durable_celery.state.steps import compensable_attempts_txn
@@ -31,7 +33,11 @@ def run(committer: Committer, machine: StateMachine, snap: Snapshot, lease: Leas
             index = len(snap.compensation_results or [])
             info = StepInfo(snap.top, snap.workflow, handler.name, snap.attempt, codec.decode(snap.input),
                             execution_id=snap.id, visit=f"compensation-{index}")
-            result = run_attempt(handler.fn, (codec.decode(entry["input"]),), info, handler.timeout)
+            undo = codec.decode(entry["input"])
+            result = tracing.traced(snap.trace_context, snap.workflow, handler.name,
+                                    {"durable.execution_id": snap.id, "durable.attempt": snap.attempt,
+                                     "durable.compensation_for": entry.get("step")},
+                                    functools.partial(run_attempt, handler.fn, (undo,), info, handler.timeout))
             if result.outcome in (StepOutcome.SUSPENDED, StepOutcome.LEASE_LOST):
                 result = StepResult(StepOutcome.FAILED, logs=result.logs, duration_ms=result.duration_ms, error={
                     "type": "InvalidCompensation", "step": handler.name, "traceback": None,

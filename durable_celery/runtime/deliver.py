@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 from durable_celery.errors import ExecutionNotFound, InvalidState
 from durable_celery.limits import check_name, encode_payload
+from durable_celery.runtime import live
 from durable_celery.runtime.inputs import validate_input
 from durable_celery.state.journal import (
     broadcast_targets_txn,
@@ -94,8 +95,14 @@ def _wake_late(sv: Services, root_id: str, kind: str, name: str, locked: set[str
         # the event is recorded: a step that raced with it wakes at its next event or timeout
         log.warning("durable: could not look again for waits on %s %r of %s", kind, name, root_id, exc_info=True)
         return []
-    sv.dispatcher.publish(woken)
+    _resume(sv, woken, kind)
     return woken
+
+
+def _resume(sv: Services, woken: list[RowMapping], by: str) -> None:
+    """Publish the executions an event or input woke (their live events first, in order)."""
+    live.resumed(sv.live, woken, by)
+    sv.dispatcher.publish(woken)
 
 
 def send_event(sv: Services, execution_id: str, name: str, payload: Any) -> bool:
@@ -109,7 +116,7 @@ def send_event(sv: Services, execution_id: str, name: str, payload: Any) -> bool
         insert_event_txn(conn, root["id"], "event", name, encoded, now)
         asking = lock_asking_txn(conn, root["id"], "event", name)
         woken = _wake_waiting(conn, asking, now)
-    sv.dispatcher.publish(woken)
+    _resume(sv, woken, "event")
     late = _wake_late(sv, root["id"], "event", name, {root["id"], *(member["id"] for member, _ in asking)})
     return bool(woken or late)
 
@@ -143,7 +150,7 @@ def deliver_broadcast(sv: Services, broadcast_id: int) -> int:
             copy_broadcasts_txn(conn, root_id, (), broadcast_id)
             asking = lock_asking_txn(conn, root_id, "event", name)
             woken = _wake_waiting(conn, asking, now)
-        sv.dispatcher.publish(woken)
+        _resume(sv, woken, "event")
         _wake_late(sv, root_id, "event", name, {root_id, *(member["id"] for member, _ in asking)})
     return len(targets)
 
@@ -168,6 +175,8 @@ def provide_input(sv: Services, execution_id: str, name: str, data: Any) -> bool
             raise InvalidState(execution_id, root["status"], f"input {name!r} was already provided")
         insert_event_txn(conn, root["id"], "input", name, encoded, now)
         woken = _wake_waiting(conn, pending, now)
-    sv.dispatcher.publish(woken)
+    if sv.live.active():
+        sv.live.emit("input.provided", root, name=name)
+    _resume(sv, woken, "input")
     late = _wake_late(sv, root["id"], "input", name, {root["id"], *(member["id"] for member, _ in pending)})
     return bool(woken or late)

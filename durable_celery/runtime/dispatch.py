@@ -111,7 +111,9 @@ class Dispatcher:
                     message = amqp.create_task_message(
                         uuid(), name, args, kwargs, countdown=m.countdown or None, reply_to=self._app.thread_oid,
                         create_sent_event=conf.task_send_sent_event, root_id=root_id, parent_id=parent_id,
-                        ignore_result=None, argsrepr=repr(args), kwargsrepr=shown)
+                        ignore_result=None, argsrepr=repr(args), kwargsrepr=shown,
+                        # the name worker logs, task events and Flower show: which workflow and step
+                        shadow=f"{m.workflow}.{m.step}" if m.step else m.workflow)
                     # declared once per queue and batch (kombu caches it per channel, but finding
                     # it in that cache copies the queue, at every message)
                     declare: list[Any] | None = None if m.queue not in declared else []

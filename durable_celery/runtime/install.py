@@ -19,7 +19,7 @@ from celery import Celery, signals
 from celery.utils.dispatch import Signal
 from kombu.entity import Queue
 
-from durable_celery.runtime import awaited, capture
+from durable_celery.runtime import awaited, capture, reported
 from durable_celery.runtime.awaited import callback_names
 from durable_celery.runtime.beat_service import TickService
 from durable_celery.runtime.boot import WorkerBoot
@@ -96,8 +96,10 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
         ``handoff`` is the lease the previous checkpoint handed to this message."""
         delivery = task.request.delivery_info or {}
         with capture.limits(settings.log_capture_max_entries, settings.log_capture_max_chars):
-            return runner.run(execution_id, seq, delivery.get("routing_key"), handoff,
-                              bool(delivery.get("redelivered"))).value
+            # a failed attempt is a retried or failed task in Celery's (and Flower's) eyes
+            return reported.telling_celery(lambda: runner.run(execution_id, seq, delivery.get("routing_key"), handoff,
+                                                              bool(delivery.get("redelivered"))),
+                                           eager=bool(task.request.is_eager)).value
 
     @app.task(name=tick_name, ignore_result=True, shared=False, durable_engine=True, **ENGINE_TASK_OPTIONS)
     def tick() -> dict[str, int]:

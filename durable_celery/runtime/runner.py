@@ -5,6 +5,7 @@ runs user code and moves values between the engine, the database and the broker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -20,7 +21,7 @@ from durable_celery.engine import decide
 from durable_celery.engine.statuses import RUNNABLE, ExecutionStatus
 from durable_celery.engine.values import Checkpoint, Outcome, Snapshot, StepOutcome, StepResult
 from durable_celery.queue_limits import QueueLimits
-from durable_celery.runtime import compensations, fanout, queues
+from durable_celery.runtime import compensations, fanout, queues, tracing
 from durable_celery.runtime.commit import Committer, Lease, snapshot
 from durable_celery.runtime.executor import run_attempt
 from durable_celery.runtime.handoff import confirm_after, take_handoff
@@ -181,9 +182,14 @@ class Runner:
         state = run.state
         assert state.step is not None
         waits = StepJournal(self.services, snap.id, state.id, snap.seq, snap.entered_seq, lease.token, snap.top,
-                           lease.queue or snap.queue)
+                           lease.queue or snap.queue, workflow=snap.workflow)
+        live = self.services.live
+        if live.active():
+            live.emit("step.started", snap, step=state.id, attempt=snap.attempt, seq=snap.seq)
         info = StepInfo(snap.top, snap.workflow, state.id, snap.attempt, codec.decode(snap.input), waits,
                         execution_id=snap.id, visit=snap.entered_seq)
         args = (run.ctx, codec.decode(snap.item)) if state.step.takes_item else (run.ctx,)
-        return run_attempt(state.step.fn, args, info, state.step.timeout)
+        return tracing.traced(snap.trace_context, snap.workflow, state.id,
+                              {"durable.execution_id": snap.id, "durable.attempt": snap.attempt, "durable.seq": snap.seq},
+                              functools.partial(run_attempt, state.step.fn, args, info, state.step.timeout))
 

@@ -42,8 +42,15 @@ def fire_due_schedules(sv: Services, now: datetime) -> int:
     """Start the runs of every due schedule; returns how many were started."""
     with sv.db.begin() as conn:
         started: list[dict[str, Any]] = []
+        fired: list[tuple[str, dict[str, Any]]] = []
         for row in take_due_schedules_txn(conn, now, sv.settings.tick_batch):
-            started.extend(_fire(conn, sv, row, now))
+            runs = _fire(conn, sv, row, now)
+            started.extend(runs)
+            fired.extend((row["name"], run) for run in runs)
+    if fired and sv.live.active():
+        sv.live.emit_all([event for name, run in fired for event in (
+            sv.live.event("schedule.fired", run, schedule=name),
+            sv.live.event("execution.started", run, seq=0, schedule=name))])
     sv.dispatcher.publish(started)
     return len(started)
 

@@ -13,6 +13,7 @@ from durable_celery.engine.decide import Policy
 from durable_celery.registry import Registry
 from durable_celery.runtime.dispatch import Dispatcher
 from durable_celery.runtime.leases import LeaseKeeper
+from durable_celery.runtime.live import Emitter
 from durable_celery.settings import Settings
 from durable_celery.state.db import Database
 
@@ -29,6 +30,8 @@ class Services:
     leases: LeaseKeeper
     _policy: Policy = field(init=False, repr=False)
     _eager_policy: Policy = field(init=False, repr=False)
+    #: lifecycle events for ``subscribe`` (written only while someone subscribes)
+    live: Emitter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -38,6 +41,7 @@ class Services:
         object.__setattr__(self, "_policy", policy)
         # Eager mode has no broker to carry a lease: each message's task claims
         object.__setattr__(self, "_eager_policy", dataclasses.replace(policy, skip_backoff=True, handoff_ttl=None))
+        object.__setattr__(self, "live", Emitter(self.db, self.clock, s.prefix))
 
     @property
     def policy(self) -> Policy:

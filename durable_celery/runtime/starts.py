@@ -15,6 +15,7 @@ from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import COLUMNS, Snapshot
 from durable_celery.errors import InvalidInput
 from durable_celery.limits import DEFAULT_MAX_PAYLOAD_BYTES, check_name, check_text, encode_payload
+from durable_celery.runtime import tracing
 from durable_celery.settings import Settings
 
 
@@ -47,10 +48,11 @@ def encode_input(input: Any, max_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES) 
 def new_execution_row(machine: StateMachine, settings: Settings, input: Any, now: datetime, *,
                       queue: str | None = None, priority: int = 0, scheduled_at: datetime | None = None,
                       idempotency_key: str | None = None, dispatched: bool = True,
-                      parent_id: str | None = None) -> dict[str, Any]:
+                      parent_id: str | None = None, traced: bool = True) -> dict[str, Any]:
     """The row of a new top-level execution of ``machine``. ``dispatched``: its start message is
     published right after the insert commits (else the tick publishes it once it is committed
-    and due). ``parent_id``: the execution whose step started it (a child workflow)."""
+    and due). ``parent_id``: the execution whose step started it (a child workflow).
+    ``traced``: make its span (``runtime/tracing.py``)."""
     encoded = encode_input(input, settings.max_payload_bytes)
     check_options(queue=queue, priority=priority, scheduled_at=scheduled_at, idempotency_key=idempotency_key)
     ready = max(as_utc(scheduled_at), now) if scheduled_at is not None else now
@@ -65,6 +67,7 @@ def new_execution_row(machine: StateMachine, settings: Settings, input: Any, now
         "ready_at": ready, "dispatched_at": now if immediate and dispatched else None,
         "deadline_at": ready + timedelta(seconds=machine.timeout) if machine.timeout else None,
         "idempotency_key": idempotency_key, "scheduled_at": scheduled_at,
+        "trace_context": tracing.execution_span(machine.workflow, execution_id) if traced else None,
         "created_at": now, "updated_at": now,
     }
 
@@ -94,7 +97,7 @@ def new_execution_rows(machine: StateMachine, settings: Settings, inputs: Iterab
     keys = _keys(idempotency_keys, len(inputs))
     # The options are the same for every row: checked, and the shared columns built, once.
     template = new_execution_row(machine, settings, None, now, queue=queue, priority=priority,
-                                 scheduled_at=scheduled_at, dispatched=dispatched)
+                                 scheduled_at=scheduled_at, dispatched=dispatched, traced=False)
     rows = []
     for i, (input, key) in enumerate(zip(inputs, keys)):
         try:
@@ -104,7 +107,7 @@ def new_execution_rows(machine: StateMachine, settings: Settings, inputs: Iterab
         execution_id = str(uuid.uuid4())
         # What differs from row to row; everything else is the template's.
         rows.append({**template, "id": execution_id, "root_id": execution_id, "input": encoded, "context": encoded,
-                     "idempotency_key": key})
+                     "idempotency_key": key, "trace_context": tracing.execution_span(machine.workflow, execution_id)})
     return rows
 
 

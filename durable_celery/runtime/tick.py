@@ -20,6 +20,7 @@ that restarts) never act on a row twice, and a beat that was down catches up on 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +31,7 @@ from durable_celery.engine import decide, saga
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import Checkpoint, Snapshot, StepOutcome, StepResult
 from durable_celery.errors import WorkerLost, WorkflowTimeout
-from durable_celery.runtime import queues
+from durable_celery.runtime import live, queues
 from durable_celery.runtime.commit import snapshot
 from durable_celery.runtime.schedules import fire_due_schedules
 from durable_celery.runtime.services import Services
@@ -67,7 +68,7 @@ def tick(sv: Services) -> TickReport:
     settings = sv.settings
     now = sv.clock.now()
     with sv.db.begin() as conn:
-        expired = take_expired_leases_txn(conn, now, settings.tick_batch)
+        expired = take_expired_leases_txn(conn, now, settings.tick_batch, f"tick:{uuid.uuid4().hex}")
     # Decided first, each fenced by the dead worker's lease; the others are released.
     decided = {row["id"] for row in expired if _needs_decision(row, settings.max_lost_leases) and _decide_lost(sv, row)}
     with sv.db.begin() as conn:
@@ -82,6 +83,7 @@ def tick(sv: Services) -> TickReport:
                                           *release_parked_compensations_txn(conn, now, settings.tick_batch),
                                           *take_unwoken_callers_txn(conn, now, settings.tick_batch,
                                                                     _caller_slice(now, settings.tick_interval))]
+    live.resumed(sv.live, woken, "timer")
     sv.dispatcher.publish([*recovered, *due, *woken])
     timed_out = 0
     stopped: list[Mapping[Any, Any]] = []
@@ -97,8 +99,18 @@ def tick(sv: Services) -> TickReport:
                 stopped.extend(rows)
     sv.dispatcher.publish(stopped)
     scheduled = fire_due_schedules(sv, now)
+    _prune_live_events(sv)
     filled = queues.fill_all(sv)
     return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided), scheduled, filled)
+
+
+def _prune_live_events(sv: Services) -> None:
+    """Live events are kept ``live.RETENTION`` seconds (a subscriber that reconnects within
+    that time misses nothing): one DELETE on an index, nothing to do when nobody subscribes."""
+    try:
+        sv.live.prune(live.RETENTION)
+    except Exception:  # noqa: BLE001 - the next tick prunes
+        log.warning("durable: could not prune live events", exc_info=True)
 
 
 def _caller_slice(now: datetime, tick_interval: float) -> int:

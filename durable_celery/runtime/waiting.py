@@ -86,15 +86,19 @@ class WaitHandle:
     #: the queue this step runs from (served by workflow workers): callbacks come back on it
     queue: str = ""
     counter: int = 0
+    #: the workflow, for live events
+    workflow: str | None = None
 
     def wait(self, spec: WaitSpec) -> Any:
         idx = self.next_index()
         now = self.services.clock.now()
         started: list[dict[str, Any]] = []
+        asked = False
         with self.services.db.begin() as conn:
             self.lock(conn)
             row = self.entry_txn(conn, idx, spec.kind, spec.names)
             if row is None:
+                asked = spec.kind == "input"
                 values = self._new_row(idx, spec, now)
                 if spec.child is not None:
                     values["ref"], created = spec.child.insert(conn, self.services.settings, self.execution_id,
@@ -104,6 +108,7 @@ class WaitHandle:
             done, value = self._settle(conn, row, spec, now)
         if started:
             faults.trip("after_child_recorded", self.step)
+        self._tell(started, spec.names[0] if asked and not done else None)
         self.services.dispatcher.publish(r for r in started if r["dispatched_at"] is not None)
         if done:
             return value
@@ -114,6 +119,16 @@ class WaitHandle:
             with self.services.db.begin() as conn:
                 mark_sent_txn(conn, row["id"], self.services.clock.now())
         raise Suspend()
+
+    def _tell(self, started: list[dict[str, Any]], input_name: str | None) -> None:
+        """Live events: the child executions this wait started, the input it asks for."""
+        emitter = self.services.live
+        if (started or input_name) and emitter.active():
+            here = {"id": self.execution_id, "root_id": self.root_id, "workflow": self.workflow}
+            events = [emitter.event("execution.started", row, parent_id=self.execution_id) for row in started]
+            if input_name is not None:
+                events.append(emitter.event("input.requested", here, step=self.step, seq=self.seq, name=input_name))
+            emitter.emit_all(events)
 
     def task_id(self, idx: int) -> str:
         """The Celery task id of the task awaited at journal entry ``idx`` of this visit."""

@@ -18,7 +18,8 @@ from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
 from durable_celery.state.tables import workflow_executions as t
 
 #: What a message needs to be published for an execution.
-DISPATCH_COLUMNS = (t.c.id, t.c.seq, t.c.workflow, t.c.current_node, t.c.queue, t.c.priority)
+# (root_id: the top-level execution a live event about the row names)
+DISPATCH_COLUMNS = (t.c.id, t.c.seq, t.c.workflow, t.c.current_node, t.c.queue, t.c.priority, t.c.root_id)
 
 
 # Built once, like the claim below: a start builds no statement, and each compiles once per
@@ -154,32 +155,32 @@ def take_dispatchable_txn(conn: Connection, now: datetime, redispatch_after: tim
     return list(conn.execute(stmt).mappings())
 
 
-def take_expired_leases_txn(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
-    """Executions whose worker stopped heart-beating, locked (SKIP LOCKED) for the tick to
-    release or, past the bound of lost leases or when a stop waits for them, to decide."""
+def take_expired_leases_txn(conn: Connection, now: datetime, limit: int, token: str) -> list[RowMapping]:
+    """Executions whose worker stopped heart-beating (SKIP LOCKED), their leases taken over by
+    the tick under ``token``, to release or, past the bound of lost leases or when a stop waits
+    for them, to decide.
+
+    Taking the lease over, in the statement that finds it expired, fences off its old holder
+    from then on: a worker that was only slow can no longer renew it or checkpoint, and a late
+    message can no longer take over a lease handed to it (``claim_txn``). Deciding or releasing
+    by the old token instead would race with them: the step would run twice. The lease stays
+    expired, so a tick that dies here leaves it to the next."""
     condition = and_(t.c.lease_owner.is_not(None), t.c.lease_expires_at < now)
     ids = _locked_ids(conn, condition, t.c.lease_expires_at, limit)
     if not ids:
         return []
-    return list(conn.execute(select(t).where(t.c.id.in_(ids))).mappings())
+    return list(conn.execute(update(t).where(t.c.id.in_(ids)).values(lease_owner=token).returning(*t.c)).mappings())
 
 
 def release_leases_txn(conn: Connection, expired: Sequence[Mapping[Any, Any]], now: datetime) -> list[RowMapping]:
-    """Release expired leases so another worker claims the same seq (the old worker's checkpoint
-    then fails its fence), counting the loss against the attempt. A lease handed to a message
-    and never marked started (see ``renew_leases_txn``) is not counted: its message was lost or
-    waited in a backlog.
-
-    ``expired``: rows read by :func:`take_expired_leases_txn`, in an earlier transaction. A
-    row is released only if it still holds the lease read then, still expired: in between, a
-    late message may have taken over its handed lease (``claim_txn``), or the worker renewed,
-    or checkpointed and moved on, and releasing that would let a second worker run the step."""
+    """Release the leases the tick took over (:func:`take_expired_leases_txn`) so another
+    worker claims the same seq, counting the loss against the attempt. A lease handed to a
+    message and never marked started (see ``renew_leases_txn``) is not counted: its message
+    was lost or waited in a backlog. A row is released only while the tick still holds it."""
     if not expired:
         return []
     stmt = (update(t).where(t.c.id.in_([r["id"] for r in expired]),
-                            # lease tokens are drawn fresh for each lease: one names one row's lease
-                            t.c.lease_owner.in_([r["lease_owner"] for r in expired]),
-                            t.c.lease_expires_at < now)
+                            t.c.lease_owner.in_({r["lease_owner"] for r in expired}))
             .values(lease_owner=None, lease_expires_at=None, ready_at=now, dispatched_at=now, updated_at=now,
                     lost_leases=t.c.lost_leases + case((t.c.step_started_at.is_(None), 0), else_=1))
             .returning(*DISPATCH_COLUMNS))

@@ -110,6 +110,9 @@ workflow_executions = Table(
     # lease holds, or, with no lease, the queue it waits for (turned away by a limit or a pause)
     Column("slot", String(255), nullable=True),
     Column("slot_key", String(255), nullable=True),
+    # the W3C traceparent of the execution's span (OpenTelemetry, docs/operations.md): its step
+    # attempts' spans are its children, one trace however long it waits; null without tracing
+    Column("trace_context", String(128), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("completed_at", DateTime(timezone=True), nullable=True),
@@ -315,4 +318,22 @@ heartbeats = Table(
     Column("seen_at", DateTime(timezone=True), nullable=False),
     # who: host and pid
     Column("detail", String(255), nullable=True),
+)
+
+live_events = Table(
+    "live_events",
+    metadata,
+    # Lifecycle events for ``subscribe`` (runtime/live.py), written only while someone
+    # subscribes, kept ``live_events_retention`` seconds; the id orders them
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("execution_id", String(36), nullable=True),
+    Column("root_id", String(36), nullable=True),
+    Column("workflow", String(255), nullable=True),
+    Column("step", String(255), nullable=True),
+    Column("attempt", Integer, nullable=True),
+    Column("seq", Integer, nullable=True),
+    Column("data", Json, nullable=True),
+    Index(None, "at"),
 )

@@ -528,3 +528,29 @@ if os.environ.get("DT_BROKEN"):
     # A deploy with a broken definition: two-argument step outside a foreach.
     broken = Workflow("broken")
     broken.step(name="wrong_arity")(lambda ctx, extra: ctx)
+
+
+# Tracing: a step that fails once, a wait for an event, a step that logs.
+traced = Workflow("traced")
+
+
+@traced.step(retry=Retry(max_attempts=2, backoff="constant", base=0.1))
+def charge(ctx):
+    from durable_celery import context
+
+    if context.attempt() == 1:
+        raise RuntimeError("card network timeout")
+    return {**ctx, "charged": True}
+
+
+@traced.step
+def approve(ctx):
+    return {**ctx, "approval": wait.wait_for_event("approved")}
+
+
+@traced.step
+def ship(ctx):
+    import logging
+
+    logging.getLogger("traced").warning("shipping %s", ctx["order"])
+    return {**ctx, "shipped": True}

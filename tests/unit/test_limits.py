@@ -87,12 +87,12 @@ def test_names_that_look_like_sql_are_names(name: str) -> None:
     assert check_name(name, "event name") == name
 
 
-@pytest.mark.parametrize("prefix", ["durable", "t_1", "_x", "a" * 63])
+@pytest.mark.parametrize("prefix", ["durable", "t_1", "_x", "a" * 48])
 def test_a_plain_lower_case_identifier_is_a_prefix(prefix: str) -> None:
     assert check_prefix(prefix) == prefix
 
 
-@pytest.mark.parametrize("prefix", ["", "Durable", "1st", "pg_x", "a" * 64, "a-b", 'a"b', "a;b", "ñ", "a\n", None])
+@pytest.mark.parametrize("prefix", ["", "Durable", "1st", "pg_x", "a" * 49, "a-b", 'a"b', "a;b", "ñ", "a\n", None])
 def test_anything_else_is_refused_as_a_prefix(prefix: Any) -> None:
     with pytest.raises(InvalidInput, match="prefix must be"):
         check_prefix(prefix)
