@@ -75,6 +75,7 @@ def test_workers_and_clients_run_as_a_role_with_data_privileges_only(data_role: 
         # and every client read works
         assert len(client.list_executions()) == 2 and client.count_by_status()["completed"] == 2
         client.cleanup(older_than=3600, dry_run=True)
+        assert list(client.subscribe(timeout=0.2)) == []  # a subscriber's heartbeat row and LISTEN
         # But that role cannot change the schema, nor create one
         with client.db.connect() as conn:
             for ddl in (f'CREATE TABLE "{p.prefix}".intruder (id int)',
