@@ -16,6 +16,7 @@ from durable_celery.errors import (
     ChildFailed,
     ChildWorkflowError,
     ContextNotSerializable,
+    DatabaseUnavailable,
     DefinitionChanged,
     DefinitionError,
     DurableError,
@@ -61,4 +62,5 @@ __all__ = [
     "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
     "ChildWorkflowError", "TaskFailed", "TaskArgumentError", "ScheduleNotFound", "QueueNotFound",
     "StepAttemptFailed", "PayloadTooLarge",
+    "DatabaseUnavailable",
 ]

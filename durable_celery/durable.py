@@ -47,6 +47,7 @@ from durable_celery.runtime.dispatch import Dispatcher
 from durable_celery.runtime.handoff import confirm_after
 from durable_celery.runtime.install import broker_configured, install, task_names, use_embedded_broker
 from durable_celery.runtime.leases import LeaseKeeper
+from durable_celery.runtime.live import Emitter
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.start_task import SIGNATURE_OPTIONS, start_task_name
@@ -222,6 +223,11 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
     @property
     def runner(self) -> Runner:
         return self._attachment().runner
+
+    @property
+    def live(self) -> Emitter:
+        """Lifecycle events (``subscribe``): the runtime's emitter, for a tick run through this facade."""
+        return self.services.live
 
     # -- set-up ----------------------------------------------------------------------------------
 

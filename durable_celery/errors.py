@@ -24,6 +24,7 @@ Every error a caller can see derives from :class:`DurableError`::
     ├── TaskArgumentError        a step made from a Celery task could not fill a required argument
     ├── IllegalMove              a decision tried a status move ALLOWED_MOVES does not allow (a bug)
     ├── SchemaOutOfDate          the database schema is behind the installed version
+    ├── DatabaseUnavailable      the workflow database cannot be reached (down, restarting, cut off)
     └── AppNotInitialized        a call needs the Celery app, and init_app(app) was not called yet
 
 Errors carry their data as fields. Each class with a custom ``__init__`` defines
@@ -277,6 +278,21 @@ class ContextNotSerializable(DurableError):
 
 class SchemaOutOfDate(DurableError):
     """The database schema is behind (or ahead of) the installed durable-celery version."""
+
+
+class DatabaseUnavailable(DurableError):
+    """The workflow database cannot be reached: it is down, restarting, or the connection to it
+    broke. Nothing the call meant to write is known to be written, except where the raiser says
+    otherwise. The driver's error is chained (``__cause__``); ``url`` names the database, without
+    its password. The same call works again once the database is back."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        self.url = url
+        self.detail = detail
+        super().__init__(f"the workflow database at {url} cannot be reached: {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.url, self.detail))
 
 
 class AppNotInitialized(DurableError, RuntimeError):

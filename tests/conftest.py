@@ -18,6 +18,7 @@ from kombu import Connection as KombuConnection
 from sqlalchemy import text
 
 from durable_celery import Durable, Execution
+from durable_celery.testing.services import PrivatePostgres
 from durable_celery.testing.workers import CeleryProcess, beat, worker
 from tests.proj.factory import env_for, make
 
@@ -174,6 +175,14 @@ def project_factory() -> Iterator[Callable[..., Project]]:
     yield factory
     for project in made:
         project.close()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own, which it may restart or keep down; request it
+    before ``project_factory``, so that projects on it are dropped while it still runs."""
+    with PrivatePostgres() as server:
+        yield server
 
 
 @pytest.fixture(scope="module", params=["redis", "amqp"])

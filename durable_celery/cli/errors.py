@@ -15,6 +15,7 @@ from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from durable_celery.errors import (
+    DatabaseUnavailable,
     DurableError,
     ExecutionNotFound,
     InvalidInput,
@@ -40,6 +41,8 @@ def reported_errors() -> Iterator[None]:
         yield
     except INPUT_ERRORS as exc:
         raise InputError(str(exc)) from None
+    except DatabaseUnavailable as exc:
+        raise click.ClickException(f"cannot reach the database at {exc.url}: {exc.detail}") from None
     except DurableError as exc:
         raise click.ClickException(str(exc)) from None
     except OperationalError as exc:

@@ -25,6 +25,12 @@ in-process ``Service.stop()`` is seen. A tick cut short anywhere is safe: each s
 rows in one transaction, and a message lost after a commit is re-dispatched later.
 
 Two beats at once are safe, since every sweep locks its rows ``FOR UPDATE SKIP LOCKED``.
+
+After a database outage it saw (a tick that failed with ``DatabaseUnavailable``), the tick
+treats no lease as expired for :data:`LEASE_GRACE` seconds from its first pass that reaches the
+database again. The lease keepers of live workers could not renew during the outage, so their
+leases may look expired; they retry every ``leases.RETRY_PAUSE`` and renew well within the
+grace. A worker that died meanwhile loses its lease that much later.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from durable_celery.errors import DatabaseUnavailable
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.tick import tick
 from durable_celery.state.heartbeats import BEAT, beat_txn
@@ -47,6 +54,9 @@ log = logging.getLogger(__name__)
 REPORT_EVERY = 60.0
 #: How long beat's exit waits for a tick in flight.
 STOP_TIMEOUT = 5.0
+#: After a database outage, seconds from the tick's first pass that reaches the database again
+#: during which it treats no lease as expired (live workers renew theirs meanwhile).
+LEASE_GRACE = 5.0
 
 
 class TickService:
@@ -103,12 +113,19 @@ class TickService:
         failures = 0
         reported = 0.0
         due = time.monotonic()
+        outage = False  # a tick failed on an unreachable database, and none has reached it since
+        grace_until = 0.0
         while not self._stopping():
             try:
                 self._prepare()  # once: schema migrated (or checked), workflows compiled
-                tick(self._services)
+                if outage:
+                    grace_until = time.monotonic() + LEASE_GRACE
+                    outage = False
+                tick(self._services, expire_leases=time.monotonic() >= grace_until)
                 self._record()
             except Exception as exc:
+                if isinstance(exc, DatabaseUnavailable):
+                    outage = True
                 failures += 1
                 now = time.monotonic()
                 if failures == 1:

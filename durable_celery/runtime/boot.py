@@ -24,10 +24,14 @@ from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from durable_celery.errors import DatabaseUnavailable
+
 log = logging.getLogger(__name__)
 
 #: Longest pause between two attempts to reach the workflow database at boot.
 MAX_RETRY_PAUSE = 30.0
+#: What an unreachable database raises: through ``Database`` (DatabaseUnavailable), or raw
+UNREACHABLE = (DatabaseUnavailable, OperationalError, InterfaceError)
 
 
 class WorkerBoot:
@@ -74,7 +78,7 @@ class WorkerBoot:
             return
         try:
             self._ensure_schema()
-        except (OperationalError, InterfaceError):
+        except UNREACHABLE:
             log.error("durable: the workflow database cannot be reached; this worker starts and retries in the "
                       "background (steps meanwhile are re-dispatched once it is back)", exc_info=True)
             threading.Thread(target=self._retry, name="durable-boot-retry", daemon=True).start()
@@ -86,7 +90,7 @@ class WorkerBoot:
         while not self._stop.wait(pause):
             try:
                 self._ensure_schema()
-            except (OperationalError, InterfaceError):
+            except UNREACHABLE:
                 pause = min(pause * 2, MAX_RETRY_PAUSE)
                 continue
             except Exception:

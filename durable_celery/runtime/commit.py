@@ -17,9 +17,17 @@ from durable_celery.engine.statuses import StepStatus
 from durable_celery.engine.values import Checkpoint, Outcome, Snapshot
 from durable_celery.runtime import live, reported
 from durable_celery.runtime.calls import wake_caller
+from durable_celery.runtime.outage import patiently
 from durable_celery.runtime.services import Services
-from durable_celery.state.checkpoint import Written, stop_requested_txn, write_checkpoint, write_checkpoint_txn
+from durable_celery.state.checkpoint import (
+    Written,
+    settle,
+    stop_requested_txn,
+    write_checkpoint,
+    write_checkpoint_txn,
+)
 from durable_celery.state.children import TakeNext
+from durable_celery.state.steps import attempt_recorded_txn
 from durable_celery.testing import faults
 
 log = logging.getLogger(__name__)
@@ -53,10 +61,9 @@ class Committer:
         sv = self.services
         if lease.slot is not None and not cp.keep_lease:  # the lease goes, and its slot with it
             cp = dataclasses.replace(cp, values={**cp.values, "slot": None, "slot_key": None})
-        now = sv.clock.now()
-        written = write_checkpoint(sv.db, machine, snap, lease.token, cp, now, take=self._take_next(snap, lease, cp, now))
-        if written is None:
-            written = self.apply_stop(machine, snap, lease, cp)
+        # A database that went away is waited for: this outcome exists nowhere else (runtime/outage.py)
+        written = patiently(lambda retried: self._write(machine, snap, lease, cp, retried),
+                            f"the checkpoint of execution {snap.id} at seq {snap.seq}")
         if written is None:
             log.warning("durable: execution %s lost its lease at seq %s; discarding this attempt", snap.id, snap.seq)
             return None
@@ -71,6 +78,25 @@ class Committer:
         self.publish(written, handed)
         if snap.parent_id is not None and snap.is_top_level and written.outcome in ENDED:
             wake_caller(sv, snap.id, snap.parent_id)
+        return written
+
+    def _write(self, machine: StateMachine | None, snap: Snapshot, lease: Lease, cp: Checkpoint,
+               retried: bool) -> Written | None:
+        """One try of :meth:`commit`'s write. A try after a failed one may find its checkpoint
+        already committed: the failed try's commit reached the database, its answer did not."""
+        sv = self.services
+        now = sv.clock.now()
+        written = write_checkpoint(sv.db, machine, snap, lease.token, cp, now, take=self._take_next(snap, lease, cp, now))
+        if written is None and retried and cp.attempt is not None:
+            with sv.db.connect() as conn:
+                recorded = attempt_recorded_txn(conn, snap.id, snap.seq, cp.attempt["completed_at"])
+            if recorded:
+                # What else the transaction made runnable is the tick's to publish (marked
+                # dispatched), but a branch or iteration's end may have left its block unsettled
+                child = cp.finishing and not snap.is_top_level and snap.parent_id is not None
+                return Written(cp.outcome, cp.messages, tuple(settle(sv.db, snap, now)) if child else ())
+        if written is None:
+            written = self.apply_stop(machine, snap, lease, cp)
         return written
 
     def _take_next(self, snap: Snapshot, lease: Lease, cp: Checkpoint, now: datetime) -> TakeNext | None:

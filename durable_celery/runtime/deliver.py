@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
-from durable_celery.errors import ExecutionNotFound, InvalidState
+from durable_celery.errors import DatabaseUnavailable, ExecutionNotFound, InvalidState
 from durable_celery.limits import check_name, encode_payload
 from durable_celery.runtime import live
 from durable_celery.runtime.inputs import validate_input
@@ -91,7 +91,7 @@ def _wake_late(sv: Services, root_id: str, kind: str, name: str, locked: set[str
                 member["id"] for member in members.values()
                 if member["status"] == ExecutionStatus.WAITING
                 and should_wake(conn, member["id"], member["entered_seq"], now, root_id)], now)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, DatabaseUnavailable):
         # the event is recorded: a step that raced with it wakes at its next event or timeout
         log.warning("durable: could not look again for waits on %s %r of %s", kind, name, root_id, exc_info=True)
         return []

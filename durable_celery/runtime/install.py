@@ -19,11 +19,13 @@ from celery import Celery, signals
 from celery.utils.dispatch import Signal
 from kombu.entity import Queue
 
+from durable_celery.errors import DatabaseUnavailable
 from durable_celery.runtime import awaited, capture, reported
 from durable_celery.runtime.awaited import callback_names
 from durable_celery.runtime.beat_service import TickService
 from durable_celery.runtime.boot import WorkerBoot
 from durable_celery.runtime.json_only import ENGINE_TASK_OPTIONS
+from durable_celery.runtime.outage import claim_countdown
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.start_task import Start, install_start_task, start_task_name
@@ -94,12 +96,7 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
              handoff: dict[str, Any] | None = None) -> str:
         """Advance one execution by (at least) one step; args name the workflow and step,
         ``handoff`` is the lease the previous checkpoint handed to this message."""
-        delivery = task.request.delivery_info or {}
-        with capture.limits(settings.log_capture_max_entries, settings.log_capture_max_chars):
-            # a failed attempt is a retried or failed task in Celery's (and Flower's) eyes
-            return reported.telling_celery(lambda: runner.run(execution_id, seq, delivery.get("routing_key"), handoff,
-                                                              bool(delivery.get("redelivered"))),
-                                           eager=bool(task.request.is_eager)).value
+        return _run_step(task, runner, services, execution_id, seq, handoff)
 
     @app.task(name=tick_name, ignore_result=True, shared=False, durable_engine=True, **ENGINE_TASK_OPTIONS)
     def tick() -> dict[str, int]:
@@ -159,6 +156,24 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
             boot.on_worker_init(sender)
 
     return Installation(app, step, tick, ((signals.beat_init, uid), (signals.worker_init, uid)))
+
+
+def _run_step(task: Any, runner: Runner, services: Services, execution_id: str, seq: int,
+              handoff: dict[str, Any] | None) -> str:
+    """The step task's body. A message met by an unreachable database is not dropped: Celery's
+    ``retry`` puts a copy back on its queue, due shortly, and acks this one (runtime/outage.py)."""
+    delivery = task.request.delivery_info or {}
+    settings = services.settings
+    try:
+        with capture.limits(settings.log_capture_max_entries, settings.log_capture_max_chars):
+            # a failed attempt is a retried or failed task in Celery's (and Flower's) eyes
+            return reported.telling_celery(lambda: runner.run(execution_id, seq, delivery.get("routing_key"), handoff,
+                                                              bool(delivery.get("redelivered"))),
+                                           eager=bool(task.request.is_eager)).value
+    except DatabaseUnavailable as exc:
+        if task.request.is_eager:
+            raise
+        raise task.retry(exc=exc, countdown=claim_countdown(task.request.retries), max_retries=None) from exc
 
 
 def _declare_queues(app: Celery, names: list[str]) -> list[str]:

@@ -15,6 +15,9 @@ from durable_celery.state.executions import renew_leases_txn
 
 log = logging.getLogger(__name__)
 
+#: After a failed beat (the database away), the next one comes this soon (or at the interval).
+RETRY_PAUSE = 0.5
+
 
 class LeaseKeeper:
     """Renews every lease held in this process each ``interval`` seconds, so a live worker's
@@ -29,6 +32,8 @@ class LeaseKeeper:
         self._confirm_poll = confirm_poll
         self._clock = clock
         self._interval = interval
+        #: the pause before another beat after a failed one
+        self._retry_pause = min(interval, RETRY_PAUSE)
         self._timeout = timedelta(seconds=timeout)
         self._held: set[str] = set()
         #: leases taken from a message: token -> when (monotonic) to renew and mark it started
@@ -66,8 +71,9 @@ class LeaseKeeper:
         stop: Callable[[float], bool] = self._stop.wait
         # Wakes every ``confirm_poll`` seconds to confirm leases taken from messages in time; a
         # wake with nothing due costs no query.
-        poll = min(self._interval, self._confirm_poll)
+        poll = min(self._interval, self._confirm_poll, self._retry_pause)
         next_beat = time.monotonic() + self._interval
+        failing = 0
         while not stop(poll):
             now = time.monotonic()
             with self._lock:
@@ -86,5 +92,15 @@ class LeaseKeeper:
                 at = self._clock.now()
                 with self._db.begin() as conn:
                     renew_leases_txn(conn, tokens, at, at + self._timeout)
-            except Exception:  # the next beat tries again; a missed one only shortens the lease
-                log.warning("durable: lease heartbeat failed", exc_info=True)
+            except Exception:  # noqa: BLE001 - a missed beat only shortens the leases: try again soon
+                if not failing:
+                    log.warning("durable: lease heartbeat failed; trying again every %gs", self._retry_pause,
+                                exc_info=True)
+                failing += 1
+                # The leases' expiry was not pushed: beat again soon, so that once the database is
+                # back they are renewed within a pause (the tick's grace after an outage counts on it)
+                next_beat = min(next_beat, now + self._retry_pause)
+                continue
+            if failing:
+                log.warning("durable: lease heartbeat works again after %d failed beats", failing)
+                failing = 0

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import RowMapping
+
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine import decide, saga
 from durable_celery.engine.statuses import ExecutionStatus
@@ -64,11 +66,16 @@ class TickReport:
     filled: int = 0
 
 
-def tick(sv: Services) -> TickReport:
+def tick(sv: Services, *, expire_leases: bool = True) -> TickReport:
+    """One pass of every sweep. ``expire_leases=False`` skips the expired leases (sweep 1): the
+    beat's grace after a database outage, while live workers renew the leases they could not
+    (``beat_service``)."""
     settings = sv.settings
     now = sv.clock.now()
-    with sv.db.begin() as conn:
-        expired = take_expired_leases_txn(conn, now, settings.tick_batch, f"tick:{uuid.uuid4().hex}")
+    expired: list[RowMapping] = []
+    if expire_leases:
+        with sv.db.begin() as conn:
+            expired = take_expired_leases_txn(conn, now, settings.tick_batch, f"tick:{uuid.uuid4().hex}")
     # Decided first, each fenced by the dead worker's lease; the others are released.
     decided = {row["id"] for row in expired if _needs_decision(row, settings.max_lost_leases) and _decide_lost(sv, row)}
     with sv.db.begin() as conn:

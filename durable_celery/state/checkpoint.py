@@ -208,6 +208,14 @@ def _runs_on(machine: StateMachine, state: State | None, snap: Snapshot) -> str 
     return queue_of(machine, state.body, snap.queue)
 
 
+def settle(db: Database, snap: Snapshot, now: datetime) -> list[Mapping[Any, Any]]:
+    """The second transaction of a branch or iteration that ended unsettled, on its own: for a
+    writer that lost the answer of its checkpoint's commit, and so cannot know whether its end
+    left the block unsettled. Harmless if it did not: it wakes only a parent whose block is decided."""
+    with db.begin() as conn:
+        return _settle_txn(conn, snap, now)
+
+
 def _settle_txn(conn: Connection, snap: Snapshot, now: datetime) -> list[Mapping[Any, Any]]:
     """After a branch or iteration ended under a shared lock, leaving the decision unsettled:
     with the ancestors locked for update, wake the parent if the block is decided (its last

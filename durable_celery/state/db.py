@@ -1,8 +1,19 @@
-"""Engines and transactions: one :class:`Database` per Durable instance."""
+"""Engines and transactions: one :class:`Database` per Durable instance.
+
+A database that cannot be reached (down, restarting, a connection that broke) surfaces from
+``begin``, ``single`` and ``connect`` as :class:`DatabaseUnavailable`, chaining the driver's
+error; every other database error is raised as SQLAlchemy raised it.
+
+Dead connections are not handed out after the server comes back: a pooled connection whose
+server closed it (a restart, a shutdown, a terminated backend) is found at checkout, with no
+round trip (:func:`_discard_if_closed`), and the pool's older connections go with it. A
+connection that breaks without the server closing it (a network cut) fails its statement; SQLAlchemy
+then invalidates the pool too (see :func:`unreachable`)."""
 
 from __future__ import annotations
 
 import os
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,9 +21,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from durable_celery.errors import InvalidInput
+from durable_celery.errors import DatabaseUnavailable, InvalidInput
 from durable_celery.limits import check_prefix
 from durable_celery.state.compat import ENGINE_OPTIONS, POSTGRES_DRIVER, enable_sqlite_returning
 
@@ -26,6 +38,28 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: SQLSTATEs of a server that went away or does not take connections yet: admin_shutdown,
+#: crash_shutdown, cannot_connect_now (starting up, in recovery); and class 08, connection exceptions
+_GONE = ("57P01", "57P02", "57P03")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Does ``exc`` say the database cannot be reached, rather than that a statement failed?
+
+    A disconnect SQLAlchemy recognised (it invalidated the connection, and with it the pool), a
+    connection exception or shutdown by its SQLSTATE, or a driver error with no SQLSTATE at all
+    (psycopg's own "connection failed", "consuming input failed"). Serialization failures,
+    deadlocks, timeouts and constraint violations carry a SQLSTATE of another class: not these."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)  # psycopg 3, psycopg2
+    return state is None or str(state).startswith("08") or state in _GONE
+
+
 class Database:
     """Owns the SQLAlchemy engine of one Durable instance and the schema prefix.
 
@@ -37,6 +71,8 @@ class Database:
         if not isinstance(url, str) or not url:
             raise InvalidInput(f"database_url must be a non-empty string, got {url!r}")
         self.url = normalise_url(url)
+        #: the URL with its password hidden, for messages
+        self.safe_url = make_url(self.url).render_as_string(hide_password=True)
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect not in ("postgresql", "sqlite"):
             raise InvalidInput(f"durable-celery stores state in PostgreSQL (or SQLite when embedded), not {self.dialect}")
@@ -84,11 +120,13 @@ class Database:
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             # No pool_pre_ping: psycopg pings with an empty statement that Postgres counts as a
-            # transaction of its own, one more per checkpoint. A connection that went stale fails
-            # its statement instead; the pool is then invalidated, and the attempt in flight is
-            # re-run through the lease / re-dispatch recovery like any crash.
+            # transaction of its own, one more per checkpoint. A connection the server closed is
+            # found at checkout without a round trip instead (_discard_if_closed); one that broke
+            # silently fails its statement (DatabaseUnavailable), and SQLAlchemy invalidates the pool.
             options.update(pool_size=5, max_overflow=5, pool_recycle=1800)
         engine = create_engine(self.url, **options)
+        if self.dialect == "postgresql":
+            event.listen(engine, "checkout", _discard_if_closed)
         if self.dialect == "sqlite":
             enable_sqlite_returning(engine)
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -100,8 +138,12 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """One transaction: commits on success, rolls back on any exception."""
-        with self.engine.begin() as conn:
-            yield conn
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            self._raise_if_unreachable(exc)
+            raise
 
     @contextmanager
     def single(self) -> Iterator[Connection]:
@@ -111,19 +153,49 @@ class Database:
             with self.begin() as conn:
                 yield conn
             return
-        with self.autocommit_engine.connect() as conn:
-            yield conn
+        try:
+            with self.autocommit_engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            self._raise_if_unreachable(exc)
+            raise
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            yield conn
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            self._raise_if_unreachable(exc)
+            raise
+
+    def _raise_if_unreachable(self, exc: DBAPIError) -> None:
+        """Raise :class:`DatabaseUnavailable` from ``exc`` if it says the database cannot be
+        reached (on PostgreSQL: SQLite's "database is locked" has no SQLSTATE either)."""
+        if self.dialect == "postgresql" and unreachable(exc):
+            lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+            raise DatabaseUnavailable(self.safe_url, lines[0] if lines else type(exc).__name__) from exc
 
     def dispose(self) -> None:
         for engine in (self._engine, self._autocommit):
             if engine is not None:
                 engine.dispose()
         self._engine = self._autocommit = None
+
+
+def _discard_if_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: refuse a connection the server has closed, and every connection pooled
+    before it (a server that closed one most likely restarted). An idle connection has nothing
+    to read; if its socket is readable, the server sent its goodbye (a FATAL notice, then EOF).
+    One ``poll`` of the socket, no round trip; the pool then checks out a fresh connection."""
+    try:
+        fileno = dbapi_conn.pgconn.socket if hasattr(dbapi_conn, "pgconn") else dbapi_conn.fileno()  # psycopg 3, 2
+    except Exception as exc:  # noqa: BLE001 - the driver knows it is closed already
+        raise InvalidatePoolError(f"a pooled connection is closed: {exc}") from exc
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN)
+    if poller.poll(0):
+        raise InvalidatePoolError("the server closed a pooled connection")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -3,6 +3,8 @@ by :mod:`durable_celery.state.checkpoint`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -37,3 +39,11 @@ def in_flight_children_txn(conn: Connection, root_id: str) -> list[RowMapping]:
     stmt = select(e).where(e.c.root_id == root_id, e.c.id != root_id,
                            or_(e.c.lease_owner.is_not(None), e.c.status == "waiting"))
     return list(conn.execute(stmt.order_by(e.c.created_at, e.c.branch_index)).mappings())
+
+
+def attempt_recorded_txn(conn: Connection, execution_id: str, seq: int, completed_at: datetime) -> bool:
+    """Is the attempt that ended at ``completed_at`` recorded at ``seq``? The checkpoint that
+    carries it committed (attempt rows are written only with their checkpoint), even if its
+    writer never heard back (the connection broke on the way)."""
+    stmt = select(s.c.id).where(s.c.execution_id == execution_id, s.c.seq == seq, s.c.completed_at == completed_at)
+    return conn.execute(stmt).first() is not None
