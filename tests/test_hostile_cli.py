@@ -103,7 +103,7 @@ COMMANDS: list[tuple[str, Any, st.SearchStrategy[str]]] = [
 
 
 def assert_one_line_error(exit_code: int, output: str, exception: BaseException | None) -> None:
-    assert exit_code != 0, output
+    assert exit_code == 2, output  # bad input (docs/cli.md)
     assert exception is None or isinstance(exception, SystemExit), repr(exception)
     assert "Traceback" not in output
     lines = [line for line in output.strip().splitlines() if line.strip()]
