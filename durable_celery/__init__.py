@@ -24,6 +24,7 @@ from durable_celery.errors import (
     InvalidInput,
     InvalidState,
     LoopLimitExceeded,
+    PayloadTooLarge,
     QueueNotFound,
     ScheduleNotFound,
     SchemaOutOfDate,
@@ -60,6 +61,6 @@ __all__ = [
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
     "SchemaOutOfDate", "ChildFailed", "LoopLimitExceeded", "WaitMismatch", "WorkerLost", "AppNotInitialized",
     "ChildWorkflowError", "TaskFailed", "TaskArgumentError", "ScheduleNotFound", "QueueNotFound",
-    "StepAttemptFailed",
+    "StepAttemptFailed", "PayloadTooLarge",
     "DatabaseUnavailable",
 ]

@@ -38,10 +38,9 @@ _DECODERS: dict[str, Callable[[str], Any]] = {
     "$uuid": UUID,
 }
 _ESCAPE = "$object"
-#: how deeply objects and lists may nest in a context. Deeper ones are refused when encoded:
-#: encoding, decoding and the JSON libraries recurse once per level, and a worker runs with
-#: Python's recursion limit (1000 frames) below Celery's own frames.
-MAX_DEPTH = 256
+#: how deeply objects and lists may nest: deeper data is refused (it would exhaust the stack of
+#: this walk, of ``json`` and of Postgres's JSON parser) rather than crash the caller
+MAX_DEPTH = 100
 # What the decoders raise on text they cannot parse (decimal.InvalidOperation is an ArithmeticError).
 _BAD_TEXT = (ValueError, ArithmeticError)
 
@@ -55,40 +54,45 @@ class Unencodable(Exception):
         super().__init__(f"{path or '<root>'}: {type_name}")
 
 
-def encode(value: Any, path: str = "") -> Any:
+def encode(value: Any, path: str = "", depth: int = 0) -> Any:
     """Turn a context value into plain JSON types, tagging the rich scalar types.
 
-    Raises:
-        Unencodable: a value JSON cannot hold, or objects and lists nested deeper than
-            :data:`MAX_DEPTH` (then ``path`` is where the limit was reached).
-    """
-    return _encode(value, path, 0)
-
-
-def _encode(value: Any, path: str, depth: int) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
+    Refused (``Unencodable``): types JSON cannot hold, non-string keys, NaN and infinities, text
+    holding a NUL character (Postgres text and jsonb cannot store it) and nesting deeper than
+    ``MAX_DEPTH``."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Unencodable(path, "string with a NUL character")
+        return value
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise Unencodable(path, "non-finite float")
         return value
-    if isinstance(value, (dict, list, tuple)) and depth >= MAX_DEPTH:
-        raise Unencodable(path, f"structure nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise Unencodable(f"{path}.{key!r}" if path else repr(key), f"{type(key).__name__} key")
-            out[key] = _encode(item, f"{path}.{key}" if path else key, depth + 1)
-        if len(out) == 1 and _is_tag_shaped(out):
-            return {_ESCAPE: out}
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_encode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+    if isinstance(value, (dict, list, tuple)):
+        if depth >= MAX_DEPTH:
+            raise Unencodable(path, f"value nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            return _encode_object(value, path, depth)
+        return [encode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
     for cls, tag, to_text in _ENCODERS:
         if isinstance(value, cls):
             return {tag: to_text(value)}
     raise Unencodable(path, type(value).__name__)
+
+
+def _encode_object(value: dict[Any, Any], path: str, depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise Unencodable(f"{path}.{key!r}" if path else repr(key), f"{type(key).__name__} key")
+        if "\x00" in key:
+            raise Unencodable(f"{path}.{key!r}" if path else repr(key), "key with a NUL character")
+        out[key] = encode(item, f"{path}.{key}" if path else key, depth + 1)
+    if len(out) == 1 and _is_tag_shaped(out):
+        return {_ESCAPE: out}
+    return out
 
 
 def decode(value: Any) -> Any:

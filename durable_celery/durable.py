@@ -35,6 +35,7 @@ from durable_celery.errors import (
 )
 from durable_celery.graph import Graph, build_graph
 from durable_celery.identifiers import check_execution_id
+from durable_celery.limits import DEFAULT_MAX_PAYLOAD_BYTES, check_count, encode_payload
 from durable_celery.models import Execution, PendingInput, QueueStats
 from durable_celery.operations.calls import OperationsCalls
 from durable_celery.queries import QueryCalls
@@ -100,8 +101,14 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             longer message is cut there and marked. See docs/running.md.
         max_context_bytes: the largest context a step may return, in bytes of JSON (8 MiB);
             a larger one fails the attempt with ``ContextNotSerializable``.
+        max_payload_bytes: the largest payload a call may send (a start's input, an event's
+            payload, an input's data, a schedule's input), in bytes of compact UTF-8 JSON;
+            over it the call raises ``PayloadTooLarge`` and writes nothing. Default 1 MiB;
+            ``None``: no limit. See docs/security.md.
         auto_migrate: migrate the schema on first use; if False, verify it and raise
-            ``SchemaOutOfDate``.
+            ``SchemaOutOfDate`` (never any DDL: workers and clients may then run as a role with
+            data privileges only, see docs/security.md). If True and the schema is current,
+            it is only read too.
 
     Raises:
         InvalidInput: a bad setting, or an app as in ``init_app``.
@@ -130,6 +137,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         log_capture_max_entries: int = 500,
         log_capture_max_chars: int = 4000,
         max_context_bytes: int = 8 * 1024 * 1024,
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         auto_migrate: bool = True,
         data_dir: str | Path | None = None,
         clock: Clock | None = None,
@@ -146,6 +154,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             schedule_misfire_grace=schedule_misfire_grace, schedule_max_failures=schedule_max_failures,
             log_capture_max_entries=log_capture_max_entries, log_capture_max_chars=log_capture_max_chars,
             max_context_bytes=max_context_bytes,
+            max_payload_bytes=max_payload_bytes,
         )
         self.clock: Clock = clock or SystemClock()
         self.db = Database(self.settings.database_url, self.settings.prefix)
@@ -401,7 +410,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         self._new_row(machine, input, queue=start_options.get("queue"), priority=start_options.get("priority", 0),
                       scheduled_at=None, idempotency_key=start_options.get("idempotency_key"), connection=None)
         options = {k: v for k, v in start_options.items() if v is not None}
-        return self.app.signature(self.start_task_name, args=(), options={"queue": self.settings.queue},
+        return self.app.signature(self.start_task_name, args=(), options={"queue": self.settings.queue,
+                                                                          "serializer": "json"},
                                   kwargs={"workflow": machine.workflow, "input": input, "options": options})
 
     def _hand_over(self, row: dict[str, Any], machine: StateMachine) -> Snapshot | None:
@@ -511,6 +521,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             TimeoutError: it is still active after ``timeout``. ExecutionNotFound: unknown id.
         """
         limit = None if timeout is None else time.monotonic() + to_seconds(timeout, "timeout")
+        if to_seconds(poll, "poll") <= 0:
+            raise InvalidInput(f"poll must be a positive number of seconds, got {poll!r}")
         while True:
             execution = self.get_execution(execution_id)  # cheap: steps are read once, at the end
             if execution.status in TERMINAL:
@@ -541,7 +553,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         queues.dispatch_waiting(self.services, self.settings.queue_limits[name])
 
     def _set_paused(self, name: str, paused: bool) -> None:
-        if name not in self.settings.queue_limits:
+        if not isinstance(name, str) or name not in self.settings.queue_limits:
             known = ", ".join(sorted(self.settings.queue_limits)) or "none"
             raise QueueNotFound(name, f"only queues listed in queues= can be paused (listed: {known})")
         self.ensure_schema()
@@ -590,6 +602,10 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         self._attachment()  # before anything is written: the stop is published through the app
         if reason is not None and not isinstance(reason, str):
             raise InvalidInput(f"reason must be a string, got {reason!r}")
+        if reason is not None:
+            encode_payload(reason, "the reason", self.settings.max_payload_bytes)
+        if not isinstance(compensate, bool):
+            raise InvalidInput(f"compensate must be True or False, got {compensate!r}")
         self.ensure_schema()
         error = {"type": "Cancelled", "message": reason or "cancelled", "step": None, "traceback": None}
         with self.db.begin() as conn:
@@ -658,10 +674,11 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         ``timed_out``, ``cancelled``) or all (``None``). ``workflow_id`` is the execution to
         answer through ``provide_input``, also for a step inside a parallel branch or foreach."""
         statuses = {"pending": "pending", "completed": "resolved", "timed_out": "timed_out", "cancelled": "cancelled"}
-        if status is not None and status not in statuses:
+        if status is not None and (not isinstance(status, str) or status not in statuses):
             raise InvalidInput(f"status must be one of {', '.join(statuses)} or None, got {status!r}")
         if timeout_before is not None and (not isinstance(timeout_before, datetime) or timeout_before.tzinfo is None):
             raise InvalidInput(f"timeout_before must be a timezone-aware datetime, got {timeout_before!r}")
+        check_count(limit, "limit")
         self.ensure_schema()
         with self.db.connect() as conn:
             before = as_utc(timeout_before) if timeout_before is not None else None
@@ -673,6 +690,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         sent before their wait was reached, or losers of a race (a second ``wait_for_any`` event)."""
         if execution_id is not None:
             check_execution_id(execution_id)
+        check_count(limit, "limit")
         self.ensure_schema()
         with self.db.connect() as conn:
             rows = list_events_txn(conn, execution_id, "pending", limit)

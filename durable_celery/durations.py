@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Union
 
@@ -9,6 +10,8 @@ from durable_celery.errors import InvalidInput
 
 # Union, not ``|``: a type alias is evaluated at runtime (Python 3.9)
 Duration = Union[timedelta, int, float]
+#: the longest duration accepted (1000 years): past it, dates computed from it overflow
+MAX_SECONDS = 1000 * 365.25 * 86400
 
 
 def seconds(n: float) -> timedelta:
@@ -35,9 +38,16 @@ def to_seconds(value: Duration, what: str) -> float:
     """Normalise a duration argument to seconds; ``what`` names it in the error."""
     if isinstance(value, bool) or not isinstance(value, (timedelta, int, float)):
         raise InvalidInput(f"{what} must be a timedelta or a number of seconds, got {value!r}")
-    total = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    try:
+        total = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    except OverflowError:  # an int too large for a float
+        total = math.inf
+    if math.isnan(total):
+        raise InvalidInput(f"{what} must be a number of seconds, got NaN")
     if total < 0:
         raise InvalidInput(f"{what} must not be negative, got {value!r}")
+    if total > MAX_SECONDS:
+        raise InvalidInput(f"{what} must be at most 1000 years, got {value!r}")
     return total
 
 

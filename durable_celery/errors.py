@@ -8,6 +8,7 @@ Every error a caller can see derives from :class:`DurableError`::
     ├── ExecutionNotFound        no execution has that id
     ├── ScheduleNotFound         no cron schedule has that name
     ├── InvalidInput             a call got an argument it cannot use (bad JSON, bad option)
+    │   └── PayloadTooLarge      a payload is over the max_payload_bytes setting
     ├── InvalidState             the execution is in a status that does not allow the call
     ├── DefinitionChanged        an in-flight execution's current node changed shape in a deploy
     ├── StepTimeout              a step attempt ran longer than its timeout
@@ -102,6 +103,20 @@ class ScheduleNotFound(DurableError):
 
 class InvalidInput(DurableError, ValueError):
     """An argument to a call is not usable; nothing was written."""
+
+
+class PayloadTooLarge(InvalidInput):
+    """A payload (a start's input, an event's payload, an input's data, a schedule's input) is
+    over the ``max_payload_bytes`` setting, measured as compact UTF-8 JSON; nothing was written."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        self.what = what
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{what} is {size} bytes as JSON, over the limit of {limit} bytes (max_payload_bytes)")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.size, self.limit))
 
 
 class InvalidState(DurableError):

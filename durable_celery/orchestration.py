@@ -21,11 +21,11 @@ from typing import Any, Union
 
 from celery.canvas import Signature
 
-from durable_celery import codec
 from durable_celery.context import current
 from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, optional_seconds
 from durable_celery.errors import InvalidInput
+from durable_celery.limits import check_name, encode_payload
 from durable_celery.runtime.awaited import sender
 from durable_celery.runtime.calls import ChildStart
 from durable_celery.runtime.journal import StepJournal
@@ -48,14 +48,11 @@ def _child(handle: StepJournal, workflow: WorkflowRef, input: Any, ref: str | No
     ref = machine.workflow if ref is None else ref
     if not isinstance(ref, str) or not ref or len(ref) > 100:
         raise InvalidInput(f"ref must be a string of 1 to 100 characters, got {ref!r}")
-    if queue is not None and (not isinstance(queue, str) or not queue):
-        raise InvalidInput(f"queue must be a non-empty string, got {queue!r}")
+    if queue is not None:
+        check_name(queue, "queue")
     if input is not None and not isinstance(input, dict):
         raise InvalidInput(f"input must be a dict (the child's first context), got {type(input).__name__}")
-    try:
-        codec.encode(input)
-    except codec.Unencodable as exc:
-        raise InvalidInput(f"input key {exc.path!r} holds a {exc.type_name}, which cannot be stored as JSON") from None
+    encode_payload(input, "the child's input", handle.services.settings.max_payload_bytes)
     return ChildStart(machine, input, ref, queue)
 
 
@@ -92,13 +89,9 @@ def emit_event(name: str, payload: Any = None) -> None:
     Unlike ``durable.send_event(id, ...)``, which targets one execution, the emitter need not know
     who waits: name events after what happened (``f"packed:{order_id}"``). Emitted once per visit
     of the step, however often the step re-runs."""
-    if not isinstance(name, str) or not name or len(name) > 255:
-        raise InvalidInput(f"event name must be a string of 1 to 255 characters, got {name!r}")
-    try:
-        encoded = codec.encode(payload)
-    except codec.Unencodable as exc:
-        raise InvalidInput(f"the payload at {exc.path or 'its root'} holds a {exc.type_name}, which is not JSON") from None
-    _handle("emit_event").emit(name, encoded)
+    check_name(name, "event name")
+    handle = _handle("emit_event")
+    handle.emit(name, encode_payload(payload, "the payload", handle.services.settings.max_payload_bytes))
 
 
 def await_task(signature: Signature, *, timeout: Duration | None = None, timeout_value: Any = None) -> Any:

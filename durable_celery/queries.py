@@ -21,6 +21,7 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import to_seconds
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 from durable_celery.errors import InvalidInput
+from durable_celery.limits import check_count, check_name
 from durable_celery.models import Execution, ExecutionPage, Metrics, StepMetrics, WorkflowSummary
 from durable_celery.state.executions import count_by_status_txn, list_txn
 from durable_celery.state.metrics import (
@@ -69,8 +70,7 @@ class QueryCalls:
         Raises:
             InvalidInput: an unknown status, a naive datetime, a bad limit, offset or cursor.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidInput(f"limit must be a non-negative int, got {limit!r}")
+        check_count(limit, "limit")
         return self._list(workflow, status, queue, current_step, created_after, created_before, cursor,
                           limit, offset)
 
@@ -106,11 +106,10 @@ class QueryCalls:
               created_after: Any, created_before: Any, cursor: Any, limit: int, offset: int) -> list[Execution]:
         name = _workflow_name(workflow)
         status = status_value(status)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidInput(f"offset must be a non-negative int, got {offset!r}")
+        check_count(offset, "offset")
         for what, value in (("queue", queue), ("current_step", current_step)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
+            if value is not None:
+                check_name(value, what)
         after, before = _aware(created_after, "created_after"), _aware(created_before, "created_before")
         position = decode_cursor(cursor) if cursor is not None else None
         self.ensure_schema()
@@ -218,9 +217,9 @@ def decode_cursor(cursor: Any) -> tuple[datetime, str]:
 def _workflow_name(workflow: Any) -> str | None:
     if workflow is None or isinstance(workflow, Workflow):
         return workflow.name if workflow is not None else None
-    if not isinstance(workflow, str) or not workflow:
+    if not isinstance(workflow, str):
         raise InvalidInput(f"workflow must be a Workflow or its name, got {workflow!r}")
-    return workflow
+    return check_name(workflow, "workflow name")
 
 
 def _aware(value: Any, what: str) -> datetime | None:

@@ -12,6 +12,7 @@ from durable_celery import codec
 from durable_celery.clock import as_utc
 from durable_celery.dsl.workflow import Workflow
 from durable_celery.errors import InvalidInput, ScheduleNotFound
+from durable_celery.limits import check_count, check_name
 from durable_celery.models import Schedule
 from durable_celery.runtime.schedules import sync_code_schedules
 from durable_celery.runtime.starts import check_options, encode_input, new_execution_row
@@ -79,7 +80,7 @@ class ScheduleCalls:
         machine = self.registry.machine_for(workflow)
         name = _name(machine.workflow if name is None else name)
         spec = parse(cron, timezone)
-        stored_input = encode_input(input)
+        stored_input = encode_input(input, self.settings.max_payload_bytes)
         check_options(queue=queue)
         if not isinstance(enabled, bool):
             raise InvalidInput(f"enabled must be True or False, got {enabled!r}")
@@ -110,10 +111,13 @@ class ScheduleCalls:
         """Schedules by name, filtered by ``enabled``, workflow (a ``Workflow`` or its name) and queue."""
         if enabled is not None and not isinstance(enabled, bool):
             raise InvalidInput(f"enabled must be True, False or None, got {enabled!r}")
-        for what, value in (("limit", limit), ("offset", offset)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidInput(f"{what} must be a non-negative int, got {value!r}")
+        check_count(limit, "limit")
+        check_count(offset, "offset")
         name = workflow.name if isinstance(workflow, Workflow) else workflow
+        if name is not None:
+            check_name(name, "workflow")
+        if queue is not None:
+            check_name(queue, "queue")
         self.ensure_schema()
         with self.db.connect() as conn:
             rows = list_schedules_txn(conn, enabled=enabled, workflow=name, queue=queue, limit=limit, offset=offset)
@@ -135,7 +139,7 @@ class ScheduleCalls:
         if "workflow" in changes:
             values["workflow"] = self.registry.machine_for(changes["workflow"]).workflow
         if "input" in changes:
-            values["input"] = encode_input(changes["input"])
+            values["input"] = encode_input(changes["input"], self.settings.max_payload_bytes)
         if "queue" in changes:
             check_options(queue=changes["queue"])
             values["queue"] = changes["queue"]
@@ -238,7 +242,7 @@ class ScheduleCalls:
 def _name(name: Any) -> str:
     if not isinstance(name, str) or not name or len(name) > 200:
         raise InvalidInput(f"a schedule name is a string of 1 to 200 characters, got {name!r}")
-    return name
+    return check_name(name, "schedule name")
 
 
 def _to_schedule(row: Mapping[Any, Any] | None) -> Schedule:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.errors import InvalidInput
+from durable_celery.limits import DEFAULT_MAX_PAYLOAD_BYTES, check_name, check_prefix
 from durable_celery.queue_limits import QueueLimits, parse_queues
 
 DispatchMode = Literal["per_step", "continuation"]
@@ -57,6 +58,9 @@ class Settings:
     #: the attempt with ContextNotSerializable (a handoff message carries the context, and
     #: RabbitMQ 4 refuses messages over 16 MiB by default)
     max_context_bytes: int = 8 * 1024 * 1024
+    #: the largest payload a call may send (a start's input, an event's payload, an input's
+    #: data, a schedule's input), in bytes of compact UTF-8 JSON; None: no limit
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES
     #: the controlled queues (flow control, pause) parsed from ``queues``
     queue_limits: dict[str, QueueLimits] = field(default_factory=dict)
 
@@ -75,14 +79,17 @@ class Settings:
               auto_migrate: bool, max_lost_leases: int = 3, schedule_catch_up: str = "one",
               schedule_misfire_grace: Duration = 60, schedule_max_failures: int = 5,
               log_capture_max_entries: int = 500, log_capture_max_chars: int = 4000,
-              max_context_bytes: int = 8 * 1024 * 1024) -> Settings:
+              max_context_bytes: int = 8 * 1024 * 1024,
+              max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES) -> Settings:
         embedded = database_url is None
         if database_url is None:
             data_dir.mkdir(parents=True, exist_ok=True)
             database_url = f"sqlite:///{(data_dir / 'state.db').resolve()}"
-        for name, value in (("queue", queue), ("prefix", prefix)):
-            if not isinstance(value, str) or not value:
-                raise InvalidInput(f"{name} must be a non-empty string, got {value!r}")
+        check_name(queue, "queue")
+        check_prefix(prefix)
+        if max_payload_bytes is not None and (isinstance(max_payload_bytes, bool)
+                                              or not isinstance(max_payload_bytes, int) or max_payload_bytes < 1):
+            raise InvalidInput(f"max_payload_bytes must be an int >= 1 or None (no limit), got {max_payload_bytes!r}")
         if dispatch_mode not in ("per_step", "continuation"):
             raise InvalidInput(f"dispatch_mode must be 'per_step' or 'continuation', got {dispatch_mode!r}")
         settings = cls(
@@ -107,6 +114,7 @@ class Settings:
             log_capture_max_entries=log_capture_max_entries,
             log_capture_max_chars=log_capture_max_chars,
             max_context_bytes=max_context_bytes,
+            max_payload_bytes=max_payload_bytes,
         )
         _check_schedule_settings(settings)
         for what, bound in (("log_capture_max_entries", log_capture_max_entries),

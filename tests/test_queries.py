@@ -82,7 +82,7 @@ def test_executions_are_filtered_by_creation_time_current_step_workflow_and_stat
     ({"cursor": "not a cursor"}, "is not a cursor from page_executions"),
     ({"cursor": encode_cursor(datetime(2024, 1, 1, tzinfo=timezone.utc), "x")[:-3]}, "is not a cursor"),
     ({"cursor": 12}, "cursor must be a next_cursor string"),
-    ({"current_step": ""}, "current_step must be a non-empty string"),
+    ({"current_step": ""}, "current_step must be a string of 1 to 255 characters"),
     ({"status": "finished"}, "unknown status 'finished'"),
     ({"limit": 0}, "limit must be an int from 1 to 1000"),
     ({"limit": 1001}, "limit must be an int from 1 to 1000"),

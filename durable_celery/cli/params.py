@@ -9,13 +9,17 @@ from typing import Any
 
 import click
 
+from durable_celery.durations import MAX_SECONDS
+
 
 def _parse(value: str, ctx: click.Context | None, param: click.Parameter | None) -> Any:
     try:
         return json.loads(value)
+    except RecursionError:
+        raise click.BadParameter("not usable JSON: it nests too deeply", ctx, param) from None
     except ValueError as exc:
         hint = ""
-        if value.strip() and value.strip()[0] not in '{["-0123456789':
+        if value.strip() and value.strip()[0] not in '{["-0123456789' and value.isprintable() and len(value) <= 60:
             hint = f"; a string needs JSON quotes, e.g. '\"{value}\"'"
         raise click.BadParameter(f"not valid JSON ({exc}){hint}", ctx, param) from None
 
@@ -51,4 +55,7 @@ def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> t
     if match is None:
         raise click.BadParameter(f"{value!r} is not a duration: write a number and a unit, e.g. 30d, 12h, 90m, "
                                  "45s or 2w", ctx, param)
-    return timedelta(seconds=float(match.group(1)) * UNITS[match.group(2)])
+    seconds = float(match.group(1)) * UNITS[match.group(2)]
+    if seconds > MAX_SECONDS:
+        raise click.BadParameter(f"{value!r} is too long a duration: at most 1000 years", ctx, param)
+    return timedelta(seconds=seconds)

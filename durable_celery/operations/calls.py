@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from durable_celery.durations import Duration
 from durable_celery.errors import ExecutionNotFound, InvalidInput
 from durable_celery.identifiers import check_execution_id
+from durable_celery.limits import check_name
 from durable_celery.operations import doctor as doctor_checks
 from durable_celery.operations import retention
 from durable_celery.operations.consumers import live_queues
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from durable_celery.runtime.services import Services
     from durable_celery.settings import Settings
     from durable_celery.state.db import Database
+
+#: the largest event id (a Postgres bigint)
+MAX_EVENT_ID = 2**63 - 1
 
 
 class OperationsCalls:
@@ -68,19 +72,20 @@ class OperationsCalls:
         """
         if execution_id is not None:
             check_execution_id(execution_id)
-        if workflow is not None and (not isinstance(workflow, str) or not workflow):
-            raise InvalidInput(f"workflow must be a workflow name, got {workflow!r}")
+        if workflow is not None:
+            check_name(workflow, "workflow")
         wanted = None
         if kinds is not None:
             if isinstance(kinds, (str, bytes)) or not isinstance(kinds, Iterable):
                 raise InvalidInput(f"kinds must be a list of event kinds, got {kinds!r}")
             wanted = list(kinds)
-            unknown = sorted(str(k) for k in wanted if k not in live.KINDS)
+            unknown = sorted(repr(k) for k in wanted if not isinstance(k, str) or k not in live.KINDS)
             if unknown:
                 raise InvalidInput(f"unknown event kind(s) {', '.join(unknown)}; kinds are: {', '.join(live.KINDS)}")
         for name, value in (("after", after), ("timeout", timeout)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-                                      or value != value or (name == "after" and not isinstance(value, int))):
+                                      or value != value or (name == "after" and not isinstance(value, int))
+                                      or (name == "after" and value > MAX_EVENT_ID)):
                 raise InvalidInput(f"{name} must be a non-negative {'event id' if name == 'after' else 'number'}, "
                                    f"got {value!r}")
         self.ensure_schema()
@@ -121,6 +126,8 @@ class OperationsCalls:
         the beat tick, queues without a live worker, expired leases, waits nothing can wake,
         stalled compensations, disabled schedules, the schema. ``fix=True`` first runs one tick
         in this process (recovery and re-dispatch, as beat does). Never migrates the schema."""
+        if not isinstance(fix, bool):
+            raise InvalidInput(f"fix must be True or False, got {fix!r}")
         return doctor_checks.diagnose(self._probe(), self._tick_services if fix else None)
 
     def _tick_services(self) -> Services:

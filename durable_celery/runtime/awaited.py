@@ -45,8 +45,8 @@ def sender(handle: WaitHandle, signature: Signature) -> Callable[[str, int], Non
         # belong to another app, which would declare the queue without the engine's arguments,
         # and RabbitMQ refuses a second declaration that differs. The engine declared it.
         route: dict[str, Any] = {"queue": handle.queue, "declare": []}
-        on_done = app.signature(done, kwargs=where, **route)
-        on_failure = app.signature(failed, kwargs={**where, "queue": handle.queue}, **route)
+        on_done = app.signature(done, kwargs=where, serializer="json", **route)  # engine tasks take JSON only
+        on_failure = app.signature(failed, kwargs={**where, "queue": handle.queue}, serializer="json", **route)
         sig = maybe_signature(signature.clone(), app=app)  # sent through the engine's app, not current_app
         sig.apply_async(task_id=task_id, link=on_done, link_error=on_failure)
 

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
-from durable_celery import codec
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
-from durable_celery.errors import DatabaseUnavailable, ExecutionNotFound, InvalidInput, InvalidState
+from durable_celery.errors import DatabaseUnavailable, ExecutionNotFound, InvalidState
+from durable_celery.limits import check_name, encode_payload
 from durable_celery.runtime import live
 from durable_celery.runtime.inputs import validate_input
 from durable_celery.state.journal import (
@@ -52,16 +52,7 @@ log = logging.getLogger(__name__)
 
 
 def _name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not name or len(name) > 255:
-        raise InvalidInput(f"{what} name must be a string of 1 to 255 characters, got {name!r}")
-    return name
-
-
-def _encode(value: Any, what: str) -> Any:
-    try:
-        return codec.encode(value)
-    except codec.Unencodable as exc:
-        raise InvalidInput(f"{what} at {exc.path or 'its root'} holds a {exc.type_name}, which is not JSON") from None
+    return check_name(name, f"{what} name")
 
 
 def _lock_root(conn: Connection, execution_id: str, what: str) -> RowMapping:
@@ -118,7 +109,7 @@ def send_event(sv: Services, execution_id: str, name: str, payload: Any) -> bool
     """Record an event for an execution (kept on its top-level execution, for any step of it or
     of its branches and iterations) and wake whatever waits for it; True if something woke."""
     _name(name, "event")
-    encoded = _encode(payload, "the payload")
+    encoded = encode_payload(payload, "the payload", sv.settings.max_payload_bytes)
     now = sv.clock.now()
     with sv.db.begin() as conn:
         root = _lock_root(conn, execution_id, "events")
@@ -134,7 +125,7 @@ def emit_event(sv: Services, name: str, payload: Any) -> int:
     """Emit an event by name: every execution active now whose steps wait for ``name`` (now, or
     later: it is kept for them) gets it once. Returns how many were waiting for it now."""
     _name(name, "event")
-    encoded = _encode(payload, "the payload")
+    encoded = encode_payload(payload, "the payload", sv.settings.max_payload_bytes)
     with sv.db.begin() as conn:
         broadcast_id = insert_broadcast_txn(conn, name, encoded, sv.clock.now())
     return deliver_broadcast(sv, broadcast_id)
@@ -168,6 +159,7 @@ def provide_input(sv: Services, execution_id: str, name: str, data: Any) -> bool
     """Record a person's input. Validated against the waiting step's declared form (when a step
     already asks for it); a second input for the same request is refused."""
     _name(name, "input")
+    encode_payload(data, "the input", sv.settings.max_payload_bytes)  # before any lock is taken
     now = sv.clock.now()
     with sv.db.begin() as conn:
         root = _lock_root(conn, execution_id, "input")
@@ -178,7 +170,7 @@ def provide_input(sv: Services, execution_id: str, name: str, data: Any) -> bool
             wait = pending[0][1]
             data = validate_input({"type": wait["input_type"], "fields": wait["fields"], "choices": wait["choices"]},
                                   data)
-        encoded = _encode(data, "the input")
+        encoded = encode_payload(data, "the input", sv.settings.max_payload_bytes)
         if pending_events_txn(conn, root["id"], "input", [name], None):
             raise InvalidState(execution_id, root["status"], f"input {name!r} was already provided")
         insert_event_txn(conn, root["id"], "input", name, encoded, now)

@@ -119,7 +119,8 @@ class Dispatcher:
                     declare: list[Any] | None = None if m.queue not in declared else []
                     declared.add(m.queue)
                     amqp.send_task_message(producer, name, message, queue=m.queue, routing_key=m.queue,
-                                           priority=self.broker_priority(m.priority), declare=declare, retry=retry)
+                                           priority=self.broker_priority(m.priority), declare=declare, retry=retry,
+                                           serializer="json")  # the engine's tasks take JSON only
                     sent += 1
         except Exception:
             log.warning("durable: publishing %d messages failed after %d (the batch in flight may be lost); "

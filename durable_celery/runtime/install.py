@@ -25,6 +25,7 @@ from durable_celery.runtime.awaited import callback_names
 from durable_celery.runtime.beat_service import TickService
 from durable_celery.runtime.boot import WorkerBoot
 from durable_celery.runtime.outage import claim_countdown
+from durable_celery.runtime.poison import ENGINE_TASK_OPTIONS
 from durable_celery.runtime.runner import Runner
 from durable_celery.runtime.services import Services
 from durable_celery.runtime.start_task import Start, install_start_task, start_task_name
@@ -90,8 +91,7 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
 
     # `durable_engine` (a task attribute) tells the engine's tasks apart in a signal handler.
     # `Strategy`: a malformed message is dropped with one log line, not a stopped worker.
-    @app.task(name=step_name, ignore_result=True, bind=True, shared=False, durable_engine=True,
-              Strategy=poison.Strategy)
+    @app.task(name=step_name, ignore_result=True, bind=True, shared=False, durable_engine=True, **ENGINE_TASK_OPTIONS)
     def step(task: Any, *args: Any, **kwargs: Any) -> str:
         """Advance one execution by (at least) one step: ``(execution_id, seq, workflow=None,
         step=None, handoff=None)``, where workflow and step name them for Flower, and ``handoff``
@@ -99,7 +99,7 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
         a malformed message is dropped with one log line (``runtime/poison.py``), not a traceback."""
         return poison.guarded(step_name, task.request.id, lambda: _advance(runner, task, args, kwargs))
 
-    @app.task(name=tick_name, ignore_result=True, shared=False, durable_engine=True, Strategy=poison.Strategy)
+    @app.task(name=tick_name, ignore_result=True, shared=False, durable_engine=True, **ENGINE_TASK_OPTIONS)
     def tick() -> dict[str, int]:
         """Fire what is due: recover lost workers, re-dispatch lost messages, time out executions.
 
@@ -109,12 +109,12 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
 
     done_name, failed_name = callback_names(settings.prefix)
 
-    @app.task(name=done_name, ignore_result=True, shared=False, durable_engine=True, Strategy=poison.Strategy)
+    @app.task(name=done_name, ignore_result=True, shared=False, durable_engine=True, **ENGINE_TASK_OPTIONS)
     def task_done(result: Any, *, execution_id: str, entered_seq: int, idx: int, task_id: str) -> bool:
         """A task awaited by a step (``await_task``) returned: its link callback."""
         return awaited.task_done(services, result, execution_id, entered_seq, idx, task_id)
 
-    @app.task(name=failed_name, ignore_result=True, shared=False, durable_engine=True, Strategy=poison.Strategy)
+    @app.task(name=failed_name, ignore_result=True, shared=False, durable_engine=True, **ENGINE_TASK_OPTIONS)
     def task_failed(request_or_id: Any, exc: BaseException | None = None, traceback: Any = None, *,
                     execution_id: str, entered_seq: int, idx: int, task_id: str, queue: str,
                     error: dict[str, Any] | None = None) -> bool:
@@ -128,7 +128,7 @@ def install(app: Celery, services: Services, runner: Runner, *, load: Callable[[
             error = awaited.failure_of(app, task_id, exc)
             if exc is not None and not app.conf.task_always_eager:
                 app.send_task(failed_name, args=(task_id,), kwargs={**where, "queue": queue, "error": error},
-                              queue=queue)
+                              queue=queue, serializer="json")
                 return False
         return awaited.task_failed(services, error, **where)
 

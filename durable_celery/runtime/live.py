@@ -236,7 +236,8 @@ class _Listener:
 
     def __init__(self, db: Database, name: str) -> None:
         self._conn = db.autocommit_engine.connect()
-        self._conn.execute(text(f"LISTEN {name}"))
+        # the prefix in the name matched a strict pattern (limits.check_prefix); quoted all the same
+        self._conn.execute(text(f"LISTEN {self._conn.dialect.identifier_preparer.quote_identifier(name)}"))
         self._raw: Any = self._conn.connection.dbapi_connection
 
     def wait(self, timeout: float) -> None:

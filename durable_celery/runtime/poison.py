@@ -24,6 +24,7 @@ from kombu.exceptions import DecodeError
 
 from durable_celery.errors import DurableError, InvalidInput
 from durable_celery.identifiers import check_execution_id
+from durable_celery.runtime.json_only import check_json
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +108,18 @@ class Strategy:
 
     def __call__(self, message: Any, body: Any, ack: Callable[..., Any], reject: Callable[..., Any], callbacks: Any,
                  **kwargs: Any) -> Any:
+        check_json(self._name, message)  # before anything reads the body (unpickling runs code)
         problem = malformed(message)
         if problem is not None:
             ack(log, self._connection_errors)  # as Celery's request acknowledges: (logger, errors)
             drop(self._name, message_id_of(message), PoisonMessage(problem))
             return None
         return self._handler(message, body, ack, reject, callbacks, **kwargs)
+
+
+#: the options of every engine task: its messages are sent as JSON, and its consumer refuses
+#: any other content, then drops malformed messages with one log line (:class:`Strategy`)
+ENGINE_TASK_OPTIONS: dict[str, Any] = {"serializer": "json", "Strategy": Strategy}
 
 
 def message_id_of(message: Any) -> str | None:

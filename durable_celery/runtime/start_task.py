@@ -15,6 +15,7 @@ from typing import Any
 from celery import Celery
 
 from durable_celery.errors import InvalidInput
+from durable_celery.runtime.poison import ENGINE_TASK_OPTIONS
 
 #: ``start(workflow, input, **start_options) -> execution id``: ``Durable.start``.
 Start = Callable[..., str]
@@ -62,7 +63,7 @@ def idempotency_key(task_id: str | None) -> str | None:
 def install_start_task(app: Celery, name: str, queue: str, start: Start) -> Any:
     """Register the start task on ``app``, routed to the engine's ``queue``."""
 
-    @app.task(name=name, bind=True, shared=False, durable_engine=True, queue=queue)
+    @app.task(name=name, bind=True, shared=False, durable_engine=True, queue=queue, **ENGINE_TASK_OPTIONS)
     def start_workflow(task: Any, *previous: Any, workflow: str, input: dict[str, Any] | None = None,
                        options: dict[str, Any] | None = None) -> str:
         """Start ``workflow`` (with the previous task's result in a chain) and return the execution id."""

@@ -9,12 +9,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from durable_celery import codec
 from durable_celery.clock import as_utc
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import COLUMNS, Snapshot
 from durable_celery.errors import InvalidInput
+from durable_celery.limits import DEFAULT_MAX_PAYLOAD_BYTES, check_name, check_text, encode_payload
 from durable_celery.runtime import tracing
 from durable_celery.settings import Settings
 
@@ -22,8 +22,8 @@ from durable_celery.settings import Settings
 def check_options(*, queue: Any = None, priority: Any = 0, scheduled_at: Any = None,
                   idempotency_key: Any = None) -> None:
     """Raise ``InvalidInput`` for a start option that cannot be used."""
-    if queue is not None and (not isinstance(queue, str) or not queue):
-        raise InvalidInput(f"queue must be a non-empty string, got {queue!r}")
+    if queue is not None:
+        check_name(queue, "queue")
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
         raise InvalidInput(f"priority must be an int from 0 to 9 (higher runs first), got {priority!r}")
     if scheduled_at is not None and (not isinstance(scheduled_at, datetime) or scheduled_at.tzinfo is None):
@@ -31,18 +31,18 @@ def check_options(*, queue: Any = None, priority: Any = 0, scheduled_at: Any = N
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key
                                         or len(idempotency_key) > 255):
         raise InvalidInput(f"idempotency_key must be a string of 1 to 255 characters, got {idempotency_key!r}")
+    if idempotency_key is not None:
+        check_text(idempotency_key, "idempotency_key")
 
 
-def encode_input(input: Any) -> Any:
-    """The stored form of a workflow input (a JSON-storable dict; None is ``{}``)."""
+def encode_input(input: Any, max_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES) -> Any:
+    """The stored form of a workflow input (a JSON-storable dict; None is ``{}``) of at most
+    ``max_bytes`` as JSON (``PayloadTooLarge``; see ``limits.encode_payload``)."""
     if input is None:
         input = {}
     if not isinstance(input, dict):
         raise InvalidInput(f"input must be a dict (the first step's context), got {type(input).__name__}")
-    try:
-        return codec.encode(input)
-    except codec.Unencodable as exc:
-        raise InvalidInput(f"input key {exc.path!r} holds a {exc.type_name}, which cannot be stored as JSON") from None
+    return encode_payload(input, "the input", max_bytes)
 
 
 def new_execution_row(machine: StateMachine, settings: Settings, input: Any, now: datetime, *,
@@ -53,7 +53,7 @@ def new_execution_row(machine: StateMachine, settings: Settings, input: Any, now
     published right after the insert commits (else the tick publishes it once it is committed
     and due). ``parent_id``: the execution whose step started it (a child workflow).
     ``traced``: make its span (``runtime/tracing.py``)."""
-    encoded = encode_input(input)
+    encoded = encode_input(input, settings.max_payload_bytes)
     check_options(queue=queue, priority=priority, scheduled_at=scheduled_at, idempotency_key=idempotency_key)
     ready = max(as_utc(scheduled_at), now) if scheduled_at is not None else now
     immediate = scheduled_at is None or ready <= now
@@ -101,7 +101,7 @@ def new_execution_rows(machine: StateMachine, settings: Settings, inputs: Iterab
     rows = []
     for i, (input, key) in enumerate(zip(inputs, keys)):
         try:
-            encoded = encode_input(input)
+            encoded = encode_input(input, settings.max_payload_bytes)
         except InvalidInput as exc:
             raise InvalidInput(f"inputs[{i}]: {exc}") from None
         execution_id = str(uuid.uuid4())

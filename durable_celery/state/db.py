@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, Oper
 from sqlalchemy.pool import NullPool
 
 from durable_celery.errors import DatabaseUnavailable, InvalidInput
+from durable_celery.limits import check_prefix
 from durable_celery.state.compat import ENGINE_OPTIONS, POSTGRES_DRIVER, enable_sqlite_returning
 
 
@@ -75,8 +76,7 @@ class Database:
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect not in ("postgresql", "sqlite"):
             raise InvalidInput(f"durable-celery stores state in PostgreSQL (or SQLite when embedded), not {self.dialect}")
-        if not prefix.isidentifier():
-            raise InvalidInput(f"prefix must be a plain identifier, got {prefix!r}")
+        check_prefix(prefix)  # it is put in DDL and grants: a strict pattern, quoted all the same
         self.prefix = prefix
         self.schema: str | None = prefix if self.dialect == "postgresql" else None
         #: what puts the tables in the prefix schema; nothing on SQLite, which has no schemas

@@ -41,11 +41,19 @@ def is_current(db: Database) -> bool:
 
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision``; safe to call from several processes at once (a
-    Postgres advisory lock serialises them, SQLite's write lock does the same)."""
+    Postgres advisory lock serialises them, SQLite's write lock does the same).
+
+    A schema already at head is only read: no lock, no DDL, so a role with data privileges only
+    (docs/security.md) may run it (``CREATE SCHEMA IF NOT EXISTS`` checks the privilege to
+    create before it looks whether the schema exists)."""
+    if revision == "head" and is_current(db):
+        return
     with db.begin() as conn:
         if db.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(f"durable:{db.schema}".encode())})
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"'))
+            # the prefix matched a strict pattern (limits.check_prefix); quoted all the same
+            schema = conn.dialect.identifier_preparer.quote_identifier(db.schema or "")
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
         command.upgrade(_config(conn, db.schema), revision)
 
 

@@ -43,6 +43,9 @@ def make(broker: str, database_url: str, prefix: str, queue: str, **settings: An
 
         redis.Redis.from_url(os.environ.get("DURABLE_TEST_REDIS", "redis://127.0.0.1:6379/5")).rpush(key, x + y)
 
+    # accept_pickle: an app that takes (and sends) pickle for its own tasks (tests/test_json_only.py)
+    if settings.pop("accept_pickle", False):
+        app.conf.update(accept_content=["json", "pickle"], task_serializer="pickle")
     # queue_limits: flow control of the project's own queue (``queues={queue: queue_limits}``)
     limits = settings.pop("queue_limits", None)
     if limits is not None:
@@ -72,5 +75,7 @@ def from_env() -> tuple[Celery, Durable]:
         clock = SystemClock()
         clock.advance(timedelta(seconds=float(skew)))
         settings["clock"] = clock
+    if os.environ.get("DT_ACCEPT_PICKLE") == "True":
+        settings["accept_pickle"] = True
     return make(os.environ["DT_BROKER"], os.environ["DT_DB"], os.environ["DT_PREFIX"], os.environ["DT_QUEUE"],
                 **settings)
