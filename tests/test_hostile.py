@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from durable_celery import codec
 from tests.conftest import Project
 
 Factory = Callable[..., Project]
@@ -107,7 +108,7 @@ def test_a_step_returning_a_structure_nested_10000_levels_fails_clearly(project_
     # (retrying would return the same), and the worker process is the same one
     assert execution.status == "failed"
     assert execution.error["type"] == "ContextNotSerializable"
-    assert "nested deeper than 256 levels" in execution.error["message"]
+    assert f"nested deeper than {codec.MAX_DEPTH} levels" in execution.error["message"]
     assert attempts(p, execution_id) == [("nest", 1, "failed", "ContextNotSerializable")]
     assert p.wait(p.durable.start("pipeline", {}), timeout=30).status == "completed"
     assert worker.alive()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from durable_celery import Retry, Workflow, goto
+from durable_celery import Retry, Workflow, codec, goto
 from durable_celery.compiler import compile_workflow
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine import decide, fanout, saga
@@ -399,4 +399,4 @@ def test_a_context_nested_too_deep_fails_the_attempt_without_a_retry() -> None:
                            decide.Turn(NOW, "durable"), POLICY)
     assert cp.outcome is Outcome.FAILED and cp.attempt is not None
     assert cp.attempt["error"]["type"] == "ContextNotSerializable"
-    assert "nested deeper than 256 levels" in cp.attempt["error"]["message"]
+    assert f"nested deeper than {codec.MAX_DEPTH} levels" in cp.attempt["error"]["message"]
