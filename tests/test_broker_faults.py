@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from durable_celery.state.executions import take_dispatchable_txn
+from durable_celery.state.resend import mark_unsent_txn, unsend_lost_txn
 from durable_celery.testing.services import PrivateRabbitMQ, PrivateRedis, PrivateServer
 from durable_celery.testing.workers import CeleryProcess
 from tests.conftest import Project
@@ -136,3 +141,56 @@ def test_start_while_the_broker_is_down_returns_the_id_and_the_workflow_runs_onc
     p.wait(execution_id, timeout=60)
     assert time.monotonic() - back < BACK_WITHIN
     assert_each_step_ran_once(p, [execution_id], running)
+
+
+def lease_of(p: Project, execution_id: str) -> tuple[Any, ...]:
+    return tuple(p.sql("SELECT lease_owner IS NOT NULL, dispatched_at IS NULL, ready_at IS NOT NULL "
+                       "FROM {schema}.workflow_executions WHERE id = :id", id=execution_id)[0])
+
+
+def update(p: Project, assignment: str, execution_id: str, **params: Any) -> None:
+    with p.durable.db.begin() as conn:
+        conn.execute(text(f'UPDATE "{p.prefix}".workflow_executions SET {assignment} WHERE id = :id'),
+                     {"id": execution_id, **params})
+
+
+HELD, RELEASED = (True, False, False), (False, True, True)
+
+
+def test_only_leases_handed_to_lost_messages_and_never_taken_are_released(project_factory: Factory) -> None:
+    # Given three starts whose leases are handed to their first messages (no worker runs them)
+    p = project_factory("redis", **TIMERS)
+    lost, taken, later = (p.durable.start("relay", {}) for _ in range(3))
+    # one whose task confirmed its lease (its step runs), and one published after the broker came back
+    update(p, "step_started_at = now()", taken)
+    (handed_at,) = p.sql("SELECT max(dispatched_at) FROM {schema}.workflow_executions")[0]
+    update(p, "dispatched_at = :at", later, at=handed_at + timedelta(seconds=5))
+    restarted = handed_at + timedelta(seconds=1)
+    now = handed_at + timedelta(seconds=8)
+    # When the broker is seen to have lost its data, but has not been up long enough to settle
+    with p.durable.db.begin() as conn:
+        assert unsend_lost_txn(conn, restarted, now, 500, leases=False) == 0
+    assert lease_of(p, lost) == HELD
+    # Then, once it has, only the lease handed to a lost message and never taken is released
+    with p.durable.db.begin() as conn:
+        assert unsend_lost_txn(conn, restarted, now, 500, leases=True) == 1
+    assert [lease_of(p, e) for e in (lost, taken, later)] == [RELEASED, HELD, HELD]
+
+
+def test_a_failed_publish_marks_its_row_for_the_tick_and_a_lease_only_where_nothing_was_sent(
+        project_factory: Factory) -> None:
+    p = project_factory("redis", **TIMERS)
+    kept, released, moved_on = (p.durable.start("relay", {}) for _ in range(3))
+    # When the publishes of their messages fail: a lease stays where the message may have been
+    # stored (Redis), goes where a failed publish never reached a queue (RabbitMQ)
+    with p.durable.db.begin() as conn:
+        mark_unsent_txn(conn, [(kept, 0)], release_leases=False)
+        mark_unsent_txn(conn, [(released, 0)], release_leases=True)
+        mark_unsent_txn(conn, [(moved_on, 1)], release_leases=True)  # a seq it is no longer at
+    assert lease_of(p, kept) == (True, True, False)
+    assert lease_of(p, released) == RELEASED
+    assert lease_of(p, moved_on) == HELD
+    # And the tick's outbox sweep sends the released one at once, with no back-off
+    with p.durable.db.begin() as conn:
+        due = take_dispatchable_txn(conn, datetime.now(timezone.utc), timedelta(seconds=30), 500)
+    assert [row["id"] for row in due] == [released]
