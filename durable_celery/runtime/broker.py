@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from celery import Celery
@@ -56,8 +55,6 @@ SETTLE = 2.0
 #: 2, 4, 6 ... 30 s).
 RECONNECT_START = 1.0
 RECONNECT_MAX = 30.0
-#: How often the broker's uptime is polled while pinning down when it started.
-UPTIME_POLL = 0.02
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]  # Celery is untyped
@@ -127,7 +124,7 @@ class BrokerWatch:
         except Exception as exc:  # noqa: BLE001 - the broker is down: the tick carries on with Postgres
             log.debug("durable: cannot look at the broker: %r", exc)
             return None
-        # a margin for the round trips between the broker's clock and ours
+        # a margin for the clocks of the broker, the workers and this process (kept in sync: NTP)
         return Loss(started - timedelta(seconds=0.1), settled=(self._clock.now() - started).total_seconds() >= SETTLE)
 
     def recovered(self) -> None:
@@ -137,17 +134,16 @@ class BrokerWatch:
 
 
 def _started_at(client: Any, clock: Clock) -> datetime:
-    """When the broker's current run started, by our clock. Redis counts its uptime in whole
-    seconds: watching it tick over (for a second at most, once per loss) pins the start down to
-    a poll, where the count alone would leave a second of messages in doubt."""
-    first = int(client.info("server")["uptime_in_seconds"])
-    deadline = time.monotonic() + 1.2
-    while True:
-        uptime = int(client.info("server")["uptime_in_seconds"])
-        now = clock.now()  # read after the reply: a broker that was down may have kept us waiting
-        if uptime != first or time.monotonic() >= deadline:
-            return now - timedelta(seconds=uptime + (0 if uptime != first else 1))
-        time.sleep(UPTIME_POLL)
+    """A time the broker's current run started after: the start of the second it started in.
+    Redis counts its uptime in whole seconds of its own clock (``uptime_in_seconds`` is the
+    difference of two truncated times), so that is as close as it tells; its own time of day
+    (``server_time_usec``, Redis 5 and newer) keeps our clock's second boundaries out of it."""
+    info = client.info("server")
+    uptime = int(info["uptime_in_seconds"])
+    if "server_time_usec" in info:
+        now = datetime.fromtimestamp(int(info["server_time_usec"]) // 1_000_000, tz=timezone.utc)
+        return now - timedelta(seconds=uptime)
+    return clock.now() - timedelta(seconds=uptime + 1)
 
 
 def resend_lost(sv: Services, now: datetime) -> int:
