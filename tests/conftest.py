@@ -134,6 +134,8 @@ class Project:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.prefix}" CASCADE'))
         self.durable.db.dispose()
         _delete_queues(self.broker, [self.queue, f"{self.queue}-default", self.legacy_queue])
+        if self.broker.startswith("redis"):  # the tick's marker (runtime/broker.py)
+            redis.Redis.from_url(self.broker, socket_timeout=3).delete(f"durable:{self.prefix}:broker-run")
 
 
 def _delete_queues(broker: str, names: list[str]) -> None:
