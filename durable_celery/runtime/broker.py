@@ -15,14 +15,19 @@ and persistent messages (Celery's defaults) across a restart: nothing is checked
 few messages a crash does lose wait for the usual timers.
 
 **Surviving a restart.** Celery 5.7's consumer closes the broken connection after collecting
-it (``Consumer.on_connection_error_after_connected``). With Redis, if the collect was cut short
-while the channel was in a ``BRPOP``, kombu's ``Connection.collect`` has already dropped the
-transport but kept the half-closed default channel; the close then closes that channel again,
+it (``Consumer.on_connection_error_after_connected``). With Redis, if closing the channel in
+the collect was cut short (by the dead socket, most likely while the channel was in a
+``BRPOP``), kombu's ``Connection.collect`` has still dropped the transport, and kept the
+half-closed default channel; the close then closes that channel again,
 and restoring its unacknowledged messages builds a client from the dropped transport:
 ``AttributeError: 'NoneType' object has no attribute 'hostname'`` (``_connparams``). That is not
 a connection error, so ``kombu.common.ignore_errors`` lets it through and the worker exits
 ("Unrecoverable error"). ``Consumer`` below catches exactly that close failure and lets the
-consumer reconnect as it would have.
+consumer reconnect as it would have; it also tries a lost broker after shorter pauses.
+
+**Failed publishes.** A publish that fails (the broker is down) is logged by the dispatcher,
+which hands the messages to ``UnsentMarker``: their rows are marked never dispatched, so the
+tick sends them as soon as it can publish, with no back-off.
 """
 
 from __future__ import annotations
