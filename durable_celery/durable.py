@@ -42,6 +42,7 @@ from durable_celery.queries import QueryCalls
 from durable_celery.queries import status_value as _status
 from durable_celery.registry import Registry, Sources
 from durable_celery.runtime import deliver, eager, queues
+from durable_celery.runtime.broker import UnsentMarker
 from durable_celery.runtime.calls import wake_caller
 from durable_celery.runtime.dispatch import Dispatcher
 from durable_celery.runtime.handoff import confirm_after
@@ -192,7 +193,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         def build() -> Attachment:
             if not broker_configured(app):
                 use_embedded_broker(app, self._data_dir)
-            dispatcher = Dispatcher(app, self.step_task_name, self._queue_for)
+            dispatcher = Dispatcher(app, self.step_task_name, self._queue_for, on_unsent=UnsentMarker(app, self.db))
             services = Services(self.settings, self.db, self.clock, self.registry, dispatcher, self.leases)
             runner = Runner(services)
             installed = install(app, services, runner, load=self.registry.load, ensure_schema=self._prepare_state,

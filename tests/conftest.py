@@ -18,7 +18,7 @@ from kombu import Connection as KombuConnection
 from sqlalchemy import text
 
 from durable_celery import Durable, Execution
-from durable_celery.testing.services import PrivatePostgres
+from durable_celery.testing.services import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
 from durable_celery.testing.workers import CeleryProcess, beat, worker
 from tests.proj.factory import env_for, make
 
@@ -134,6 +134,8 @@ class Project:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.prefix}" CASCADE'))
         self.durable.db.dispose()
         _delete_queues(self.broker, [self.queue, f"{self.queue}-default", self.legacy_queue])
+        if self.broker.startswith("redis"):  # the tick's marker (runtime/broker.py)
+            redis.Redis.from_url(self.broker, socket_timeout=3).delete(f"durable:{self.prefix}:broker-run")
 
 
 def _delete_queues(broker: str, names: list[str]) -> None:
@@ -195,3 +197,19 @@ def running_project(request: pytest.FixtureRequest) -> Iterator[Project]:
         yield project
     finally:
         project.close()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A Redis server of the test's own (nothing on disk: a restart loses every message), which
+    it may restart or kill. Ask for it before ``project_factory``, so it outlives the projects."""
+    with PrivateRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def private_rabbitmq() -> Iterator[PrivateRabbitMQ]:
+    """A RabbitMQ node of the test's own, which it may restart or kill (about 5 s to boot). Ask
+    for it before ``project_factory``, so it outlives the projects."""
+    with PrivateRabbitMQ() as server:
+        yield server

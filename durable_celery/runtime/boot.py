@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from durable_celery.errors import DatabaseUnavailable
+from durable_celery.runtime.broker import mend_consumer
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class WorkerBoot:
             log.info("durable: this worker serves none of the engine's queues; it does not touch the workflow "
                      "database")
             return
+        mend_consumer(worker)  # survives a broker restart (see runtime/broker.py)
         try:
             self._ensure_schema()
         except UNREACHABLE:

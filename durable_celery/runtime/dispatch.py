@@ -31,8 +31,10 @@ class Dispatcher:
     """Publishes step messages. ``queue_for(workflow, state, execution_queue)`` picks the Celery
     queue of the state a row stands on (a step's own queue, else the execution's)."""
 
-    def __init__(self, app: Celery, step_task_name: str, queue_for: QueueFor) -> None:
+    def __init__(self, app: Celery, step_task_name: str, queue_for: QueueFor,
+                 on_unsent: Callable[[Sequence[Message]], None] | None = None) -> None:
         self._app = app
+        self._on_unsent = on_unsent
         self._task_name = step_task_name
         self._queue_for = queue_for
         self._invert_priority: bool | None = None
@@ -79,7 +81,9 @@ class Dispatcher:
 
         A failure stops the rest (and may lose the batch in flight), logged, not raised: their
         rows are committed as runnable (or leased to their messages: the tick takes the leases
-        back), and the tick re-dispatches them. In eager mode the step tasks run here once all
+        back), and the tick re-dispatches them. The messages not known to be sent go to
+        ``on_unsent``, which marks their rows so the tick sends them again at once (see
+        ``runtime/broker.py``). In eager mode the step tasks run here once all
         are queued (see :meth:`held`)."""
         if self.eager:
             with self.held():
@@ -87,6 +91,7 @@ class Dispatcher:
                     self._eager.put(m)
             return
         sent = 0
+        batching = False
         amqp = self._app.amqp
         conf = self._app.conf
         name = self._task_name
@@ -98,7 +103,8 @@ class Dispatcher:
             with self._app.producer_or_acquire() as producer, _batch(producer, len(messages)) as batch:
                 # In a batch a publish only buffers (the flush writes, and is not retried):
                 # Celery's publish retry would wrap nothing but that buffering.
-                retry = False if batch is not None else None
+                batching = batch is not None
+                retry = False if batching else None
                 declared: set[str] = set()
                 for m in messages:
                     args = (m.execution_id, m.seq)
@@ -125,6 +131,9 @@ class Dispatcher:
         except Exception:
             log.warning("durable: publishing %d messages failed after %d (the batch in flight may be lost); "
                         "the tick will re-dispatch them", len(messages), sent, exc_info=True)
+            if self._on_unsent is not None:
+                # a batch buffers what it "sends": none of it is known to have left
+                self._on_unsent(messages if batching else messages[sent:])
 
     def publish(self, rows: Iterable[Mapping[Any, Any]], countdown: float | None = None) -> None:
         """Publish a message for each execution row (id, seq, workflow, current_node, queue,

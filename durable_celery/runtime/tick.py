@@ -12,6 +12,9 @@
 4. executions past their workflow timeout: failed with ``WorkflowTimeout`` (compensating);
 5. cron schedules whose next run is due: their runs started (see ``runtime/schedules.py``).
 
+Before the outbox sweep, a broker that lost the messages it held (a Redis restart) has them
+marked due at once (``runtime/broker.py``), instead of after their lease or back-off.
+
 Every sweep locks its rows with ``FOR UPDATE SKIP LOCKED`` and marks them in the same
 transaction, and every decision is fenced like a worker's checkpoint, so two beats (or a beat
 that restarts) never act on a row twice, and a beat that was down catches up on its next run.
@@ -34,6 +37,7 @@ from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import Checkpoint, Snapshot, StepOutcome, StepResult
 from durable_celery.errors import WorkerLost, WorkflowTimeout
 from durable_celery.runtime import live, queues
+from durable_celery.runtime.broker import resend_lost
 from durable_celery.runtime.commit import snapshot
 from durable_celery.runtime.schedules import fire_due_schedules
 from durable_celery.runtime.services import Services
@@ -82,6 +86,7 @@ def tick(sv: Services, *, expire_leases: bool = True) -> TickReport:
         recovered = release_leases_txn(conn, [r for r in expired if r["id"] not in decided], now)
     for row in recovered:
         log.warning("durable: execution %s lost its worker in step %s; re-dispatching", row["id"], row["current_node"])
+    resend_lost(sv, now)  # a broker that lost its messages: they are due at once
     with sv.db.begin() as conn:
         due = take_dispatchable_txn(conn, now, timedelta(seconds=settings.redispatch_after), settings.tick_batch,
                                     list(settings.queue_limits))
