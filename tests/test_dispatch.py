@@ -13,8 +13,9 @@ from tests.proj.workflows import SPECIAL_QUEUE
 Factory = Callable[..., Project]
 
 
-def tasks_received(log: str, prefix: str) -> int:
-    return len(re.findall(rf"Task durable\.{prefix}\.step\[[0-9a-f-]+\] received", log))
+def tasks_received(log: str, workflow: str) -> int:
+    """Step tasks of ``workflow`` a worker received (logged under their shadow name, workflow.step)."""
+    return len(re.findall(rf"Task {workflow}\.\w+\[[0-9a-f-]+\] received", log))
 
 
 @pytest.mark.parametrize("mode, expected_tasks", [("per_step", 3), ("continuation", 1)])
@@ -24,7 +25,7 @@ def test_per_step_mode_runs_one_task_per_step_and_continuation_runs_them_in_one(
     w = p.worker()
     execution = p.wait(p.durable.start("pipeline", {}))
     assert execution.status == "completed" and len(execution.steps) == 3
-    assert tasks_received(w.log(), p.prefix) == expected_tasks
+    assert tasks_received(w.log(), "pipeline") == expected_tasks
 
 
 @pytest.mark.parametrize("broker", ["redis", "amqp"])
@@ -38,7 +39,7 @@ def test_a_step_with_its_own_queue_runs_on_a_worker_of_that_queue(project_factor
     assert execution.status == "completed"
     assert (execution.context["first_queue"], execution.context["second_queue"],
             execution.context["third_queue"]) == (p.queue, SPECIAL_QUEUE, p.queue)
-    assert tasks_received(special.log(), p.prefix) == 1
+    assert tasks_received(special.log(), "routed") == 1
 
 
 def test_a_worker_whose_workflow_definitions_are_broken_refuses_to_start(project_factory: Factory) -> None:
