@@ -37,7 +37,7 @@ from durable_celery.queue_limits import QueueLimits
 from durable_celery.runtime.commit import snapshot
 from durable_celery.runtime.tick import tick
 from durable_celery.state import children, executions, journal, queues, schedules, steps, waits
-from durable_celery.state.checkpoint import advance_txn
+from durable_celery.state.checkpoint import advance_txn, unsettled_txn
 from durable_celery.state.tables import workflow_executions as t
 
 #: tables whose sequential scan grows with history (schedules and queue rows stay small)
@@ -72,7 +72,8 @@ PROBES: tuple[Probe, ...] = (
     Probe("checkpoint (advance)", lambda c, s: advance_txn(c, snapshot(s.row), TOKEN, {"updated_at": s.now})),
     Probe("lease heartbeat", lambda c, s: executions.renew_leases_txn(c, [TOKEN], s.now, s.now + timedelta(seconds=60))),
     Probe("waits of a visit", lambda c, s: waits.visit_waits_txn(c, s.execution_id, s.row["entered_seq"])),
-    Probe("expired leases", lambda c, s: executions.take_expired_leases_txn(c, s.now, BATCH), sweep=True),
+    Probe("expired leases", lambda c, s: executions.take_expired_leases_txn(c, s.now, BATCH, TOKEN), sweep=True),
+    Probe("unsettled blocks", lambda c, s: unsettled_txn(c, s.now, BATCH), sweep=True),
     Probe("dispatchable", lambda c, s: executions.take_dispatchable_txn(c, s.now, REDISPATCH, BATCH,
                                                                         [LIMITED.name]), sweep=True),
     Probe("due waits and timers", lambda c, s: waits.take_due_waits_txn(c, s.now, BATCH), sweep=True),
