@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -85,15 +86,22 @@ def _new_cli() -> Cli:
     return Cli(prefix=f"cli_{uuid.uuid4().hex[:10]}")
 
 
-@pytest.fixture(scope="module")
-def cli() -> Iterator[Cli]:
-    """A migrated schema shared by the module."""
+@contextmanager
+def migrated_cli() -> Iterator[Cli]:
+    """A migrated schema (dropped afterwards) and the commands on it."""
     made = _new_cli()
     try:
         made.ok("migrate")
         yield made
     finally:
         _drop(made.prefix)
+
+
+@pytest.fixture(scope="module")
+def cli() -> Iterator[Cli]:
+    """A migrated schema shared by the module."""
+    with migrated_cli() as made:
+        yield made
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from celery import Celery
 
 from durable_celery import Durable, Workflow
-from tests.test_cli import DATABASE, Cli, _drop, _new_cli
+from tests.test_cli import DATABASE, Cli, migrated_cli
 
 greet = Workflow("greet")  # as in tests/cliproj.py: the client here only needs its name
 
@@ -22,12 +22,8 @@ def hello(ctx: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cli() -> Iterator[Cli]:
-    made = _new_cli()
-    try:
-        made.ok("migrate")
+    with migrated_cli() as made:
         yield made
-    finally:
-        _drop(made.prefix)
 
 
 def test_schedules_list_enable_disable_trigger_and_status(cli: Cli) -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from durable_celery.cli import durable as durable_command
 from tests.conftest import Project, new_project
 from tests.hostile import FEW, HOSTILE_TEXT, UNKNOWN_ID, row_counts
-from tests.test_cli import DATABASE, Cli, _drop, _new_cli
+from tests.test_cli import DATABASE, Cli, migrated_cli
 
 #: command-line text that is not JSON, or JSON no payload may hold
 BAD_JSON = st.one_of(
@@ -130,12 +130,8 @@ def test_a_hostile_command_line_exits_non_zero_with_one_error_line_and_writes_no
 
 @pytest.fixture(scope="module")
 def shell_cli() -> Iterator[Cli]:
-    made = _new_cli()
-    try:
-        made.ok("migrate")
+    with migrated_cli() as made:
         yield made
-    finally:
-        _drop(made.prefix)
 
 
 @pytest.mark.parametrize("args, code", [

@@ -114,7 +114,7 @@ class PrivateServer:
         if proc is None or proc.poll() is not None:
             return
         try:
-            os.killpg(proc.pid, self.hard_signal if hard else self.soft_signal)
+            self._signal(proc, self.hard_signal if hard else self.soft_signal)
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -122,6 +122,10 @@ class PrivateServer:
         except ProcessLookupError:
             pass
         self._wait_port_free(timeout)
+
+    def _signal(self, proc: subprocess.Popen[bytes], signum: int) -> None:
+        """Send a stop signal: to the server's whole process group."""
+        os.killpg(proc.pid, signum)
 
     def restart(self, down_for: float = 0.0, hard: bool = True) -> float:
         """Stop it, keep it down ``down_for`` seconds, start it again; returns the monotonic
@@ -208,22 +212,10 @@ class PrivatePostgres(PrivateServer):
         psycopg.connect(self.url.replace("+psycopg", ""), connect_timeout=1).close()
         return True
 
-    def stop(self, hard: bool = True, timeout: float = 30) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
+    def _signal(self, proc: subprocess.Popen[bytes], signum: int) -> None:
         # the postmaster alone: it takes its backends down itself (a group-wide SIGQUIT would too,
         # but SIGKILL to the group leaves shared memory behind)
-        postmaster = self._postmaster_pid() or proc.pid
-        try:
-            os.kill(postmaster, self.hard_signal if hard else self.soft_signal)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout)
-        except ProcessLookupError:
-            pass
-        self._wait_port_free(timeout)
+        os.kill(self._postmaster_pid() or proc.pid, signum)
 
     def _postmaster_pid(self) -> int | None:
         pid_file = self.data / "postmaster.pid"
