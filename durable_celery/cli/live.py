@@ -24,7 +24,7 @@ def events(state: CliState, execution_id: str | None, workflow: str | None, kind
     executions started, steps started, completed, retrying or failed, waits and resumes,
     inputs, compensations, ends, schedules fired."""
     subscription = state.durable.subscribe(execution_id=execution_id, workflow=workflow, kinds=kinds or None,
-                                           timeout=timeout.total_seconds() if timeout is not None else None)
+                                           timeout=timeout)
     try:
         for event in subscription:
             click.echo(json.dumps(event.as_dict(), default=str))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING
 
-from durable_celery.durations import Duration
+from durable_celery.durations import Duration, optional_seconds
 from durable_celery.errors import ExecutionNotFound, InvalidInput
 from durable_celery.identifiers import check_execution_id
 from durable_celery.limits import check_name
@@ -53,7 +53,7 @@ class OperationsCalls:
 
     def subscribe(self, execution_id: str | None = None, workflow: str | None = None,
                   kinds: Iterable[str] | None = None, *, after: int | None = None,
-                  timeout: float | None = None) -> Generator[LifecycleEvent, None, None]:
+                  timeout: Duration | None = None) -> Generator[LifecycleEvent, None, None]:
         """Lifecycle events from now on, as they happen, oldest first (docs/operations.md#live-events):
         an iterator that blocks for the next event; stop it by leaving the loop (or ``close()``).
 
@@ -68,7 +68,8 @@ class OperationsCalls:
             kinds: only these kinds (see ``durable_celery.runtime.live.KINDS``).
             after: the id of the last event a previous subscription received: go on from
                 there (events are kept 10 minutes), to reconnect without a gap.
-            timeout: stop iterating after this many seconds without an event (None: never).
+            timeout: stop iterating after this long without an event (a ``timedelta`` or
+                seconds; None: never).
         """
         if execution_id is not None:
             check_execution_id(execution_id)
@@ -82,15 +83,13 @@ class OperationsCalls:
             unknown = sorted(repr(k) for k in wanted if not isinstance(k, str) or k not in live.KINDS)
             if unknown:
                 raise InvalidInput(f"unknown event kind(s) {', '.join(unknown)}; kinds are: {', '.join(live.KINDS)}")
-        for name, value in (("after", after), ("timeout", timeout)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-                                      or value != value or (name == "after" and not isinstance(value, int))
-                                      or (name == "after" and value > MAX_EVENT_ID)):
-                raise InvalidInput(f"{name} must be a non-negative {'event id' if name == 'after' else 'number'}, "
-                                   f"got {value!r}")
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int)
+                                  or not 0 <= after <= MAX_EVENT_ID):
+            raise InvalidInput(f"after must be an event id (an int from 0 to {MAX_EVENT_ID}), got {after!r}")
+        idle = optional_seconds(timeout, "timeout")
         self.ensure_schema()
         return live.subscribe(self.db, self.clock, self.settings.prefix, execution_id=execution_id,
-                              workflow=workflow, kinds=wanted, after=after, timeout=timeout)
+                              workflow=workflow, kinds=wanted, after=after, timeout=idle)
 
     def cleanup(self, older_than: Duration, statuses: Iterable[str] | None = None, batch_size: int = 1000,
                 dry_run: bool = False) -> retention.CleanupReport:

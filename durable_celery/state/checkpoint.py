@@ -172,11 +172,11 @@ def settle_lost(db: Database, execution_id: str, now: datetime) -> list[Mapping[
     """The tick's safety net for ``unsettled_txn``: settle the block of a branch or iteration
     whose worker died before it did (harmless if it did meanwhile: a parent whose block is not
     decided, or no longer waits, is not woken)."""
-    with db.begin() as conn:
+    with db.connect() as conn:
         row = conn.execute(select(t).where(t.c.id == execution_id)).mappings().first()
-        if row is None or row["ready_at"] is None or row["parent_id"] is None:
-            return []
-        return _settle_txn(conn, Snapshot.from_row(row), now)
+    if row is None or row["ready_at"] is None or row["parent_id"] is None:
+        return []
+    return settle(db, Snapshot.from_row(row), now)
 
 
 def _move_txn(conn: Connection, snap: Snapshot, token: str, values: dict[str, Any], cp: Checkpoint,

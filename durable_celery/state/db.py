@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import select
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -138,12 +138,8 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """One transaction: commits on success, rolls back on any exception."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except DBAPIError as exc:
-            self._raise_if_unreachable(exc)
-            raise
+        with self._reached(self.engine.begin) as conn:
+            yield conn
 
     @contextmanager
     def single(self) -> Iterator[Connection]:
@@ -153,17 +149,20 @@ class Database:
             with self.begin() as conn:
                 yield conn
             return
-        try:
-            with self.autocommit_engine.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            self._raise_if_unreachable(exc)
-            raise
+        with self._reached(self.autocommit_engine.connect) as conn:
+            yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
+        with self._reached(self.engine.connect) as conn:
+            yield conn
+
+    @contextmanager
+    def _reached(self, open_connection: Callable[[], AbstractContextManager[Connection]]) -> Iterator[Connection]:
+        """The connection ``open_connection`` gives; a database that cannot be reached, on
+        opening it or in the block, raises :class:`DatabaseUnavailable`."""
         try:
-            with self.engine.connect() as conn:
+            with open_connection() as conn:
                 yield conn
         except DBAPIError as exc:
             self._raise_if_unreachable(exc)
