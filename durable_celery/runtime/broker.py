@@ -9,7 +9,8 @@ waits for those timers. So the tick keeps a marker key in Redis (``BrokerWatch``
 marker is there, the broker still holds what it held when the marker was written. When it is
 gone, the broker has lost its data, and every message published before the broker's current
 run started (``INFO``'s ``uptime_in_seconds``) is gone with it: the tick re-sends those at once
-(``state/resend.py``) and writes the marker again. Messages published since the broker came
+(``state/resend.py``), sweeps again at every tick of the broker's first ``RECOVERY_WINDOW``
+seconds, and then writes the marker again. Messages published since the broker came
 back are not touched, so a healthy backlog is never duplicated. RabbitMQ keeps durable queues
 and persistent messages (Celery's defaults) across a restart: nothing is checked there, and the
 few messages a crash does lose wait for the usual timers.
@@ -56,6 +57,11 @@ log = logging.getLogger(__name__)
 #: back: a task that took such a message just before the broker went down has confirmed its
 #: lease by then (``runtime/handoff.py``: at most 1.5 s into its step), so it is never cut off.
 SETTLE = 2.0
+#: How long after the broker's start the tick keeps looking for what it lost, before it marks
+#: the broker's data as known: a worker whose publish failed while the broker was down may mark
+#: that message unsent only seconds later (a busy machine holds a process back that long), and
+#: a row locked at the moment of one sweep (``SKIP LOCKED``) is only found by the next.
+RECOVERY_WINDOW = 10.0
 #: Pauses between a worker's attempts to reach a broker it lost: 1, 2, 3 ... 30 s (Celery's are
 #: 2, 4, 6 ... 30 s).
 RECONNECT_START = 1.0
@@ -101,10 +107,12 @@ def mend_consumer(worker: Any) -> None:
 class Loss:
     """The broker lost what it held: every message published before ``before`` is gone.
     ``settled``: it has been up long enough (``SETTLE``) for the handed leases of those messages
-    to be taken back too."""
+    to be taken back too; ``over``: long enough (``RECOVERY_WINDOW``) that a message lost with it
+    has been marked by now."""
 
     before: datetime
     settled: bool
+    over: bool = False
 
 
 class BrokerWatch:
@@ -130,7 +138,8 @@ class BrokerWatch:
             log.debug("durable: cannot look at the broker: %r", exc)
             return None
         # a margin for the clocks of the broker, the workers and this process (kept in sync: NTP)
-        return Loss(started - timedelta(seconds=0.1), settled=(self._clock.now() - started).total_seconds() >= SETTLE)
+        up = (self._clock.now() - started).total_seconds()
+        return Loss(started - timedelta(seconds=0.1), settled=up >= SETTLE, over=up >= RECOVERY_WINDOW)
 
     def recovered(self) -> None:
         """Every message lost has been sent again: mark the broker's data as known."""
@@ -167,7 +176,10 @@ def resend_lost(sv: Services, now: datetime) -> int:
     if marked:
         log.warning("durable: the broker lost its messages (it restarted at %s without them); sending %d again",
                     loss.before.isoformat(timespec="seconds"), marked)
-    if loss.settled and marked < batch:  # nothing left to send again: the broker's data is known from here on
+    # Every tick of the window sweeps again (one indexed query): a lease whose message was marked
+    # unsent late, or whose row was locked during a sweep, is taken back within a tick, not when
+    # it expires. After the window, with nothing left to send again, the broker's data is known.
+    if loss.over and marked < batch:
         try:
             watch.recovered()
         except Exception as exc:  # noqa: BLE001 - gone again: the next tick finds the marker missing
