@@ -107,7 +107,7 @@ def await_task(signature: Signature, *, timeout: Duration | None = None, timeout
     kind = signature.get("subtask_type") if isinstance(signature, Signature) else None
     if not isinstance(signature, Signature) or kind not in (None, "chain"):
         raise InvalidInput(f"await_task takes a task signature or a chain of them, got {signature!r}")
-    task = signature.tasks[-1].task if kind == "chain" else signature.task
+    task = signature["kwargs"]["tasks"][-1]["task"] if kind == "chain" else signature.task
     if not isinstance(task, str) or not task:
         raise InvalidInput(f"await_task: cannot tell which task {signature!r} runs")
     handle = _handle("await_task")

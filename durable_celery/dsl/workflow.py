@@ -16,6 +16,7 @@ from durable_celery.durations import Duration
 from durable_celery.errors import DefinitionError, DurableError
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class Workflow:
@@ -104,8 +105,8 @@ class Workflow:
         ``retry``, ``timeout``, ``compensate`` (a compensation's name), ``queue``, ``returns``."""
         return self._register("step", fn, options)
 
-    def task_step(self, task: Any, *, args: ArgsFn | None = None, kwargs: KwargsFn | None = None,
-                  into: str | IntoFn | None = None, name: str | None = None, **options: Any) -> Any:
+    def task_step(self, task: T, *, args: ArgsFn | None = None, kwargs: KwargsFn | None = None,
+                  into: str | IntoFn | None = None, name: str | None = None, **options: Any) -> T:
         """Define a step whose body is an existing Celery task, run in-process (no message).
 
         Args:
@@ -135,9 +136,31 @@ class Workflow:
         self._register("step", TaskStep(self.name, step_name, task, args, kwargs, into), {**options, "name": step_name})
         return task
 
+    @overload
+    def decision(self, fn: F) -> F: ...
+
+    @overload
+    def decision(
+        self,
+        *,
+        retry: Retry | None = None,
+        timeout: Duration | None = None,
+        compensate: str | None = None,
+        queue: str | None = None,
+        returns: str | None = None,
+        name: str | None = None,
+    ) -> Callable[[F], F]: ...
+
     def decision(self, fn: Any = None, **options: Any) -> Any:
         """Define a decision: a step meant to ``return goto(...)`` or the context unchanged."""
         return self._register("decision", fn, options)
+
+    @overload
+    def compensation(self, fn: F) -> F: ...
+
+    @overload
+    def compensation(self, *, retry: Retry | None = None, timeout: Duration | None = None,
+                     name: str | None = None) -> Callable[[F], F]: ...
 
     def compensation(self, fn: Any = None, *, retry: Retry | None = None, timeout: Duration | None = None,
                      name: str | None = None) -> Any:
