@@ -12,6 +12,7 @@ from durable_celery.dsl.canvas import build_from_canvas
 from durable_celery.dsl.nodes import CompensationNode, ForEachNode, LoopNode, Node, ParallelNode, StepKind, StepNode
 from durable_celery.dsl.options import NO_RETRY, Cron, Retry, timeout_seconds
 from durable_celery.dsl.tasks import ArgsFn, IntoFn, KwargsFn, TaskStep, is_task, short_name
+from durable_celery.dsl.typed import typed
 from durable_celery.durations import Duration
 from durable_celery.errors import DefinitionError, DurableError
 
@@ -174,7 +175,7 @@ class Workflow:
             if cname in self.compensations:
                 raise DefinitionError(self.name, "duplicate compensation name", cname)
             self.compensations[cname] = CompensationNode(
-                cname, f, _retry(self.name, cname, retry), _timeout(self.name, cname, timeout)
+                cname, typed(f, 1), _retry(self.name, cname, retry), _timeout(self.name, cname, timeout)
             )
             return f
 
@@ -214,7 +215,7 @@ class Workflow:
                 raise DefinitionError(self.name, f"returns must be a non-empty string, got {returns!r}", step_name)
             node = StepNode(
                 name=step_name,
-                fn=f,
+                fn=typed(f, 2 if takes_item else 1),  # pydantic models in and out (dsl/typed.py)
                 kind=kind,
                 retry=_retry(self.name, step_name, options.get("retry")),
                 timeout=_timeout(self.name, step_name, options.get("timeout")),
