@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from durable_celery import InvalidInput, Retry, Workflow, context, days, hours, minutes
+from durable_celery import Cron, InvalidInput, Retry, Workflow, context, days, hours, minutes
 from durable_celery.engine.backoff import retry_delay
-from durable_celery.orchestration import call_workflow
+from durable_celery.orchestration import await_task, call_workflow
 from durable_celery.testing.runner import DEFAULT_START, RunLimitReached, TestEnvironment
 from durable_celery.wait import sleep, wait_for_event, wait_for_input
 
@@ -371,14 +371,41 @@ def test_options_the_environment_sets_are_refused() -> None:
         TestEnvironment([], max_countdown=5)
 
 
-def test_a_given_app_is_eager_only_while_the_environment_lives() -> None:
+def test_a_given_app_runs_the_tasks_steps_await_and_is_eager_only_while_the_environment_lives() -> None:
     app = Celery("runner-own-app")
-    with TestEnvironment([broken], app=app, prefix="runner_own") as env:
+
+    @app.task(name="runner_square")
+    def square(n: int) -> int:
+        return n * n
+
+    squares = Workflow("runner_squares")
+
+    @squares.step
+    def ask(ctx: dict[str, Any]) -> dict[str, Any]:
+        return {"square": await_task(square.s(ctx["n"]))}
+
+    with TestEnvironment([squares], app=app, prefix="runner_own") as env:
         assert app.conf.task_always_eager
         assert env.now == DEFAULT_START
-        assert env.run(env.start(broken, {})).status == "failed"
+        assert env.run(env.start(squares, {"n": 7})).context == {"square": 49}
     assert not app.conf.task_always_eager
     assert not env.directory.exists()
+
+
+def test_advance_fires_cron_schedules_at_each_slot(durable_env_factory: Any) -> None:
+    nightly = Workflow("runner_nightly", schedule=Cron("0 2 * * *"))
+
+    @nightly.step
+    def report(ctx: dict[str, Any]) -> dict[str, Any]:
+        return {"ran": True}
+
+    env = durable_env_factory([nightly], start=T0)
+    env.advance(days(3))
+    runs = env.durable.list_executions(workflow="runner_nightly")
+    assert sorted(e.started_at for e in runs) == [T0.replace(hour=2) + days(n) for n in (1, 2, 3)]
+    # run_until_idle does not chase the schedule: it would never be idle
+    env.run_until_idle()
+    assert env.now == T0 + days(3)
 
 
 # -- the pytest plugin -------------------------------------------------------------------------------
