@@ -47,16 +47,14 @@ def durable_workflows() -> Any:
 
 
 @pytest.fixture
-def durable_env_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., TestEnvironment]]:
-    """Builds ``TestEnvironment(workflows, **options)``s, each in a pytest temporary directory
-    (kept for the last few runs, so the SQLite file of a failed test can be looked at), and
-    closes them after the test."""
+def durable_env_factory() -> Iterator[Callable[..., TestEnvironment]]:
+    """Builds ``TestEnvironment(workflows, **options)``s and closes them after the test (which
+    removes each one's temporary directory and SQLite file, unless ``directory=`` named one)."""
     from durable_celery.testing.runner import TestEnvironment
 
     made: list[TestEnvironment] = []
 
     def make(workflows: Any = (), **options: Any) -> TestEnvironment:
-        options.setdefault("directory", tmp_path_factory.mktemp("durable"))
         env = TestEnvironment(workflows, **options)
         made.append(env)
         return env

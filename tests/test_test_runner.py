@@ -6,10 +6,12 @@ loaded by tests/conftest.py as the pytest11 entry point loads it in a project)."
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -366,6 +368,18 @@ def test_run_until_idle_runs_everything_that_waits_only_for_time(durable_env: Te
     assert durable_env.now == T0 + days(2)
 
 
+def test_run_returns_when_the_tick_cannot_act_on_what_is_due(durable_env_factory: Any) -> None:
+    # Given a step on a paused queue: due now, but no tick dispatches it
+    env = durable_env_factory([broken], queue="paused_q", queues={"paused_q": {"concurrency": 1}}, start=T0)
+    env.durable.pause_queue("paused_q")
+    execution_id = env.start(broken, {})
+    # Then run does not tick on for ever: the execution waits for the queue, the clock unmoved
+    assert env.run(execution_id).status == "pending"
+    assert env.now == T0
+    env.durable.resume_queue("paused_q")
+    assert env.run(execution_id).status == "failed"
+
+
 def test_options_the_environment_sets_are_refused() -> None:
     with pytest.raises(InvalidInput, match="max_countdown"):
         TestEnvironment([], max_countdown=5)
@@ -430,7 +444,8 @@ def test_loading_the_plugin_imports_nothing_of_the_engine() -> None:
     assert out.strip() == "[]"
 
 
-def test_the_plugin_in_a_project_of_its_own(pytester: pytest.Pytester) -> None:
+def test_the_plugin_in_a_project_of_its_own(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # this plugin alone, as -p loads it
     pytester.makepyfile(test_order="""
         import pytest
         from durable_celery import Workflow, hours
@@ -457,5 +472,19 @@ def test_the_plugin_in_a_project_of_its_own(pytester: pytest.Pytester) -> None:
             other = durable_env_factory([order])
             assert other.directory != durable_env.directory
     """)
+    result = pytester.runpytest_inprocess("-p", "durable_celery_pytest", "--strict-markers")
+    result.assert_outcomes(passed=2)
+
+
+def test_the_example_in_the_docs_passes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    # The two code blocks of docs/testing.md's example, as a project of their own
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text()
+    section = docs[docs.index("### Unit tests on a fake clock"):docs.index("#### What moves the clock")]
+    blocks = {block.split("\n", 1)[0]: block for block in re.findall(r"```python\n(.*?)```", section, re.S)}
+    pytester.mkpydir("myproj")
+    pytester.path.joinpath("myproj", "workflows.py").write_text(blocks["# myproj/workflows.py"])
+    pytester.makepyfile(test_order=blocks["# tests/test_order.py"])
+    pytester.syspathinsert()
     result = pytester.runpytest_inprocess("-p", "durable_celery_pytest", "--strict-markers")
     result.assert_outcomes(passed=2)

@@ -21,6 +21,7 @@ See docs/testing.md ("Unit tests with a fake clock"); the pytest fixtures are in
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import shutil
 import tempfile
 import threading
@@ -102,21 +103,35 @@ class TestEnvironment:
         self._app_given = app is not None
         self.app = app if app is not None else Celery("durable-test", set_as_current=False)
         self._saved_conf = {key: self.app.conf.get(key) for key in ("task_always_eager", "task_eager_propagates")}
-        prefix = options.get("prefix", "durable")
+        self._durable: Durable | None = None
+        self._keeper: Any = None
+        self._closed = False
+        self._idle = False  # did the last tick do nothing?
+        try:
+            self._open(workflows, options)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, workflows: Sources, options: dict[str, Any]) -> None:
         database_url = options.pop("database_url", None)
         if database_url is None:
-            database_url = _fresh_sqlite(self.directory, prefix)
-        self.durable = Durable(self.app, database_url, workflows, clock=self.clock, max_countdown=0,
-                               data_dir=self.directory, **options)
-        self._keeper: Any = None
-        if self.durable.db.dialect == "sqlite":
-            self._keeper = _fast_sqlite(self.durable)
+            database_url = _fresh_sqlite(self.directory, options.get("prefix", "durable"))
+        self._durable = Durable(self.app, database_url, workflows, clock=self.clock, max_countdown=0,
+                                data_dir=self.directory, **options)
+        if self._durable.db.dialect == "sqlite":
+            self._keeper = _fast_sqlite(self._durable)
         self.app.conf.task_always_eager = True
         # an error of the engine itself (not of a step: those are recorded) fails the test
         self.app.conf.task_eager_propagates = True
-        self.durable.services.keep_backoff_when_eager()
-        self.durable.prepare()
-        self._closed = False
+        self._durable.services.keep_backoff_when_eager()
+        self._durable.prepare()
+
+    @property
+    def durable(self) -> Durable:
+        """The engine: the whole client API of ``Durable`` (``list_pending_inputs``, ``graph``...)."""
+        assert self._durable is not None, "the environment failed to open"
+        return self._durable
 
     # -- the clock ---------------------------------------------------------------------------------
 
@@ -136,10 +151,12 @@ class TestEnvironment:
             RunLimitReached: more than ``MAX_WAKE_UPS`` due moments on the way.
         """
         target = self.now + timedelta(seconds=to_seconds(by, "by"))
+        overdue: datetime | None = None
         for _ in range(MAX_WAKE_UPS):
             due = self._next_due(None, schedules=True)
-            if due is None or due > target:
+            if due is None or due > target or self._stuck(due, overdue):
                 break
+            overdue = due
             self._move_to(due)
             self._tick()
         else:
@@ -186,10 +203,12 @@ class TestEnvironment:
             RunLimitReached: the clock moved ``max_wake_ups`` times and it is still running.
         """
         self.durable.get_execution(execution_id)  # ExecutionNotFound first
+        overdue: datetime | None = None
         for _ in range(max_wake_ups):
             finished, due = self._progress(execution_id)
-            if finished or due is None:
+            if finished or due is None or self._stuck(due, overdue):
                 return self.execution(execution_id)
+            overdue = due
             self._move_to(due)
             self._tick()
         raise RunLimitReached(f"execution {execution_id} still had something due after {max_wake_ups} "
@@ -202,10 +221,12 @@ class TestEnvironment:
         Raises:
             RunLimitReached: the clock moved ``max_wake_ups`` times and something is still due.
         """
+        overdue: datetime | None = None
         for _ in range(max_wake_ups):
             due = self._next_due(None, schedules=False)
-            if due is None:
+            if due is None or self._stuck(due, overdue):
                 return
+            overdue = due
             self._move_to(due)
             self._tick()
         raise RunLimitReached(f"timers were still due after {max_wake_ups} moves of the clock "
@@ -242,7 +263,9 @@ class TestEnvironment:
         if self._closed:
             return
         self._closed = True
-        detach(self.durable, self.durable._attachment())
+        engine = self._durable
+        if engine is not None and engine._attached is not None:
+            detach(engine, engine._attached)
         if self._app_given:
             for key, value in self._saved_conf.items():
                 self.app.conf[key] = value
@@ -250,7 +273,8 @@ class TestEnvironment:
             self.app.close()
         if self._keeper is not None:
             self._keeper.close()
-        self.durable.db.dispose()
+        if engine is not None:
+            engine.db.dispose()
         if self._owned_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -267,7 +291,14 @@ class TestEnvironment:
         """One tick, as beat runs it; what it wakes or dispatches runs here once it is done."""
         services = self.durable.services
         with services.dispatcher.held():
-            tick(services)
+            report = tick(services)
+        self._idle = not any(dataclasses.astuple(report))
+
+    def _stuck(self, due: datetime, before: datetime | None) -> bool:
+        """Is ``due`` a moment already past that the last tick was run for, and that tick did
+        nothing? Then no tick will act on it (a row of a paused queue, say): it is not a matter
+        of time, so no reason to keep ticking."""
+        return due <= self.now and due == before and self._idle
 
     def _move_to(self, when: datetime) -> None:
         if when > self.now:
