@@ -10,18 +10,21 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
+from sqlalchemy import text
 
 from durable_celery import Cron, InvalidInput, Retry, Workflow, context, days, hours, minutes
 from durable_celery.engine.backoff import retry_delay
 from durable_celery.orchestration import await_task, call_workflow
 from durable_celery.testing.runner import DEFAULT_START, RunLimitReached, TestEnvironment
 from durable_celery.wait import sleep, wait_for_event, wait_for_input
+from tests.conftest import POSTGRES
 
 T0 = datetime(2031, 3, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -378,6 +381,18 @@ def test_run_returns_when_the_tick_cannot_act_on_what_is_due(durable_env_factory
     assert env.now == T0
     env.durable.resume_queue("paused_q")
     assert env.run(execution_id).status == "failed"
+
+
+def test_the_environment_on_postgresql() -> None:
+    prefix = f"runner_{uuid.uuid4().hex[:8]}"
+    with TestEnvironment([flaky], database_url=POSTGRES, prefix=prefix, start=T0) as env:
+        try:
+            execution = env.run(env.start(flaky, {}))
+            assert execution.status == "completed"
+            assert [s.started_at for s in execution.steps][-1] == T0 + timedelta(seconds=110)
+        finally:
+            with env.durable.db.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{prefix}" CASCADE'))
 
 
 def test_options_the_environment_sets_are_refused() -> None:

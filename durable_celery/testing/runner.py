@@ -14,7 +14,7 @@ timers, retries and timeouts fire through the tick beat runs. What the environme
 - an SQLite file of its own in a temporary directory, with a schema copied from one migrated
   once per process, and no ``fsync`` (nothing in it must survive a crash).
 
-See docs/testing.md ("Unit tests with a fake clock"); the pytest fixtures are in
+See docs/testing.md ("Unit tests on a fake clock"); the pytest fixtures are in
 ``durable_celery_pytest``.
 """
 
