@@ -142,6 +142,28 @@ def wait_forever(ctx: dict[str, Any]) -> dict[str, Any]:
     return ctx
 
 
+# A reservation released if the order is cancelled; the release fails once, retried after 30 s.
+saga = Workflow("runner_saga")
+
+
+@saga.step(compensate="release")
+def reserve(ctx: dict[str, Any]) -> dict[str, Any]:
+    return {**ctx, "reserved": True}
+
+
+@saga.compensation(retry=Retry(max_attempts=2, backoff="constant", base=30))
+def release(ctx: dict[str, Any]) -> dict[str, Any]:
+    if context.attempt() == 1:
+        raise RuntimeError("stock service down")
+    return {**ctx, "released": True}
+
+
+@saga.step
+def await_payment(ctx: dict[str, Any]) -> dict[str, Any]:
+    wait_for_event("paid")
+    return ctx
+
+
 # Two one-day sleeps in a row.
 two_sleeps = Workflow("runner_two_sleeps")
 
@@ -168,7 +190,8 @@ with forever.loop("tick", condition=lambda ctx: True, max_iterations=1_000_000):
         return ctx
 
 
-ALL = [ten_steps, flaky, approval, review, child, parent, fan, broken, go_signal, deadline, two_sleeps, forever]
+ALL = [ten_steps, flaky, approval, review, child, parent, fan, broken, go_signal, deadline, saga, two_sleeps,
+       forever]
 pytestmark = pytest.mark.durable(ALL, start=T0)
 
 
@@ -334,6 +357,19 @@ def test_parallel_branches_and_foreach_retries(durable_env: TestEnvironment) -> 
     assert [(s.attempt, s.status) for s in handled] == [(1, "failed"), (2, "completed")] * 3
     assert handled[0].started_at == T0 + hours(5)
     assert execution.completed_at == T0 + hours(5) + minutes(3)
+
+
+def test_a_cancelled_saga_retries_its_compensation_on_the_fake_clock(durable_env: TestEnvironment) -> None:
+    execution_id = durable_env.start(saga, {})
+    durable_env.advance(minutes(5))
+    # cancel runs the compensation at once: its first attempt fails, the retry waits 30 s
+    durable_env.cancel(execution_id, compensate=True)
+    assert durable_env.execution(execution_id).status == "compensating"
+
+    execution = durable_env.run(execution_id)
+    assert execution.status == "compensated"
+    assert [(s.attempt, s.status, s.started_at) for s in execution.steps if s.is_compensation] == [
+        (1, "failed", T0 + minutes(5)), (2, "completed", T0 + minutes(5) + timedelta(seconds=30))]
 
 
 # -- failures ------------------------------------------------------------------------------------
