@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from celery import Celery
+from sqlalchemy import text
 
 from durable_celery import Durable, InvalidInput
 from durable_celery.engine.statuses import MIGRATED_STEP
@@ -173,3 +175,21 @@ def test_bad_mappings_and_running_steps_are_refused_and_nothing_is_written(proje
     assert p.sql("SELECT count(*) FROM {schema}.step_executions WHERE step_name = :m", m=MIGRATED_STEP)[0][0] == 0
     assert p.wait(busy, statuses={"waiting"}).current_step == "wait_v1"  # it went on, on version 1
     assert ran(p, busy)[("prepare", "ran")] == 1
+
+
+def test_a_locked_execution_is_skipped_and_a_scheduled_one_keeps_its_time(project_factory: Any) -> None:
+    p = project_factory()
+    v1 = version_1(p)
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    first, second = (v1.start("mig_rename", {}, scheduled_at=later) for _ in range(2))
+    with p.durable.db.begin() as conn:  # a worker holds the first at this moment
+        conn.execute(text(f'SELECT 1 FROM "{p.prefix}".workflow_executions WHERE id = :id FOR UPDATE'), {"id": first})
+        result = p.durable.migrate_executions("mig_rename", {"prepare": "prepare"}, dry_run=False)
+    assert result.moved == {"prepare": [second]}
+    assert [(s.execution_id, s.reason) for s in result.skipped] == [(first, "locked or changed meanwhile")]
+    [moved] = p.sql("SELECT status, version, ready_at, dispatched_at FROM {schema}.workflow_executions "
+                    "WHERE id = :id", id=second)
+    assert tuple(moved) == ("pending", p.durable.registry.machine_for("mig_rename").version, later, None)
+    # the first moves once it is free
+    assert p.durable.migrate_executions("mig_rename", {"prepare": "prepare"}, dry_run=False).moved == {
+        "prepare": [first]}

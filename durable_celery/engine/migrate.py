@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from durable_celery.clock import as_utc
 from durable_celery.compiler.ir import ROUTING, StateMachine
 from durable_celery.engine.statuses import MIGRATED_STEP, ExecutionStatus, StepStatus, check_move, check_reopen
 from durable_celery.engine.transitions import queue_of
@@ -129,9 +130,9 @@ def decide_move(machine: StateMachine, row: Mapping[Any, Any], mapping: Mapping[
         values.update(entered_seq=seq + 1, attempt=1)
     message = None
     reopened = status is ExecutionStatus.FAILED
-    if status is ExecutionStatus.WAITING and not restart_step:
-        pass  # it waits on, for what its step waits for: the wake-up runs ``new``
-    else:
+    # a waiting execution that continues its step waits on, for what the step waits for: the
+    # wake-up runs ``new``; anything else runs ``new`` now (or when it is due)
+    if restart_step or status is not ExecutionStatus.WAITING:
         target = ExecutionStatus.PENDING if status is ExecutionStatus.PENDING else ExecutionStatus.RUNNING
         if reopened:
             check_reopen(status, target)
@@ -139,8 +140,8 @@ def decide_move(machine: StateMachine, row: Mapping[Any, Any], mapping: Mapping[
         elif status is not target:
             check_move(status, target)
         # an idle execution due later (a scheduled start, a retry's backoff) keeps its time
-        ready = row["ready_at"] if status in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING) else None
-        ready = ready if ready is not None and ready > now else now
+        due = row["ready_at"] if status in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING) else None
+        ready = as_utc(due) if due is not None and as_utc(due) > now else now
         values.update(status=target.value, ready_at=ready, dispatched_at=now if ready <= now else None,
                       lease_owner=None, lease_expires_at=None, step_started_at=None)
         if ready <= now:
