@@ -148,13 +148,7 @@ def test_bad_mappings_and_running_steps_are_refused_and_nothing_is_written(proje
     v1 = version_1(p)
     p.worker(env=V1)
     waiting = v1.start("mig_rename", {})
-    busy = v1.start("mig_rename", {"slow": 6})
     p.wait(waiting, statuses={"waiting"})
-    deadline = time.monotonic() + 20
-    while not p.sql("SELECT 1 FROM {schema}.workflow_executions WHERE id = :id AND lease_owner IS NOT NULL "
-                    "AND step_started_at IS NOT NULL", id=busy):
-        assert time.monotonic() < deadline, "the slow step never started"
-        time.sleep(0.05)
 
     before = state_of(p)
     with pytest.raises(InvalidInput, match="has no state 'nowhere'"):
@@ -167,6 +161,12 @@ def test_bad_mappings_and_running_steps_are_refused_and_nothing_is_written(proje
     assert bad.returncode == 2 and "has no state 'nowhere'" in bad.stderr
     assert state_of(p) == before
 
+    busy = v1.start("mig_rename", {"slow": 8})
+    deadline = time.monotonic() + 20
+    while not p.sql("SELECT 1 FROM {schema}.workflow_executions WHERE id = :id AND lease_owner IS NOT NULL "
+                    "AND step_started_at IS NOT NULL", id=busy):
+        assert time.monotonic() < deadline, "the slow step never started"
+        time.sleep(0.05)
     # a running step is never touched; an unknown id is reported
     unknown = str(uuid.uuid4())
     result = p.durable.migrate_executions("mig_rename", {"prepare": "prepare"}, ids=[busy, unknown], dry_run=False)
