@@ -42,6 +42,8 @@ from durable_celery.models import (
     ExecutionPage,
     LifecycleEvent,
     Metrics,
+    MigrationResult,
+    MigrationSkip,
     PendingInput,
     QueueStats,
     Schedule,
@@ -56,6 +58,7 @@ __all__ = [
     # running them
     "Durable", "Execution", "StepRecord", "PendingInput", "ExecutionStatus", "StepStatus",
     "Schedule", "QueueStats", "ExecutionPage", "WorkflowSummary", "Metrics", "StepMetrics", "LifecycleEvent",
+    "MigrationResult", "MigrationSkip",
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",

@@ -76,7 +76,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
     set up here: settings, the database, the workflow registry. The cron schedule calls
     (``schedule``, ``trigger_schedule``, ...) come from :class:`ScheduleCalls`, the reads over
     many executions (``list_executions``, ``list_workflows``, ``get_metrics``, ...) from
-    :class:`QueryCalls`; ``cleanup``, ``doctor`` and ``why`` from :class:`OperationsCalls`.
+    :class:`QueryCalls`; ``cleanup``, ``doctor``, ``why`` and ``migrate_executions`` from
+    :class:`OperationsCalls`.
 
     Args:
         app: the Celery app whose workers run the steps; ``None`` to call ``init_app`` later.
