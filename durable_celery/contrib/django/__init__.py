@@ -1,0 +1,154 @@
+"""Durable workflows in a Django project (see docs/django.md).
+
+Next to the Celery app of Celery's own Django recipe (``proj/celery.py``)::
+
+    app = Celery("proj")
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.autodiscover_tasks()
+    durable = DjangoDurable(app)   # DURABLE_* settings, DATABASES["default"], apps' workflows.py
+
+and in a view::
+
+    with transaction.atomic():
+        order = Order.objects.create(...)
+        durable.start_on_commit(order_flow, {"order_id": order.pk})
+
+``"durable_celery.contrib.django"`` in ``INSTALLED_APPS`` adds ``manage.py durable_migrate``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from celery import Celery
+
+from durable_celery.contrib.django.config import is_postgres, read_settings, same_database, url_of
+from durable_celery.contrib.django.connection import borrowed, can_borrow
+from durable_celery.durable import Durable
+from durable_celery.dsl.typed import ModelLike
+from durable_celery.dsl.workflow import Workflow
+from durable_celery.errors import InvalidInput
+from durable_celery.registry import Sources
+from durable_celery.state.executions import insert_execution_txn
+
+__all__ = ["DjangoDurable", "installed_apps"]
+
+
+def installed_apps() -> list[str]:
+    """The packages of Django's installed apps, in ``INSTALLED_APPS`` order (what Celery's
+    ``autodiscover_tasks()`` searches in a Django project)."""
+    from django.apps import apps
+
+    return [config.name for config in apps.get_app_configs()]
+
+
+class DjangoDurable(Durable):
+    """``Durable`` configured from Django's settings, whose starts can join a Django transaction.
+
+    Args:
+        app: the Celery app (``None``: ``init_app(app)`` later).
+        namespace: the settings read are ``<namespace>_<OPTION>`` for each keyword option of
+            ``Durable`` (``DURABLE_PREFIX``, ``DURABLE_QUEUE``, ...; see
+            ``durable_celery.contrib.django.config``). ``DURABLE_DATABASE``: the alias of the
+            database the engine shares (``"default"``); without ``DURABLE_DATABASE_URL`` the
+            engine's tables are in that database when it is PostgreSQL (else in the embedded
+            default). ``DURABLE_AUTODISCOVER`` (``True``): find workflows in every installed
+            app's ``workflows`` module, as Celery finds ``tasks.py``.
+        workflows: more sources, added to ``DURABLE_WORKFLOWS`` and the discovered ones.
+        overrides: keyword options of ``Durable`` that win over the settings.
+
+    Settings are read when the instance is built, normally when ``proj/celery.py`` is imported.
+
+    Raises:
+        InvalidInput: a ``DURABLE_*`` setting that is not one, a bad value, an unknown alias.
+    """
+
+    def __init__(self, app: Celery | None = None, *, namespace: str = "DURABLE", workflows: Sources = (),
+                 **overrides: Any) -> None:
+        from django.conf import settings
+
+        options = {**read_settings(settings, namespace), **overrides}
+        self.using: str = options.pop("database", "default")
+        autodiscover = options.pop("autodiscover", True)
+        if self.using not in settings.DATABASES:
+            raise InvalidInput(f"{namespace}_DATABASE is {self.using!r}, which is not in settings.DATABASES")
+        database = settings.DATABASES[self.using]
+        if options.get("database_url") is None and is_postgres(database):
+            options["database_url"] = url_of(database)
+        sources = [*_listed(options.pop("workflows", ())), *_listed(workflows)]
+        super().__init__(app, workflows=sources, **options)
+        #: whether the engine's tables are in the database of ``using``: a start then joins
+        #: Django's transaction on its own connection
+        self.shares_database = not self.settings.embedded and same_database(self.settings.database_url, database)
+        if autodiscover:
+            self.autodiscover_workflows(installed_apps)
+
+    def start_on_commit(self, workflow: Workflow | str, input: dict[str, Any] | ModelLike | None = None, *,
+                        using: str | None = None, queue: str | None = None, priority: int = 0,
+                        scheduled_at: datetime | None = None, idempotency_key: str | None = None) -> str:
+        """Start an execution that exists only if the current Django transaction commits, and
+        return its id.
+
+        Inside ``transaction.atomic()`` on the engine's own database (``shares_database``),
+        its row is inserted on Django's connection, in that transaction: it commits or rolls
+        back with the app's rows. Its message is published by ``transaction.on_commit``, so a
+        rollback publishes nothing; a message lost after the commit (the process killed
+        between the two) is published again by beat's tick, as for any start. On another
+        database the row is inserted and published by ``transaction.on_commit``: nothing is
+        started on a rollback, but a crash right after the commit loses the start. Outside an
+        atomic block (autocommit) it is ``start``.
+
+        Args:
+            using: the Django database alias whose transaction it joins (``DURABLE_DATABASE``).
+            queue, priority, scheduled_at, idempotency_key: as for ``start``. A key already
+                used starts nothing and returns the holder's id.
+
+        Raises:
+            WorkflowNotFound, InvalidInput, AppNotInitialized: as ``start``, before anything is
+            written.
+        """
+        from django.db import connections, transaction
+
+        alias = self.using if using is None else using
+        connection = connections[alias]
+        if not connection.in_atomic_block:
+            return self.start(workflow, input, queue=queue, priority=priority, scheduled_at=scheduled_at,
+                              idempotency_key=idempotency_key)
+        self._attachment()
+        machine = self.registry.machine_for(workflow)
+        row = self._new_row(machine, input, queue=queue, priority=priority, scheduled_at=scheduled_at,
+                            idempotency_key=idempotency_key, connection=None)
+        self.ensure_schema()
+        connection.ensure_connection()
+        # Checked at each call: Django's test runner moves its connection to a test database
+        # after this instance was built, and the engine stays where it was.
+        if (self.shares_database and same_database(self.db.url, connection.settings_dict)
+                and can_borrow(connection.connection)):
+            with borrowed(connection.connection) as conn:
+                execution_id, created = insert_execution_txn(conn, row, self.db.schema_options)
+            if created:
+                transaction.on_commit(lambda: self._started([row], machine), using=alias)
+            return execution_id
+
+        def insert_and_publish() -> None:
+            with self.db.single() as conn:
+                _, created = insert_execution_txn(conn, row)
+            if created:
+                self._started([row], machine)
+
+        transaction.on_commit(insert_and_publish, using=alias)
+        return str(row["id"])
+
+    def _started(self, rows: list[dict[str, Any]], machine: Any) -> None:
+        """Once the rows are committed: announce them, publish those due now."""
+        self._announce(rows)
+        self._publish_starts([row for row in rows if row["dispatched_at"] is not None], machine)
+
+
+def _listed(sources: Sources) -> list[Any]:
+    if sources is None:
+        return []
+    if isinstance(sources, (list, tuple)):
+        return list(sources)
+    return [sources]
