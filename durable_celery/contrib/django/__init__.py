@@ -25,9 +25,9 @@ from celery import Celery
 
 from durable_celery.contrib.django.config import is_postgres, read_settings, same_database, url_of
 from durable_celery.contrib.django.connection import borrowed, can_borrow
-from durable_celery.durable import Durable
 from durable_celery.dsl.typed import ModelLike
 from durable_celery.dsl.workflow import Workflow
+from durable_celery.durable import Durable
 from durable_celery.errors import InvalidInput
 from durable_celery.registry import Sources
 from durable_celery.state.executions import insert_execution_txn

@@ -16,13 +16,13 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.test import Client, SimpleTestCase, TransactionTestCase
+from shop.celery import app, durable
 
 from durable_celery import ExecutionNotFound, InvalidInput
 from durable_celery.contrib.django import DjangoDurable
 from durable_celery.testing.workers import CeleryProcess, worker
 from orders.models import Order
 from orders.workflows import fulfil_order
-from shop.celery import app, durable
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -9,10 +9,10 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from shop.celery import durable
 
 from orders.models import Order
 from orders.workflows import fulfil_order
-from shop.celery import durable
 
 
 @csrf_exempt

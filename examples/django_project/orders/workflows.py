@@ -4,7 +4,6 @@ Celery worker, where Django is set up (Celery's Django fixup), so they use the O
 from typing import Any
 
 from durable_celery import Workflow
-
 from orders.models import Order
 
 fulfil_order = Workflow("fulfil_order")

@@ -3,7 +3,7 @@ Django project, on the Durable instance attached to the project's Celery app."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from celery import current_app
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         # The project's Celery app is the current one: its package imports proj/celery.py when
         # Django loads the settings (Celery's Django recipe), and that builds the instance.
         try:
-            durable = find_durable(current_app._get_current_object(), options.get("instance"), None)
+            durable = find_durable(cast(Any, current_app)._get_current_object(), options.get("instance"), None)
         except InputError as exc:
             raise CommandError(f"{exc.message} (build DjangoDurable(app) in proj/celery.py, imported by "
                                "proj/__init__.py as in Celery's Django recipe)") from None
