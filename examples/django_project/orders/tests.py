@@ -14,9 +14,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from django.db import connection, transaction
 from django.test import Client, SimpleTestCase, TransactionTestCase
 from shop.celery import app, durable
+from sqlalchemy import text
 
 from durable_celery import ExecutionNotFound, InvalidInput
 from durable_celery.contrib.django import DjangoDurable
@@ -150,6 +152,50 @@ class StartOnCommitTest(TransactionTestCase):
         with self.assertRaises(InvalidInput), transaction.atomic():
             durable.start_on_commit(fulfil_order, {"when": object()})
         self.assertEqual(queued(), 0)
+
+
+class StartOnCommitElsewhereTest(TransactionTestCase):
+    """An engine whose tables are in another database than Django's (here the same server under
+    another host name, which the engine cannot tell apart): its starts cannot share Django's
+    transaction, so they are inserted and published when it commits."""
+
+    elsewhere: DjangoDurable
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        django_db = connection.settings_dict
+        url = (f"postgresql://{django_db['USER']}:{django_db['PASSWORD']}@localhost:{django_db['PORT']}/"
+               f"{django_db['NAME']}")
+        cls.elsewhere = DjangoDurable(None, database_url=url, prefix=f"{durable.settings.prefix}_elsewhere",
+                                      queue=f"{durable.settings.queue}-elsewhere", autodiscover=False,
+                                      workflows=[fulfil_order])
+        cls.elsewhere.init_app(Celery("elsewhere", broker=app.conf.broker_url))
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        with cls.elsewhere.db.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{cls.elsewhere.settings.prefix}" CASCADE'))
+        cls.elsewhere.db.dispose()
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_delete(cls.elsewhere.settings.queue)
+        super().tearDownClass()
+
+    def test_the_execution_is_created_only_when_djangos_transaction_commits(self) -> None:
+        self.assertFalse(self.elsewhere.shares_database)
+        with transaction.atomic():
+            execution_id = self.elsewhere.start_on_commit(fulfil_order, {"order_id": 1})
+            with self.assertRaises(ExecutionNotFound):
+                self.elsewhere.get_execution(execution_id)
+        self.assertEqual(self.elsewhere.get_execution(execution_id).status, "pending")
+
+    def test_a_rollback_creates_nothing(self) -> None:
+        execution_id = ""
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            execution_id = self.elsewhere.start_on_commit(fulfil_order, {"order_id": 2})
+            raise RuntimeError("payment refused")
+        with self.assertRaises(ExecutionNotFound):
+            self.elsewhere.get_execution(execution_id)
 
 
 class ShopEndToEndTest(TransactionTestCase):
