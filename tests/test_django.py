@@ -85,10 +85,12 @@ def test_the_example_django_project(django_run: str, test: str) -> None:
     assert outcome.group(1) == "ok", django_run[-6000:]
 
 
-def test_every_test_of_the_example_project_is_listed_here(django_run: str) -> None:
+@pytest.mark.timeout(330)
+def test_every_test_of_the_example_project_is_listed_here_and_all_pass_without_warnings(django_run: str) -> None:
     ran = re.findall(r"^(test_\w+ \(orders\.tests\.\w+)", django_run, re.MULTILINE)
     assert sorted(ran) == sorted(DJANGO_TESTS), django_run[-6000:]
     assert re.search(r"^OK\b", django_run, re.MULTILINE), django_run[-6000:]
+    assert "Warning" not in django_run, django_run[-6000:]
 
 
 # -- what needs no Django settings ----------------------------------------------------------------

@@ -102,8 +102,9 @@ def _engine_for(driver: str) -> Engine:
     if engine is None:
         # NullPool: each checkout asks the creator, so it is always the connection lent now;
         # giving it back "closes" it, which the dialect makes a no-op. The first checkout
-        # initialises the dialect (a few SELECTs on the lent connection, no rollback).
+        # initialises the dialect (a few SELECTs on the lent connection, no rollback); without
+        # native hstore, it registers no hstore adapter on it either.
         engine = create_engine(f"postgresql+{_DRIVERS[driver]}://", creator=_LENT.get, poolclass=NullPool,
-                               pool_reset_on_return=None, **ENGINE_OPTIONS)
+                               pool_reset_on_return=None, use_native_hstore=False, **ENGINE_OPTIONS)
         _ENGINES[driver] = engine
     return engine
