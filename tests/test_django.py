@@ -44,10 +44,12 @@ DJANGO_TESTS = [
     "test_a_rollback_leaves_neither_row_and_publishes_nothing (orders.tests.StartOnCommitTest",
     "test_a_start_rolled_back_with_a_savepoint_is_gone_and_the_outer_transaction_commits "
     "(orders.tests.StartOnCommitTest",
+    "test_many_starts_inside_atomic_commit_or_roll_back_together_with_the_orders (orders.tests.StartOnCommitTest",
     "test_outside_atomic_it_is_a_plain_start (orders.tests.StartOnCommitTest",
     "test_an_idempotency_key_already_used_starts_nothing_and_returns_the_first_id (orders.tests.StartOnCommitTest",
     "test_bad_input_is_refused_before_anything_is_written (orders.tests.StartOnCommitTest",
     "test_the_execution_is_created_only_when_djangos_transaction_commits (orders.tests.StartOnCommitElsewhereTest",
+    "test_many_are_created_on_the_commit_a_key_repeated_among_them_once (orders.tests.StartOnCommitElsewhereTest",
     "test_a_rollback_creates_nothing (orders.tests.StartOnCommitElsewhereTest",
     "test_placing_an_order_runs_its_workflow_on_the_worker (orders.tests.ShopEndToEndTest",
     "test_a_refused_order_leaves_no_order_and_no_execution (orders.tests.ShopEndToEndTest",

@@ -18,11 +18,14 @@ and in a view::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from celery import Celery
+from sqlalchemy.engine import Connection
 
+from durable_celery.compiler.ir import StateMachine
 from durable_celery.contrib.django.config import is_postgres, read_settings, same_database, url_of
 from durable_celery.contrib.django.connection import borrowed, can_borrow
 from durable_celery.dsl.typed import ModelLike
@@ -30,7 +33,9 @@ from durable_celery.dsl.workflow import Workflow
 from durable_celery.durable import Durable
 from durable_celery.errors import InvalidInput
 from durable_celery.registry import Sources
+from durable_celery.runtime.starts import new_execution_rows
 from durable_celery.state.executions import insert_execution_txn
+from durable_celery.state.inserts import insert_executions_txn
 
 __all__ = ["DjangoDurable", "installed_apps"]
 
@@ -108,17 +113,47 @@ class DjangoDurable(Durable):
             WorkflowNotFound, InvalidInput, AppNotInitialized: as ``start``, before anything is
             written.
         """
-        from django.db import connections, transaction
+        from django.db import connections
 
-        alias = self.using if using is None else using
-        connection = connections[alias]
-        if not connection.in_atomic_block:
+        if not connections[self.using if using is None else using].in_atomic_block:
             return self.start(workflow, input, queue=queue, priority=priority, scheduled_at=scheduled_at,
                               idempotency_key=idempotency_key)
         self._attachment()
         machine = self.registry.machine_for(workflow)
         row = self._new_row(machine, input, queue=queue, priority=priority, scheduled_at=scheduled_at,
                             idempotency_key=idempotency_key, connection=None)
+        return self._join(using, [row], machine)[0]
+
+    def start_many_on_commit(self, workflow: Workflow | str, inputs: Iterable[dict[str, Any] | ModelLike | None], *,
+                             using: str | None = None, queue: str | None = None, priority: int = 0,
+                             scheduled_at: datetime | None = None,
+                             idempotency_keys: Iterable[str | None] | None = None) -> list[str]:
+        """``start_many`` as ``start_on_commit`` is ``start``: one execution per input, their ids
+        in the order of ``inputs``, all inserted in the current transaction (or on its commit,
+        on another database) and published on its commit.
+
+        Raises:
+            WorkflowNotFound, InvalidInput, AppNotInitialized: as ``start_many``, before
+            anything is written.
+        """
+        from django.db import connections
+
+        if not connections[self.using if using is None else using].in_atomic_block:
+            return self.start_many(workflow, inputs, queue=queue, priority=priority, scheduled_at=scheduled_at,
+                                   idempotency_keys=idempotency_keys)
+        self._attachment()
+        machine = self.registry.machine_for(workflow)
+        rows = new_execution_rows(machine, self.settings, inputs, self.clock.now(), queue=queue, priority=priority,
+                                  scheduled_at=scheduled_at, idempotency_keys=idempotency_keys)
+        return self._join(using, rows, machine) if rows else []
+
+    def _join(self, using: str | None, rows: list[dict[str, Any]], machine: StateMachine) -> list[str]:
+        """Insert ``rows`` in the current transaction of ``using`` (on its commit, when it is
+        not the engine's database) and publish them on its commit; their ids."""
+        from django.db import connections, transaction
+
+        alias = self.using if using is None else using
+        connection = connections[alias]
         self.ensure_schema()
         connection.ensure_connection()
         # Checked at each call: Django's test runner moves its connection to a test database
@@ -126,24 +161,39 @@ class DjangoDurable(Durable):
         if (self.shares_database and same_database(self.db.url, connection.settings_dict)
                 and can_borrow(connection.connection)):
             with borrowed(connection.connection) as conn:
-                execution_id, created = insert_execution_txn(conn, row, self.db.schema_options)
-            if created:
-                transaction.on_commit(lambda: self._started([row], machine), using=alias)
-            return execution_id
+                ids, created = _insert(conn, rows, self.db.schema_options)
+            new = [row for row, fresh in zip(rows, created) if fresh]
+            if new:
+                transaction.on_commit(lambda: self._started(new, machine), using=alias)
+            return ids
 
         def insert_and_publish() -> None:
-            with self.db.single() as conn:
-                _, created = insert_execution_txn(conn, row)
-            if created:
-                self._started([row], machine)
+            with self.db.begin() as conn:
+                _, created = _insert(conn, rows, None)
+            self._started([row for row, fresh in zip(rows, created) if fresh], machine)
 
         transaction.on_commit(insert_and_publish, using=alias)
-        return str(row["id"])
+        # Not inserted yet: a key repeated in ``rows`` is the first row's, as the insert will
+        # find (a key held by a stored execution is found only then).
+        first: dict[str, str] = {}
+        return [first.setdefault(row["idempotency_key"], row["id"]) if row.get("idempotency_key") else row["id"]
+                for row in rows]
 
-    def _started(self, rows: list[dict[str, Any]], machine: Any) -> None:
+    def _started(self, rows: list[dict[str, Any]], machine: StateMachine) -> None:
         """Once the rows are committed: announce them, publish those due now."""
+        if not rows:
+            return
         self._announce(rows)
         self._publish_starts([row for row in rows if row["dispatched_at"] is not None], machine)
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]],
+            options: dict[str, Any] | None) -> tuple[list[str], list[bool]]:
+    """Ids, and whether each row was created, as ``start`` and ``start_many`` insert them."""
+    if len(rows) == 1:
+        execution_id, created = insert_execution_txn(conn, rows[0], options)
+        return [execution_id], [created]
+    return insert_executions_txn(conn, rows, options)
 
 
 def _listed(sources: Sources) -> list[Any]:

@@ -134,6 +134,24 @@ class StartOnCommitTest(TransactionTestCase):
         self.assertEqual(durable.get_execution(kept).status, "pending")
         self.assertEqual(queued(), 1)
 
+    def test_many_starts_inside_atomic_commit_or_roll_back_together_with_the_orders(self) -> None:
+        # Given orders placed in bulk, each with its execution, in one atomic block
+        with transaction.atomic():
+            orders = Order.objects.bulk_create([Order(customer=f"c{n}", amount=n + 1) for n in range(3)])
+            ids = durable.start_many_on_commit(fulfil_order, [{"order_id": o.pk} for o in orders])
+            self.assertEqual(queued(), 0)
+        # Then, committed, all of them exist and each was published
+        self.assertEqual([durable.get_execution(i).input["order_id"] for i in ids], [o.pk for o in orders])
+        self.assertEqual(queued(), 3)
+        # and rolled back, none does and nothing more is published
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            more = durable.start_many_on_commit(fulfil_order, [{"order_id": 9}, {"order_id": 10}])
+            raise RuntimeError("bulk import failed")
+        for execution_id in more:
+            with self.assertRaises(ExecutionNotFound):
+                durable.get_execution(execution_id)
+        self.assertEqual(queued(), 3)
+
     def test_outside_atomic_it_is_a_plain_start(self) -> None:
         execution_id = durable.start_on_commit(fulfil_order, {"order_id": 7})
         self.assertEqual(durable.get_execution(execution_id).input, {"order_id": 7})
@@ -188,6 +206,14 @@ class StartOnCommitElsewhereTest(TransactionTestCase):
             with self.assertRaises(ExecutionNotFound):
                 self.elsewhere.get_execution(execution_id)
         self.assertEqual(self.elsewhere.get_execution(execution_id).status, "pending")
+
+    def test_many_are_created_on_the_commit_a_key_repeated_among_them_once(self) -> None:
+        key = f"bulk-{uuid.uuid4().hex}"
+        with transaction.atomic():
+            ids = self.elsewhere.start_many_on_commit(fulfil_order, [{"order_id": 3}, {"order_id": 4}, {"order_id": 5}],
+                                                      idempotency_keys=[key, None, key])
+        self.assertEqual(ids[0], ids[2])
+        self.assertEqual([self.elsewhere.get_execution(i).input["order_id"] for i in ids], [3, 4, 3])
 
     def test_a_rollback_creates_nothing(self) -> None:
         execution_id = ""
