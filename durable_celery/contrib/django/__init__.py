@@ -147,6 +147,20 @@ class DjangoDurable(Durable):
                                   scheduled_at=scheduled_at, idempotency_keys=idempotency_keys)
         return self._join(using, rows, machine) if rows else []
 
+    def joins_transaction(self, using: str | None = None) -> bool:
+        """Whether ``start_on_commit`` inserts in the transaction of ``using`` (the engine's
+        tables are in that database, reached through a driver it can run on: psycopg 3 on
+        SQLAlchemy 2, or psycopg2), rather than on its commit. Opens Django's connection."""
+        from django.db import connections
+
+        connection = connections[self.using if using is None else using]
+        # Checked at each call: Django's test runner moves its connection to a test database
+        # after this instance was built, and the engine stays where it was.
+        if not self.shares_database or not same_database(self.db.url, connection.settings_dict):
+            return False
+        connection.ensure_connection()
+        return can_borrow(connection.connection)
+
     def _join(self, using: str | None, rows: list[dict[str, Any]], machine: StateMachine) -> list[str]:
         """Insert ``rows`` in the current transaction of ``using`` (on its commit, when it is
         not the engine's database) and publish them on its commit; their ids."""
@@ -155,11 +169,7 @@ class DjangoDurable(Durable):
         alias = self.using if using is None else using
         connection = connections[alias]
         self.ensure_schema()
-        connection.ensure_connection()
-        # Checked at each call: Django's test runner moves its connection to a test database
-        # after this instance was built, and the engine stays where it was.
-        if (self.shares_database and same_database(self.db.url, connection.settings_dict)
-                and can_borrow(connection.connection)):
+        if self.joins_transaction(alias):
             with borrowed(connection.connection) as conn:
                 ids, created = _insert(conn, rows, self.db.schema_options)
             new = [row for row, fresh in zip(rows, created) if fresh]

@@ -95,6 +95,8 @@ class StartOnCommitTest(TransactionTestCase):
 
     def test_a_start_inside_atomic_commits_with_the_order_and_is_published_after_the_commit(self) -> None:
         # Given an atomic block that creates an order and starts its workflow
+        # (on the engine's database, through psycopg 3 on SQLAlchemy 2 or psycopg2)
+        self.assertTrue(durable.joins_transaction())
         with transaction.atomic():
             order = Order.objects.create(customer="ada", amount=20)
             execution_id = durable.start_on_commit(fulfil_order, {"order_id": order.pk})
@@ -201,6 +203,7 @@ class StartOnCommitElsewhereTest(TransactionTestCase):
 
     def test_the_execution_is_created_only_when_djangos_transaction_commits(self) -> None:
         self.assertFalse(self.elsewhere.shares_database)
+        self.assertFalse(self.elsewhere.joins_transaction())
         with transaction.atomic():
             execution_id = self.elsewhere.start_on_commit(fulfil_order, {"order_id": 1})
             with self.assertRaises(ExecutionNotFound):
