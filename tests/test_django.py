@@ -38,6 +38,8 @@ DJANGO_TESTS = [
     "test_keyword_options_win_over_the_settings (orders.tests.SettingsTest",
     "test_a_misspelt_durable_setting_is_an_error (orders.tests.SettingsTest",
     "test_a_database_url_setting_puts_the_engine_elsewhere (orders.tests.SettingsTest",
+    "test_durable_migrate_creates_the_engine_schema_and_check_then_passes (orders.tests.MigrateCommandTest",
+    "test_with_several_instances_on_the_app_it_asks_which (orders.tests.MigrateCommandTest",
     "test_workflows_are_found_in_the_installed_apps_workflows_modules (orders.tests.DiscoveryTest",
     "test_a_start_inside_atomic_commits_with_the_order_and_is_published_after_the_commit "
     "(orders.tests.StartOnCommitTest",

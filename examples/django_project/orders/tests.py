@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.test import Client, SimpleTestCase, TransactionTestCase
 from shop.celery import app, durable
@@ -77,6 +79,30 @@ class SettingsTest(SimpleTestCase):
         with self.settings(DURABLE_DATABASE_URL="postgresql://postgres@127.0.0.1:5432/elsewhere"):
             other = DjangoDurable(None, prefix="shop_other")
         self.assertFalse(other.shares_database)
+
+
+class MigrateCommandTest(SimpleTestCase):
+    def test_durable_migrate_creates_the_engine_schema_and_check_then_passes(self) -> None:
+        # Given an instance of the project's app whose schema does not exist yet
+        prefix = f"{durable.settings.prefix}_cmd"
+        DjangoDurable(app, prefix=prefix, auto_migrate=False)
+        out = StringIO()
+        try:
+            # Then --check fails, durable_migrate creates it, and --check passes
+            with self.assertRaisesMessage(CommandError, "is behind: run `python manage.py durable_migrate`"):
+                call_command("durable_migrate", "--check", "--instance", prefix, stdout=out)
+            call_command("durable_migrate", "--instance", prefix, stdout=out)
+            call_command("durable_migrate", "--check", "--instance", prefix, stdout=out)
+        finally:
+            with durable.db.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{prefix}" CASCADE'))
+        self.assertIn(f"migrated schema '{prefix}' from nothing to", out.getvalue())
+        self.assertTrue(out.getvalue().rstrip().endswith("up to date"), out.getvalue())
+
+    def test_with_several_instances_on_the_app_it_asks_which(self) -> None:
+        DjangoDurable(app, prefix=f"{durable.settings.prefix}_two")
+        with self.assertRaisesMessage(CommandError, "choose one with `--instance PREFIX ...`"):
+            call_command("durable_migrate", "--check", stdout=StringIO())
 
 
 class DiscoveryTest(SimpleTestCase):
@@ -190,7 +216,8 @@ class StartOnCommitElsewhereTest(TransactionTestCase):
         cls.elsewhere = DjangoDurable(None, database_url=url, prefix=f"{durable.settings.prefix}_elsewhere",
                                       queue=f"{durable.settings.queue}-elsewhere", autodiscover=False,
                                       workflows=[fulfil_order])
-        cls.elsewhere.init_app(Celery("elsewhere", broker=app.conf.broker_url))
+        # not the current app: manage.py durable_migrate finds the project's instance on that
+        cls.elsewhere.init_app(Celery("elsewhere", broker=app.conf.broker_url, set_as_current=False))
 
     @classmethod
     def tearDownClass(cls) -> None:

@@ -8,6 +8,7 @@ from typing import Any, cast
 from celery import current_app
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from durable_celery.attachment import instances_on
 from durable_celery.cli.errors import InputError
 from durable_celery.cli.instance import find_durable
 from durable_celery.state import migrate as schema
@@ -24,11 +25,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         # The project's Celery app is the current one: its package imports proj/celery.py when
         # Django loads the settings (Celery's Django recipe), and that builds the instance.
+        app = cast(Any, current_app)._get_current_object()
         try:
-            durable = find_durable(cast(Any, current_app)._get_current_object(), options.get("instance"), None)
+            durable = find_durable(app, options.get("instance"), None)
         except InputError as exc:
-            raise CommandError(f"{exc.message} (build DjangoDurable(app) in proj/celery.py, imported by "
-                               "proj/__init__.py as in Celery's Django recipe)") from None
+            hint = ("" if instances_on(app) else " (build DjangoDurable(app) in proj/celery.py, imported by "
+                    "proj/__init__.py as in Celery's Django recipe)")
+            raise CommandError(exc.message.replace("`durable --instance", "`--instance") + hint) from None
         where = f"schema {durable.db.schema!r}" if durable.db.schema else f"database {durable.db.safe_url}"
         current, head = schema.current_revision(durable.db), schema.head_revision()
         try:
