@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def strict(*paths: str, exclude: str | None = None) -> tuple[str, int]:
     stdout, stderr, status = api.run([
-        "--strict", "--follow-imports=silent", *(["--exclude", exclude] if exclude else []), "--config-file", str(ROOT / "tests" / "typing" / "mypy.ini"),
+        "--strict", "--follow-imports=silent", *(["--exclude", exclude] if exclude else []),
+        "--config-file", str(ROOT / "tests" / "typing" / "mypy.ini"),
         "--cache-dir", str(ROOT / ".mypy_cache" / "strict-user"), *[str(ROOT / p) for p in paths]])
     return stdout + stderr, status
 
