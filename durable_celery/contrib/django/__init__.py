@@ -107,7 +107,8 @@ class DjangoDurable(Durable):
         Args:
             using: the Django database alias whose transaction it joins (``DURABLE_DATABASE``).
             queue, priority, scheduled_at, idempotency_key: as for ``start``. A key already
-                used starts nothing and returns the holder's id.
+                used starts nothing; the id returned is the holder's when the row joins the
+                transaction (on another database the key is found only at the commit).
 
         Raises:
             WorkflowNotFound, InvalidInput, AppNotInitialized: as ``start``, before anything is
