@@ -91,7 +91,7 @@ class Message:
 #: Snapshot fields that mirror columns of ``workflow_executions`` one to one.
 COLUMNS = ("id", "workflow", "version", "kind", "status", "queue", "priority", "seq", "entered_seq", "attempt",
             "current_node", "node_shape", "context", "input", "item", "parent_id", "root_id", "parent_seq",
-            "branch_key", "deadline_at", "started_at", "step_started_at", "lease_owner", "lost_leases",
+            "branch_key", "deadline_at", "start_deadline_at", "started_at", "step_started_at", "lease_owner", "lost_leases",
             "compensation_plan", "compensation_results", "stopping", "stop_status", "trace_context")
 
 
@@ -119,6 +119,8 @@ class Snapshot:
     parent_seq: int | None = None
     branch_key: str | None = None
     deadline_at: datetime | None = None
+    #: when its first step must have begun by, else it is cancelled; None once it has begun
+    start_deadline_at: datetime | None = None
     #: when its first step started (None: not yet; its first checkpoint records it)
     started_at: datetime | None = None
     step_started_at: datetime | None = None
@@ -192,7 +194,7 @@ class Snapshot:
 #: every field of a snapshot, in order: what a handoff message carries
 _WIRE = tuple(f.name for f in dataclasses.fields(Snapshot))
 _FIELDS = frozenset(_WIRE)
-_DATETIMES = ("deadline_at", "started_at", "step_started_at")
+_DATETIMES = ("deadline_at", "start_deadline_at", "started_at", "step_started_at")
 
 
 @dataclass(frozen=True)
