@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 
-from durable_celery import InvalidInput
+from durable_celery import Durable, InvalidInput, Workflow, minutes
+from durable_celery.clock import FrozenClock
 from durable_celery.runtime.tick import tick
 from tests.conftest import Project
 
@@ -156,3 +161,40 @@ def test_a_message_published_by_the_tick_after_the_deadline_does_not_run_it_eith
     # Then its task claims the row, sees the deadline passed, and cancels instead of running it
     assert p.wait(execution_id, timeout=30).status == "cancelled"
     assert_cancelled_unstarted(p, execution_id)
+
+
+#: How many times the embedded workflow's step ran (eager mode runs it in this process).
+RAN: Counter[str] = Counter()
+embedded = Workflow("sd_embedded", start_deadline=minutes(10))
+
+
+@embedded.step
+def nudge(ctx: dict[str, Any]) -> dict[str, Any]:
+    RAN[ctx["name"]] += 1
+    return ctx
+
+
+def test_the_embedded_default_cancels_a_scheduled_start_not_begun_by_its_deadline(tmp_path: Path) -> None:
+    # Given the embedded default (SQLite, no broker) in Celery's eager mode, on a frozen clock
+    RAN.clear()
+    t0 = datetime(2030, 1, 1, 9, 0, tzinfo=timezone.utc)
+    clock = FrozenClock(t0)
+    app = Celery(f"eager-{uuid.uuid4().hex[:8]}")
+    app.conf.task_always_eager = True
+    durable = Durable(app, workflows=[embedded], data_dir=tmp_path, clock=clock)
+    try:
+        # And runs scheduled for 9:30 with the workflow's 10 minute start deadline
+        in_time = durable.start(embedded, {"name": "in_time"}, scheduled_at=t0 + minutes(30))
+        # When the first is run at 9:35, within its deadline
+        durable.advance_time(minutes(35))
+        # And the second (scheduled for 9:40, due by 9:50) only at 10:05, past it
+        too_late = durable.start(embedded, {"name": "too_late"}, scheduled_at=t0 + minutes(40))
+        durable.advance_time(minutes(30))
+        # Then the first completed and the second was cancelled without running
+        assert durable.get_execution(in_time).status == "completed"
+        late = durable.get_execution(too_late, include_steps=True)
+        assert late.status == "cancelled" and late.error is not None
+        assert late.error["type"] == "StartDeadlinePassed" and late.steps == [] and late.started_at is None
+        assert RAN == {"in_time": 1}
+    finally:
+        durable.db.dispose()
