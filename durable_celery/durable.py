@@ -406,7 +406,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
 
         Args:
             workflow: the ``Workflow`` or its name. input: the input dict.
-            start_options: ``queue``, ``priority``, ``idempotency_key``, as for ``start``.
+            start_options: ``queue``, ``priority``, ``idempotency_key``, ``start_deadline``, as for
+                ``start`` (the start deadline counts from when the signature runs).
 
         Raises:
             WorkflowNotFound, InvalidInput: as ``start`` would, now rather than when it runs.
@@ -418,8 +419,11 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         machine = self.registry.machine_for(workflow)
         input = dump(input)  # the message carries the JSON form of a pydantic model
         self._new_row(machine, input, queue=start_options.get("queue"), priority=start_options.get("priority", 0),
-                      scheduled_at=None, idempotency_key=start_options.get("idempotency_key"), connection=None)
+                      scheduled_at=None, idempotency_key=start_options.get("idempotency_key"), connection=None,
+                      start_deadline=start_options.get("start_deadline"))
         options = {k: v for k, v in start_options.items() if v is not None}
+        if "start_deadline" in options:  # a message carries JSON: seconds, not a timedelta
+            options["start_deadline"] = to_seconds(options["start_deadline"], "start_deadline")
         return self.app.signature(self.start_task_name, args=(), options={"queue": self.settings.queue,
                                                                           "serializer": "json"},
                                   kwargs={"workflow": machine.workflow, "input": input, "options": options})

@@ -198,3 +198,18 @@ def test_the_embedded_default_cancels_a_scheduled_start_not_begun_by_its_deadlin
         assert RAN == {"in_time": 1}
     finally:
         durable.db.dispose()
+
+
+def test_a_workflow_signature_carries_its_start_deadline_in_seconds(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    # Given a signature of sd_plain with a 5 minute start deadline
+    sig = p.durable.signature("sd_plain", {"n": 1}, start_deadline=timedelta(minutes=5))
+    assert sig.kwargs["options"]["start_deadline"] == 300  # JSON in the message
+    # When it runs (here, in this process)
+    execution_id = sig.apply().get()
+    # Then the execution's start deadline counts from when it ran
+    deadline, created = start_deadline_of(p, execution_id)
+    assert deadline - created == timedelta(minutes=5)
+    # And a bad one is refused before anything is sent
+    with pytest.raises(InvalidInput, match="start_deadline"):
+        p.durable.signature("sd_plain", {}, start_deadline=-5)
