@@ -159,7 +159,8 @@ class Snapshot:
     @classmethod
     def from_wire(cls, values: Mapping[str, Any]) -> Snapshot:
         """The snapshot a handoff message carries; ``ValueError`` or ``KeyError`` if malformed."""
-        fields = {name: values[name] for name in _WIRE}
+        # a message from a worker older than a field (a rolling deploy) lacks it: None
+        fields = {name: values[name] if name not in _ADDED else values.get(name) for name in _WIRE}
         fields["status"] = ExecutionStatus(fields["status"])
         for name in _DATETIMES:
             if fields[name] is not None:
@@ -195,6 +196,8 @@ class Snapshot:
 _WIRE = tuple(f.name for f in dataclasses.fields(Snapshot))
 _FIELDS = frozenset(_WIRE)
 _DATETIMES = ("deadline_at", "start_deadline_at", "started_at", "step_started_at")
+#: fields added since handoff messages first carried snapshots (None when a message lacks them)
+_ADDED = frozenset({"start_deadline_at"})
 
 
 @dataclass(frozen=True)

@@ -170,3 +170,10 @@ def test_an_execution_without_a_start_deadline_writes_none() -> None:
 def test_a_handoff_message_carries_the_start_deadline() -> None:
     snap = claimed(machine(), NOW + timedelta(seconds=3))
     assert Snapshot.from_wire(snap.to_wire()).start_deadline_at == NOW + timedelta(seconds=3)
+
+
+def test_a_handoff_message_from_a_worker_that_predates_start_deadlines_has_none() -> None:
+    # (a rolling deploy: the message was sent by a worker whose snapshots lack the field)
+    wire = claimed(machine(), None).to_wire()
+    del wire["start_deadline_at"]
+    assert Snapshot.from_wire(wire).start_deadline_at is None
