@@ -160,7 +160,7 @@ class Snapshot:
     def from_wire(cls, values: Mapping[str, Any]) -> Snapshot:
         """The snapshot a handoff message carries; ``ValueError`` or ``KeyError`` if malformed."""
         # a message from a worker older than a field (a rolling deploy) lacks it: None
-        fields = {name: values[name] if name not in _ADDED else values.get(name) for name in _WIRE}
+        fields: dict[str, Any] = {name: values[name] if name not in _ADDED else values.get(name) for name in _WIRE}
         fields["status"] = ExecutionStatus(fields["status"])
         for name in _DATETIMES:
             if fields[name] is not None:
