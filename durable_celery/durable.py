@@ -306,8 +306,14 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         scheduled_at: datetime | None = None,
         idempotency_key: str | None = None,
         connection: Connection | Session | scoped_session[Session] | None = None,
+        start_deadline: Duration | None = None,
     ) -> str:
         """Start an execution and return its id.
+
+        ``start_deadline`` (a ``timedelta`` or seconds): if its first step has not begun this
+        long after it is due (now, or ``scheduled_at``), it is cancelled instead, with the error
+        type ``StartDeadlinePassed``; once begun it is never cancelled by it. Default: the
+        workflow's ``start_deadline`` (none: it waits for a worker however long it takes).
 
         Raises:
             WorkflowNotFound: unknown workflow name. InvalidInput: input that is not a
@@ -319,7 +325,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             connection = connection()
         machine = self.registry.machine_for(workflow)
         row = self._new_row(machine, input, queue=queue, priority=priority, scheduled_at=scheduled_at,
-                            idempotency_key=idempotency_key, connection=connection)
+                            idempotency_key=idempotency_key, connection=connection, start_deadline=start_deadline)
         if connection is not None:
             return self._start_in(connection, [row], machine)[0]
         self.ensure_schema()
@@ -344,6 +350,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         scheduled_at: datetime | None = None,
         idempotency_keys: Iterable[str | None] | None = None,
         connection: Connection | Session | scoped_session[Session] | None = None,
+        start_deadline: Duration | None = None,
     ) -> list[str]:
         """Start one execution per input, as that many ``start`` calls would, and return their
         ids in the order of ``inputs``.
@@ -356,7 +363,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
 
         Args:
             workflow: the ``Workflow`` or its name. inputs: the input dicts (None is ``{}``).
-            queue, priority, scheduled_at: as for ``start``, for every execution.
+            queue, priority, scheduled_at, start_deadline: as for ``start``, for every execution.
             idempotency_keys: one key (or None) per input. A key already used, by an existing
                 execution or by an earlier input of this call, starts nothing: its id is that
                 execution's, as ``start`` returns it.
@@ -373,7 +380,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         _check_connection(connection)
         rows = new_execution_rows(machine, self.settings, inputs, self.clock.now(), queue=queue, priority=priority,
                                   scheduled_at=scheduled_at, idempotency_keys=idempotency_keys,
-                                  dispatched=_publishes_itself(connection))
+                                  dispatched=_publishes_itself(connection), start_deadline=start_deadline)
         if not rows:
             return []
         if connection is not None:
@@ -400,7 +407,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
 
         Args:
             workflow: the ``Workflow`` or its name. input: the input dict.
-            start_options: ``queue``, ``priority``, ``idempotency_key``, as for ``start``.
+            start_options: ``queue``, ``priority``, ``idempotency_key``, ``start_deadline``, as for
+                ``start`` (the start deadline counts from when the signature runs).
 
         Raises:
             WorkflowNotFound, InvalidInput: as ``start`` would, now rather than when it runs.
@@ -412,8 +420,11 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
         machine = self.registry.machine_for(workflow)
         input = dump(input)  # the message carries the JSON form of a pydantic model
         self._new_row(machine, input, queue=start_options.get("queue"), priority=start_options.get("priority", 0),
-                      scheduled_at=None, idempotency_key=start_options.get("idempotency_key"), connection=None)
+                      scheduled_at=None, idempotency_key=start_options.get("idempotency_key"), connection=None,
+                      start_deadline=start_options.get("start_deadline"))
         options = {k: v for k, v in start_options.items() if v is not None}
+        if "start_deadline" in options:  # a message carries JSON: seconds, not a timedelta
+            options["start_deadline"] = to_seconds(options["start_deadline"], "start_deadline")
         return self.app.signature(self.start_task_name, args=(), options={"queue": self.settings.queue,
                                                                           "serializer": "json"},
                                   kwargs={"workflow": machine.workflow, "input": input, "options": options})
@@ -446,11 +457,12 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
                                        for row in rows], {handed.id: handed} if handed is not None else None)
 
     def _new_row(self, machine: StateMachine, input: Any, *, queue: str | None, priority: int,
-                 scheduled_at: datetime | None, idempotency_key: str | None, connection: Any) -> dict[str, Any]:
+                 scheduled_at: datetime | None, idempotency_key: str | None, connection: Any,
+                 start_deadline: Duration | None = None) -> dict[str, Any]:
         _check_connection(connection)
         return new_execution_row(machine, self.settings, input, self.clock.now(), queue=queue, priority=priority,
                                  scheduled_at=scheduled_at, idempotency_key=idempotency_key,
-                                 dispatched=_publishes_itself(connection))
+                                 dispatched=_publishes_itself(connection), start_deadline=start_deadline)
 
     def _start_in(self, connection: Connection | Session, rows: list[dict[str, Any]],
                   machine: StateMachine) -> list[str]:

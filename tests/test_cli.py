@@ -178,6 +178,21 @@ def test_run_puts_the_execution_on_the_queue_given(cli: Cli) -> None:
     assert cli.json("show", execution_id)["queue"] == queue
 
 
+def test_run_sets_a_start_deadline_counted_from_the_start(cli: Cli) -> None:
+    # When I start a workflow with --start-deadline 90m
+    execution_id = cli.ok("run", "greet", "--input", '{"name": "sd"}', "--start-deadline", "90m").strip()
+    # Then its first step must begin within 90 minutes of its start
+    with psycopg.connect(DATABASE.replace("+psycopg", ""), autocommit=True) as conn:
+        deadline, created = conn.execute(f'SELECT start_deadline_at, created_at FROM "{cli.prefix}".workflow_executions '
+                                         "WHERE id = %s", (execution_id,)).fetchone()
+    assert (deadline - created).total_seconds() == 90 * 60
+    # And a start deadline that is not a duration (or not a positive one) starts nothing
+    total = cli.total()
+    assert "not a duration" in cli.fails("run", "greet", "--start-deadline", "soon", code=2)
+    assert "must be positive" in cli.fails("run", "greet", "--start-deadline", "0s", code=2)
+    assert cli.total() == total
+
+
 def test_status_counts_executions_by_status(cli: Cli) -> None:
     before = cli.json("status")
     assert set(before["counts"]) == {"pending", "running", "waiting", "completed", "failed", "cancelled",

@@ -150,10 +150,13 @@ def _attempt_logs(attempt: StepRecord) -> str:
 @click.option("--input", "input_", metavar="JSON", callback=json_object,
               help='the input, a JSON object: --input \'{"id": 1}\'')
 @click.option("--queue", help="the Celery queue to run it on (default: the workflow's or the engine's)")
+@click.option("--start-deadline", "start_deadline", metavar="DURATION", callback=duration,
+              help="cancel it if its first step has not begun within this long (30s, 10m, 12h, 2d)")
 @pass_state
-def run(state: CliState, workflow: str, input_: dict[str, Any] | None, queue: str | None) -> None:
+def run(state: CliState, workflow: str, input_: dict[str, Any] | None, queue: str | None,
+        start_deadline: timedelta | None) -> None:
     """Start WORKFLOW and print the new execution's id."""
-    click.echo(state.durable.start(workflow, input_, queue=queue))
+    click.echo(state.durable.start(workflow, input_, queue=queue, start_deadline=start_deadline))
 
 
 @click.command()

@@ -68,6 +68,10 @@ class StateMachine:
     timeout: float | None
     queue: str | None
     compensations: Mapping[str, CompensationNode] = field(default_factory=lambda: MappingProxyType({}))
+    #: seconds after it is due by which an execution's first step must have begun (else it is
+    #: cancelled): the default of each start. Not part of the version: it never changes a
+    #: running execution's path
+    start_deadline: float | None = None
 
     def state(self, state_id: str) -> State | None:
         return self.states.get(state_id)

@@ -28,6 +28,8 @@ class Definition(Protocol):
     @property
     def queue(self) -> str | None: ...
     @property
+    def start_deadline(self) -> float | None: ...
+    @property
     def compensations(self) -> dict[str, CompensationNode]: ...
 
 
@@ -49,6 +51,7 @@ def compile_workflow(workflow: Definition) -> StateMachine:
         timeout=workflow.timeout,
         queue=workflow.queue,
         compensations=MappingProxyType(dict(workflow.compensations)),
+        start_deadline=workflow.start_deadline,
     )
 
 

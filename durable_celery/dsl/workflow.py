@@ -29,6 +29,9 @@ class Workflow:
             ``WorkflowTimeout``.
         queue: default Celery queue of its steps (else the engine's queue).
         schedule: a ``Cron`` that starts it on a schedule.
+        start_deadline: an execution whose first step has not begun this long after it was due
+            (started, or its ``scheduled_at``) is cancelled instead; ``durable.start``'s own
+            ``start_deadline`` overrides it.
     """
 
     def __init__(
@@ -38,12 +41,14 @@ class Workflow:
         timeout: Duration | None = None,
         queue: str | None = None,
         schedule: Cron | None = None,
+        start_deadline: Duration | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise DefinitionError(str(name), "a workflow needs a non-empty string name")
         self.name = name
         try:
             self.timeout = timeout_seconds(timeout, "timeout")
+            self.start_deadline = timeout_seconds(start_deadline, "start_deadline")
         except DurableError as exc:
             raise DefinitionError(name, str(exc)) from None
         if queue is not None and (not isinstance(queue, str) or not queue):
@@ -74,7 +79,8 @@ class Workflow:
             compensations: ``{step: task_or_function}``, called with that step's result when the
                 workflow fails after the step completed.
             step_options: ``{step: {"retry": Retry(...), "timeout": ..., "queue": ...}}``.
-            options: the workflow's own options (``timeout``, ``queue``, ``schedule``).
+            options: the workflow's own options (``timeout``, ``queue``, ``schedule``,
+                ``start_deadline``).
 
         Raises:
             DefinitionError: what the canvas uses is not supported (chunks, map, starmap,

@@ -25,6 +25,8 @@ from durable_celery.engine.transitions import StepResultError, check_shape, inte
 from durable_celery.engine.values import Checkpoint, Message, Outcome, Snapshot, StepOutcome, StepResult
 from durable_celery.errors import ContextNotSerializable, WorkerLost, WorkflowNotFound, WorkflowTimeout
 
+#: The error type of an execution cancelled because it had not started by its start deadline.
+START_DEADLINE_PASSED = "StartDeadlinePassed"
 #: The error type of an attempt whose worker died while its execution was stopping.
 OUTCOME_UNKNOWN = "OutcomeUnknown"
 #: Values that release the lease and leave the execution unscheduled.
@@ -87,9 +89,12 @@ def error_dict(exc: BaseException, step: str | None) -> dict[str, Any]:
 
 
 def locate(machine: StateMachine | None, snap: Snapshot, turn: Turn) -> Run | Checkpoint:
-    """The state to run next, or how the execution ends before it: unknown workflow, workflow
-    timeout, a changed definition, routing that failed or reached the end. A state reached on a
-    queue other than its own is handed over to its queue."""
+    """The state to run next, or how the execution ends before it: its start deadline passed
+    before its first step began, unknown workflow, workflow timeout, a changed definition,
+    routing that failed or reached the end. A state reached on a queue other than its own is
+    handed over to its queue."""
+    if snap.start_deadline_at is not None and snap.start_deadline_at <= turn.now:
+        return start_deadline_passed(snap, turn.now)
     if machine is None:
         return fail(None, snap, error_dict(WorkflowNotFound(snap.workflow), None), turn.now)
     if snap.deadline_at is not None and snap.deadline_at <= turn.now:
@@ -110,6 +115,24 @@ def locate(machine: StateMachine | None, snap: Snapshot, turn: Turn) -> Run | Ch
     if turn.queue is not None and queue != turn.queue:
         return _reroute(machine, snap, state, loops, queue, turn.now)
     return Run(state, ctx, loops)
+
+
+def start_deadline_passed(snap: Snapshot, now: datetime) -> Checkpoint:
+    """Cancel an execution whose first step had not begun by its start deadline (a start
+    deadline is only set, ``snap.start_deadline_at``, while it has not: see ``checkpoint``).
+    Nothing ran, so there is nothing to compensate and nothing below it to stop."""
+    assert snap.start_deadline_at is not None
+    values = {**RELEASED, "status": ExecutionStatus.CANCELLED.value, "error": start_deadline_error(snap.start_deadline_at),
+              "deadline_at": None, "start_deadline_at": None, "completed_at": now,
+              # a claim records a start; this one did not start
+              "started_at": None}
+    return checkpoint(snap, Outcome.CANCELLED, values)
+
+
+def start_deadline_error(deadline: datetime) -> dict[str, Any]:
+    """The stored error of an execution cancelled by its start deadline."""
+    return {"type": START_DEADLINE_PASSED, "step": None, "traceback": None,
+            "message": f"cancelled: not started by its start deadline ({deadline.isoformat()})"}
 
 
 def _reroute(machine: StateMachine, snap: Snapshot, state: State, loops: Mapping[str, int], queue: str,
@@ -262,7 +285,8 @@ def compensating_values(final: ExecutionStatus, error: Mapping[str, Any] | None,
     (once no step of its tree is still in flight); ``final`` is its status if there is nothing
     to compensate."""
     return {**RELEASED, "status": ExecutionStatus.COMPENSATING.value, "compensation_plan": None,
-            "compensation_results": [], "attempt": 1, "deadline_at": None, "completed_at": None,
+            "compensation_results": [], "attempt": 1, "deadline_at": None, "start_deadline_at": None,
+            "completed_at": None,
             "error": dict(error) if error is not None else None,
             "stopping": None, "stop_status": final.value, "ready_at": now if ready else None,
             "dispatched_at": now if ready else None, "updated_at": now}
@@ -293,12 +317,15 @@ def checkpoint(snap: Snapshot, outcome: Outcome, values: Mapping[str, Any],
                 attempt: Mapping[str, Any] | None = None, **effects: Any) -> Checkpoint:
     """Every decision ends here: the status move it makes must be an allowed one. An execution
     whose first step ran from a lease handed over at its start (never claimed, so no
-    ``started_at`` yet) records here when that step started."""
+    ``started_at`` yet) records here when that step started; the first decision after its first
+    step began clears its start deadline."""
     status = values.get("status")
     if status is not None:
         check_move(snap.status, status)
     if snap.started_at is None and snap.step_started_at is not None and "started_at" not in values:
         values = {**values, "started_at": snap.step_started_at}
+    if snap.start_deadline_at is not None and "start_deadline_at" not in values:
+        values = {**values, "start_deadline_at": None}  # it has started: its start deadline is met
     return Checkpoint(outcome, values, attempt, **effects)
 
 

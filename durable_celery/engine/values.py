@@ -91,7 +91,7 @@ class Message:
 #: Snapshot fields that mirror columns of ``workflow_executions`` one to one.
 COLUMNS = ("id", "workflow", "version", "kind", "status", "queue", "priority", "seq", "entered_seq", "attempt",
             "current_node", "node_shape", "context", "input", "item", "parent_id", "root_id", "parent_seq",
-            "branch_key", "deadline_at", "started_at", "step_started_at", "lease_owner", "lost_leases",
+            "branch_key", "deadline_at", "start_deadline_at", "started_at", "step_started_at", "lease_owner", "lost_leases",
             "compensation_plan", "compensation_results", "stopping", "stop_status", "trace_context")
 
 
@@ -119,6 +119,8 @@ class Snapshot:
     parent_seq: int | None = None
     branch_key: str | None = None
     deadline_at: datetime | None = None
+    #: when its first step must have begun by, else it is cancelled; None once it has begun
+    start_deadline_at: datetime | None = None
     #: when its first step started (None: not yet; its first checkpoint records it)
     started_at: datetime | None = None
     step_started_at: datetime | None = None
@@ -157,7 +159,8 @@ class Snapshot:
     @classmethod
     def from_wire(cls, values: Mapping[str, Any]) -> Snapshot:
         """The snapshot a handoff message carries; ``ValueError`` or ``KeyError`` if malformed."""
-        fields = {name: values[name] for name in _WIRE}
+        # a message from a worker older than a field (a rolling deploy) lacks it: None
+        fields: dict[str, Any] = {name: values[name] if name not in _ADDED else values.get(name) for name in _WIRE}
         fields["status"] = ExecutionStatus(fields["status"])
         for name in _DATETIMES:
             if fields[name] is not None:
@@ -192,7 +195,9 @@ class Snapshot:
 #: every field of a snapshot, in order: what a handoff message carries
 _WIRE = tuple(f.name for f in dataclasses.fields(Snapshot))
 _FIELDS = frozenset(_WIRE)
-_DATETIMES = ("deadline_at", "started_at", "step_started_at")
+_DATETIMES = ("deadline_at", "start_deadline_at", "started_at", "step_started_at")
+#: fields added since handoff messages first carried snapshots (None when a message lacks them)
+_ADDED = frozenset({"start_deadline_at"})
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from durable_celery.runtime.poison import ENGINE_TASK_OPTIONS
 #: ``start(workflow, input, **start_options) -> execution id``: ``Durable.start``.
 Start = Callable[..., str]
 #: ``start_options`` a signature may carry (what makes sense in a message).
-SIGNATURE_OPTIONS = ("queue", "priority", "idempotency_key")
+SIGNATURE_OPTIONS = ("queue", "priority", "idempotency_key", "start_deadline")
 
 
 def start_task_name(prefix: str) -> str:

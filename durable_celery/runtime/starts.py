@@ -12,6 +12,8 @@ from typing import Any
 from durable_celery.clock import as_utc
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.dsl import typed
+from durable_celery.dsl.options import timeout_seconds
+from durable_celery.durations import Duration
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import COLUMNS, Snapshot
 from durable_celery.errors import InvalidInput
@@ -21,8 +23,9 @@ from durable_celery.settings import Settings
 
 
 def check_options(*, queue: Any = None, priority: Any = 0, scheduled_at: Any = None,
-                  idempotency_key: Any = None) -> None:
-    """Raise ``InvalidInput`` for a start option that cannot be used."""
+                  idempotency_key: Any = None, start_deadline: Any = None) -> float | None:
+    """Raise ``InvalidInput`` for a start option that cannot be used; returns ``start_deadline``
+    in seconds (None if not given)."""
     if queue is not None:
         check_name(queue, "queue")
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
@@ -34,6 +37,7 @@ def check_options(*, queue: Any = None, priority: Any = 0, scheduled_at: Any = N
         raise InvalidInput(f"idempotency_key must be a string of 1 to 255 characters, got {idempotency_key!r}")
     if idempotency_key is not None:
         check_text(idempotency_key, "idempotency_key")
+    return timeout_seconds(start_deadline, "start_deadline")
 
 
 def encode_input(input: Any, max_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES, model: type | None = None) -> Any:
@@ -79,15 +83,20 @@ def _problems(exc: Exception) -> str:
 def new_execution_row(machine: StateMachine, settings: Settings, input: Any, now: datetime, *,
                       queue: str | None = None, priority: int = 0, scheduled_at: datetime | None = None,
                       idempotency_key: str | None = None, dispatched: bool = True,
-                      parent_id: str | None = None, traced: bool = True, validate: bool = True) -> dict[str, Any]:
+                      parent_id: str | None = None, traced: bool = True, validate: bool = True,
+                      start_deadline: Duration | None = None) -> dict[str, Any]:
     """The row of a new top-level execution of ``machine``. ``dispatched``: its start message is
     published right after the insert commits (else the tick publishes it once it is committed
     and due). ``parent_id``: the execution whose step started it (a child workflow).
     ``traced``: make its span (``runtime/tracing.py``). ``validate``: against the first step's
-    model (``input_model``)."""
+    model (``input_model``). ``start_deadline``: how long after it is due (now, or
+    ``scheduled_at``) its first step may begin, else it is cancelled; default the workflow's own
+    (``Workflow(start_deadline=...)``)."""
     encoded = encode_input(input, settings.max_payload_bytes, input_model(machine) if validate else None)
-    check_options(queue=queue, priority=priority, scheduled_at=scheduled_at, idempotency_key=idempotency_key)
+    given = check_options(queue=queue, priority=priority, scheduled_at=scheduled_at, idempotency_key=idempotency_key,
+                          start_deadline=start_deadline)
     ready = max(as_utc(scheduled_at), now) if scheduled_at is not None else now
+    start_within = given if given is not None else machine.start_deadline
     immediate = scheduled_at is None or ready <= now
     execution_id = str(uuid.uuid4())
     return {
@@ -98,6 +107,8 @@ def new_execution_row(machine: StateMachine, settings: Settings, input: Any, now
         "node_shape": machine.states[machine.entry].shape, "attempt": 1, "seq": 0,
         "ready_at": ready, "dispatched_at": now if immediate and dispatched else None,
         "deadline_at": ready + timedelta(seconds=machine.timeout) if machine.timeout else None,
+        # cleared once its first step begins (see engine/decide.py, ``locate``)
+        "start_deadline_at": ready + timedelta(seconds=start_within) if start_within else None,
         "idempotency_key": idempotency_key, "scheduled_at": scheduled_at,
         "trace_context": tracing.execution_span(machine.workflow, execution_id) if traced else None,
         "created_at": now, "updated_at": now,
@@ -118,7 +129,7 @@ def hand_over_start(row: dict[str, Any], token: str, ttl: float) -> Snapshot:
 def new_execution_rows(machine: StateMachine, settings: Settings, inputs: Iterable[Any], now: datetime, *,
                        queue: str | None = None, priority: int = 0, scheduled_at: datetime | None = None,
                        idempotency_keys: Iterable[str | None] | None = None,
-                       dispatched: bool = True) -> list[dict[str, Any]]:
+                       dispatched: bool = True, start_deadline: Duration | None = None) -> list[dict[str, Any]]:
     """The rows of new executions of ``machine``, one per input, as ``new_execution_row`` builds
     them (every option applies to all; ``idempotency_keys``, if given, has one key or None per
     input). Every input is checked before anything is returned: ``InvalidInput`` names the index
@@ -129,7 +140,8 @@ def new_execution_rows(machine: StateMachine, settings: Settings, inputs: Iterab
     keys = _keys(idempotency_keys, len(inputs))
     # The options are the same for every row: checked, and the shared columns built, once.
     template = new_execution_row(machine, settings, None, now, queue=queue, priority=priority,
-                                 scheduled_at=scheduled_at, dispatched=dispatched, traced=False, validate=False)
+                                 scheduled_at=scheduled_at, dispatched=dispatched, traced=False, validate=False,
+                                 start_deadline=start_deadline)
     model = input_model(machine)
     rows = []
     for i, (input, key) in enumerate(zip(inputs, keys)):

@@ -10,6 +10,8 @@
 3. runnable executions with no live message (lost publish, transactional or scheduled start,
    a retry backoff too long for a countdown message): dispatched, with a back-off per row;
 4. executions past their workflow timeout: failed with ``WorkflowTimeout`` (compensating);
+   executions whose first step had not begun by their start deadline: cancelled
+   (``StartDeadlinePassed``);
 5. cron schedules whose next run is due: their runs started (see ``runtime/schedules.py``).
 
 Before the outbox sweep, a broker that lost the messages it held (a Redis restart) has them
@@ -31,6 +33,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
+from durable_celery.clock import as_utc
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.engine import decide, saga
 from durable_celery.engine.statuses import ExecutionStatus
@@ -38,16 +41,19 @@ from durable_celery.engine.values import Checkpoint, Snapshot, StepOutcome, Step
 from durable_celery.errors import WorkerLost, WorkflowTimeout
 from durable_celery.runtime import live, queues
 from durable_celery.runtime.broker import resend_lost
+from durable_celery.runtime.calls import wake_caller
 from durable_celery.runtime.commit import snapshot
 from durable_celery.runtime.schedules import fire_due_schedules
 from durable_celery.runtime.services import Services
 from durable_celery.state.checkpoint import settle_lost, unsettled_txn, write_checkpoint
 from durable_celery.state.children import release_parked_compensations_txn
 from durable_celery.state.executions import (
+    finish_txn,
     release_leases_txn,
     take_dispatchable_txn,
     take_expired_leases_txn,
     take_overdue_txn,
+    take_unstarted_txn,
 )
 from durable_celery.state.journal import CALLER_SLICES, take_unwoken_callers_txn
 from durable_celery.state.stops import stop_txn
@@ -68,6 +74,8 @@ class TickReport:
     scheduled: int = 0
     #: steps dispatched that waited for a controlled queue (docs/queues.md)
     filled: int = 0
+    #: executions cancelled because their first step had not begun by their start deadline
+    unstarted: int = 0
 
 
 def tick(sv: Services, *, expire_leases: bool = True) -> TickReport:
@@ -113,10 +121,31 @@ def tick(sv: Services, *, expire_leases: bool = True) -> TickReport:
                 timed_out += 1
                 stopped.extend(rows)
     sv.dispatcher.publish(stopped)
+    unstarted = _cancel_unstarted(sv, now)
     scheduled = fire_due_schedules(sv, now)
     _prune_live_events(sv)
     filled = queues.fill_all(sv)
-    return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided), scheduled, filled)
+    return TickReport(len(recovered), len(due), timed_out, len(woken), len(decided), scheduled, filled, unstarted)
+
+
+def _cancel_unstarted(sv: Services, now: datetime) -> int:
+    """Cancel the executions whose first step had not begun by their start deadline (in one
+    transaction, fenced by ``seq`` as a cancel is), then tell their callers and subscribers."""
+    cancelled: list[Mapping[Any, Any]] = []
+    with sv.db.begin() as conn:
+        for row in take_unstarted_txn(conn, now, sv.settings.tick_batch):
+            finished = finish_txn(conn, row["id"], ExecutionStatus.CANCELLED, now,
+                                  decide.start_deadline_error(as_utc(row["start_deadline_at"])))
+            if finished is not None:
+                cancelled.append(finished)
+    for ended in cancelled:
+        log.info("durable: execution %s of %s not started by its start deadline; cancelled", ended["id"],
+                 ended["workflow"])
+        if sv.live.active():
+            sv.live.emit("execution.cancelled", ended, seq=ended["seq"])
+        if ended["parent_id"] is not None:
+            wake_caller(sv, ended["id"], ended["parent_id"])
+    return len(cancelled)
 
 
 def _unsettled(sv: Services, now: datetime) -> list[str]:

@@ -72,6 +72,9 @@ def _claim_statement() -> Any:
                 status=case((t.c.status == ExecutionStatus.COMPENSATING.value, t.c.status),
                             else_=ExecutionStatus.RUNNING.value),
                 started_at=func.coalesce(t.c.started_at, now), step_started_at=now, updated_at=now,
+                # kept for the first claim, whose task checks it (engine/decide.py, ``locate``);
+                # a claim after the execution started clears it: it never stops a started one
+                start_deadline_at=case((t.c.started_at.is_(None), t.c.start_deadline_at), else_=None),
                 # its message was delivered: re-dispatch back-off starts over
                 redispatches=0,
                 # a queue not controlled (docs/queues.md): this lease holds no slot of any queue
@@ -197,6 +200,19 @@ def take_overdue_txn(conn: Connection, now: datetime, limit: int) -> list[RowMap
     return list(conn.execute(select(t).where(t.c.id.in_(ids))).mappings())
 
 
+def take_unstarted_txn(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
+    """Executions whose start deadline passed before their first step began, locked for the
+    caller to cancel: pending with no lease. (One leased to its first message may be running
+    that step from the message alone: the lease expires first if the message never comes, and
+    a message that comes late is checked by its task.) On ix_workflow_executions_start_deadline."""
+    condition = and_(t.c.start_deadline_at.is_not(None), t.c.start_deadline_at <= now,
+                     t.c.status == ExecutionStatus.PENDING.value, t.c.lease_owner.is_(None))
+    ids = _locked_ids(conn, condition, t.c.start_deadline_at, limit)
+    if not ids:
+        return []
+    return list(conn.execute(select(t).where(t.c.id.in_(ids))).mappings())
+
+
 def finish_txn(conn: Connection, execution_id: str, status: ExecutionStatus, now: datetime,
                error: dict[str, Any] | None) -> RowMapping | None:
     """Force an execution into a final status (cancel, timeout), fencing off any running worker
@@ -205,7 +221,7 @@ def finish_txn(conn: Connection, execution_id: str, status: ExecutionStatus, now
         update(t)
         .where(t.c.id == execution_id, t.c.status.in_([s.value for s in sources_of(status)]))
         .values(status=status.value, seq=t.c.seq + 1, lease_owner=None, lease_expires_at=None, ready_at=None,
-                deadline_at=None, error=error, completed_at=now, updated_at=now)
+                deadline_at=None, start_deadline_at=None, error=error, completed_at=now, updated_at=now)
         .returning(*t.c)
     )
     return conn.execute(stmt).mappings().first()

@@ -95,6 +95,9 @@ def _claim_statement() -> Any:
                 status=case((t.c.status == ExecutionStatus.COMPENSATING.value, t.c.status),
                             else_=ExecutionStatus.RUNNING.value),
                 started_at=func.coalesce(t.c.started_at, now), step_started_at=now, updated_at=now,
+                # kept for the first claim, whose task checks it (engine/decide.py, ``locate``);
+                # a claim after the execution started clears it: it never stops a started one
+                start_deadline_at=case((t.c.started_at.is_(None), t.c.start_deadline_at), else_=None),
                 redispatches=0, slot=bindparam("slot"), slot_key=bindparam("slot_key"))
         .returning(*(t.c[name] for name in (*SNAPSHOT_COLUMNS, "loops")))
     )

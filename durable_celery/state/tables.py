@@ -51,6 +51,7 @@ LEASE_WHERE = "lease_expires_at IS NOT NULL"
 #: a branch or iteration that completed and whose block is not settled yet (state/checkpoint.py)
 UNSETTLED_WHERE = "status = 'completed' AND ready_at IS NOT NULL"
 FINISHED_WHERE = "kind = 'workflow' AND completed_at IS NOT NULL"
+START_DEADLINE_WHERE = "start_deadline_at IS NOT NULL"
 
 workflow_executions = Table(
     "workflow_executions",
@@ -81,6 +82,9 @@ workflow_executions = Table(
     Column("ready_at", DateTime(timezone=True), nullable=True),
     Column("dispatched_at", DateTime(timezone=True), nullable=True),
     Column("deadline_at", DateTime(timezone=True), nullable=True),
+    # The start deadline (docs/defining-workflows.md): by then its first step must have begun,
+    # else it is cancelled. Cleared once it starts, so only executions yet to start have one.
+    Column("start_deadline_at", DateTime(timezone=True), nullable=True),
     Column("error", Json, nullable=True),
     Column("parent_id", String(36), nullable=True),
     # Executions a workflow fans out into (parallel branches, foreach iterations) are child rows:
@@ -147,6 +151,9 @@ workflow_executions = Table(
           sqlite_where=text("slot IS NOT NULL")),
     Index("ix_workflow_executions_deadline", "deadline_at", postgresql_where=text("deadline_at IS NOT NULL"),
           sqlite_where=text("deadline_at IS NOT NULL")),
+    # the tick's sweep of executions not started by their start deadline: those yet to start
+    Index("ix_workflow_executions_start_deadline", "start_deadline_at", postgresql_where=text(START_DEADLINE_WHERE),
+          sqlite_where=text(START_DEADLINE_WHERE)),
     # cleanup (state/retention.py): finished top-level executions, oldest first, walked by keyset
     Index("ix_workflow_executions_finished", "completed_at", "id", postgresql_where=text(FINISHED_WHERE),
           sqlite_where=text(FINISHED_WHERE)),
