@@ -27,6 +27,10 @@ class Workflow:
             ``WorkflowTimeout``.
         queue: default Celery queue of its steps (else the engine's queue).
         schedule: a ``Cron`` that starts it on a schedule.
+        version: a label (an int or a string) for this definition of the workflow. Several
+            definitions of one name may be registered when their labels differ: new executions
+            start on the highest label, and an execution started on another one keeps running
+            on it while it stays registered (docs/deploys.md).
     """
 
     def __init__(
@@ -36,10 +40,15 @@ class Workflow:
         timeout: Duration | None = None,
         queue: str | None = None,
         schedule: Cron | None = None,
+        version: int | str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise DefinitionError(str(name), "a workflow needs a non-empty string name")
         self.name = name
+        if version is not None and (isinstance(version, bool) or not isinstance(version, (int, str))
+                                    or (isinstance(version, str) and not version.strip())):
+            raise DefinitionError(name, f"version must be an int or a non-empty string, got {version!r}")
+        self.version = version
         try:
             self.timeout = timeout_seconds(timeout, "timeout")
         except DurableError as exc:
@@ -55,7 +64,7 @@ class Workflow:
         self.compensations: dict[str, CompensationNode] = {}
 
     def __repr__(self) -> str:
-        return f"Workflow({self.name!r})"
+        return f"Workflow({self.name!r})" if self.version is None else f"Workflow({self.name!r}, version={self.version!r})"
 
     @classmethod
     def from_canvas(cls, name: str, canvas: Any, *, compensations: Mapping[str, Any] | None = None,
