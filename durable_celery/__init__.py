@@ -38,15 +38,19 @@ from durable_celery.errors import (
     WorkflowTimeout,
 )
 from durable_celery.models import (
+    DeployPlan,
     Execution,
     ExecutionPage,
     LifecycleEvent,
     Metrics,
     PendingInput,
+    PlanGroup,
+    PlanVersion,
     QueueStats,
     Schedule,
     StepMetrics,
     StepRecord,
+    WorkflowPlan,
     WorkflowSummary,
 )
 
@@ -56,6 +60,7 @@ __all__ = [
     # running them
     "Durable", "Execution", "StepRecord", "PendingInput", "ExecutionStatus", "StepStatus",
     "Schedule", "QueueStats", "ExecutionPage", "WorkflowSummary", "Metrics", "StepMetrics", "LifecycleEvent",
+    "DeployPlan", "WorkflowPlan", "PlanGroup", "PlanVersion",
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",
