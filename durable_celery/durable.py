@@ -721,11 +721,14 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls, VersionCalls):
 
     def graph(self, workflow: Workflow | str, execution_id: str | None = None) -> Graph:
         """The workflow's state machine as a ``Graph`` (``.nodes``, ``.edges``, ``.to_dot()``,
-        ``.to_mermaid()``, ``.to_dict()``); with ``execution_id`` each node carries its state."""
+        ``.to_mermaid()``, ``.to_dict()``); with ``execution_id`` each node carries its state,
+        on the version of the workflow that execution runs on when that version is registered."""
         machine = self.registry.machine_for(workflow)
         execution = self.get_execution(execution_id, include_steps=True) if execution_id is not None else None
         if execution is not None and execution.workflow != machine.workflow:
             raise InvalidInput(f"execution {execution_id} runs {execution.workflow!r}, not {machine.workflow!r}")
+        if execution is not None:
+            machine = self.registry.get(machine.workflow, execution.version) or machine
         return build_graph(machine, execution)
 
     def retry(self, execution_id: str) -> str:
