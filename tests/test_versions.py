@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 from durable_celery import Durable
@@ -115,7 +116,7 @@ def test_keeping_version_1_registered_lets_its_executions_finish_on_it(project_f
     # Then the plan strands nothing: every execution is kept on version 1, which is still needed
     assert verdicts(v2.durable) == {name: [("kept", 2, [])] for name in WORKFLOWS}
     code, data, text = plan_cli(v2)
-    assert code == 0 and data["ok"] is True and "no execution needs" not in text
+    assert code == 0 and data["ok"] is True and "STRANDED" not in text
     assert all(v["needed"] for w in data["workflows"] if w["workflow"] in WORKFLOWS for v in w["versions"])
     # When a version 2 worker runs and new executions start beside the old ones
     v2.worker()
@@ -139,7 +140,7 @@ def test_keeping_version_1_registered_lets_its_executions_finish_on_it(project_f
         plan_of = made.workflow(name)
         assert plan_of is not None and [v.label for v in plan_of.unneeded_versions] == [1]
     code, _, text = plan_cli(v2)
-    assert code == 0 and text.count("no execution needs version 1 any more") == 3
+    assert code == 0 and text.count("no execution needs version 1 any more") == 4  # ver_fanout's: none started
     # While the new ones run on version 2
     for name, execution_id in fresh.items():
         v2.durable.send_event(execution_id, "go", {"ok": True})
@@ -148,3 +149,29 @@ def test_keeping_version_1_registered_lets_its_executions_finish_on_it(project_f
         assert all(step.endswith("@2") for step in done.context["path"])
         if name == "ver_renamed":
             assert "await_go@2" in done.context["path"]
+
+
+def test_the_iterations_of_a_foreach_finish_on_the_version_they_started_on(project_factory: Any) -> None:
+    # Given an execution of version 1 whose foreach iteration sleeps in its body step "nap"
+    p = project_factory(workflows=[V1])
+    v1_worker = p.worker()
+    p.beat()
+    execution_id = p.durable.start("ver_fanout", {"items": [1, 2], "nap": 2})
+    deadline = time.monotonic() + 30
+    while not p.sql("SELECT 1 FROM {schema}.workflow_executions WHERE root_id = :id AND status = 'waiting'",
+                    id=execution_id):
+        assert time.monotonic() < deadline, "the first iteration never slept"
+        time.sleep(0.05)
+    v1_worker.stop()
+    # When version 2 renames that step, with version 1 kept
+    v2 = deploy(p, V2_KEPT)
+    plan_of = v2.durable.plan().workflow("ver_fanout")
+    # Then the plan keeps the execution and its iteration on version 1
+    assert plan_of is not None and plan_of.counts["kept"] >= 2 and plan_of.stranded == 0
+    assert {g.state for g in plan_of.groups} >= {"each", "nap"}
+    # And a version 2 worker finishes every iteration on version 1, each body once past its sleep
+    v2.worker()
+    done = v2.wait(execution_id, timeout=60)
+    assert done.status == "completed", done.error
+    assert done.context["path"] == ["prepare@1", "nap1@1", "nap2@1", "finish@1"]
+    assert p.notes(execution_id) == {"1": 1, "2": 1}

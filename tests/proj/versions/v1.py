@@ -28,3 +28,25 @@ for workflow in (renamed, inserted, retried):
     workflow.step(name="reserve")(reserve)
     workflow.step(name="wait_go")(wait_go)
     workflow.step(name="ship")(ship)
+
+
+# a foreach whose iterations sleep: its iteration rows carry the version too
+fanout = Workflow("ver_fanout", version=1)
+
+
+@fanout.step(name="prepare")
+def prepare(ctx):
+    return {**ctx, "path": ["prepare@1"]}
+
+
+with fanout.foreach("each", items=lambda ctx: ctx["items"]):
+    @fanout.step(name="nap")
+    def nap(ctx, item):
+        wait.sleep(ctx["nap"])
+        record(str(item))
+        return {**ctx, "path": [*ctx["path"], f"nap{item}@1"]}
+
+
+@fanout.step(name="finish")
+def finish(ctx):
+    return {**ctx, "path": [*ctx["path"], "finish@1"]}

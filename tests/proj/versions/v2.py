@@ -36,3 +36,10 @@ inserted.step(name="ship")(step("ship@2"))
 retried.step(name="reserve")(step("reserve@2"))
 retried.step(name="wait_go", retry=Retry(max_attempts=3))(waiting("wait_go@2"))
 retried.step(name="ship")(step("ship@2"))
+
+
+fanout = Workflow("ver_fanout", version=2)
+fanout.step(name="prepare")(step("prepare@2"))
+with fanout.foreach("each", items=lambda ctx: ctx["items"]):
+    fanout.step(name="doze")(lambda ctx, item: {**ctx, "path": [*ctx["path"], f"doze{item}@2"]})
+fanout.step(name="finish")(step("finish@2"))
