@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, tuple_
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -65,9 +65,10 @@ def stored_versions_txn(conn: Connection, workflows: Iterable[str]) -> dict[tupl
 
 def labels_txn(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     """The stored labels of (workflow, version hash) pairs; an unknown pair is left out."""
-    wanted = sorted(set(pairs))
+    wanted = set(pairs)
     if not wanted:
         return {}
+    # by hash (a row per workflow and hash): no row-value IN, which not every SQLite takes
     rows = conn.execute(select(v.c.workflow, v.c.version, v.c.label)
-                        .where(tuple_(v.c.workflow, v.c.version).in_(wanted)))
-    return {(w, h): label for w, h, label in rows}
+                        .where(v.c.version.in_(sorted({h for _, h in wanted}))))
+    return {(w, h): label for w, h, label in rows if (w, h) in wanted}
