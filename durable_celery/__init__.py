@@ -4,7 +4,7 @@ The public API (see API.md): define workflows with :class:`Workflow`, run them w
 :class:`Durable` on a Celery app.
 """
 
-from durable_celery.dsl.goto import goto
+from durable_celery.dsl.goto import Goto, goto
 from durable_celery.dsl.options import Cron, Retry
 from durable_celery.dsl.workflow import Workflow
 from durable_celery.durable import Durable
@@ -43,6 +43,8 @@ from durable_celery.models import (
     ExecutionPage,
     LifecycleEvent,
     Metrics,
+    MigrationResult,
+    MigrationSkip,
     PendingInput,
     PlanGroup,
     PlanVersion,
@@ -56,11 +58,12 @@ from durable_celery.models import (
 
 __all__ = [
     # defining workflows
-    "Workflow", "Retry", "Cron", "goto", "seconds", "minutes", "hours", "days",
+    "Workflow", "Retry", "Cron", "goto", "Goto", "seconds", "minutes", "hours", "days",
     # running them
     "Durable", "Execution", "StepRecord", "PendingInput", "ExecutionStatus", "StepStatus",
     "Schedule", "QueueStats", "ExecutionPage", "WorkflowSummary", "Metrics", "StepMetrics", "LifecycleEvent",
     "DeployPlan", "WorkflowPlan", "PlanGroup", "PlanVersion",
+    "MigrationResult", "MigrationSkip",
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",
     "DefinitionChanged", "StepTimeout", "WorkflowTimeout", "BranchNoMatch", "ContextNotSerializable",

@@ -84,6 +84,19 @@ def attach(durable: Durable, app: Celery, current: Attachment | None,
         return attachment
 
 
+def detach(durable: Durable, current: Attachment) -> None:
+    """Take ``durable`` off the app of ``current``: its worker and beat handlers are
+    disconnected and the app no longer lists it (the test runner's ``close``, so that an app
+    built for one test is not kept alive by the signals and this registry)."""
+    with _LOCK:
+        current.installation.remove()
+        others = [d for d in _INSTANCES.get(current.app, ()) if d is not durable]
+        if others:
+            _INSTANCES[current.app] = others
+        else:
+            _INSTANCES.pop(current.app, None)
+
+
 def task_packages(app: Celery) -> list[str]:
     """The packages an app's tasks come from, for ``Durable.autodiscover_workflows()``.
 

@@ -21,6 +21,7 @@ from durable_celery.attachment import Attachment, attach, task_packages
 from durable_celery.clock import Clock, SystemClock, as_utc
 from durable_celery.compiler.ir import StateMachine
 from durable_celery.dsl.nodes import StepNode, walk
+from durable_celery.dsl.typed import ModelLike, dump
 from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, to_seconds
 from durable_celery.engine.statuses import RETRYABLE, TERMINAL, ExecutionStatus
@@ -80,7 +81,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls, VersionCalls):
     set up here: settings, the database, the workflow registry. The cron schedule calls
     (``schedule``, ``trigger_schedule``, ...) come from :class:`ScheduleCalls`, the reads over
     many executions (``list_executions``, ``list_workflows``, ``get_metrics``, ...) from
-    :class:`QueryCalls`; ``cleanup``, ``doctor`` and ``why`` from :class:`OperationsCalls`.
+    :class:`QueryCalls`; ``cleanup``, ``doctor``, ``why`` and ``migrate_executions`` from
+    :class:`OperationsCalls`.
 
     Args:
         app: the Celery app whose workers run the steps; ``None`` to call ``init_app`` later.
@@ -314,7 +316,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls, VersionCalls):
     def start(
         self,
         workflow: Workflow | str,
-        input: dict[str, Any] | None = None,
+        input: dict[str, Any] | ModelLike | None = None,
         *,
         queue: str | None = None,
         priority: int = 0,
@@ -352,7 +354,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls, VersionCalls):
     def start_many(
         self,
         workflow: Workflow | str,
-        inputs: Iterable[dict[str, Any] | None],
+        inputs: Iterable[dict[str, Any] | ModelLike | None],
         *,
         queue: str | None = None,
         priority: int = 0,
@@ -402,7 +404,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls, VersionCalls):
                              machine)
         return ids
 
-    def signature(self, workflow: Workflow | str, input: dict[str, Any] | None = None,
+    def signature(self, workflow: Workflow | str, input: dict[str, Any] | ModelLike | None = None,
                   **start_options: Any) -> Signature:
         """A Celery signature that starts ``workflow`` when it runs, for a chain or group of
         plain tasks: ``chain(fetch.s(id), durable.signature(report), notify.s())``.
@@ -425,6 +427,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls, VersionCalls):
             raise InvalidInput(f"signature() takes the start options {', '.join(SIGNATURE_OPTIONS)}, "
                                f"not {', '.join(sorted(unknown))}")
         machine = self.registry.machine_for(workflow)
+        input = dump(input)  # the message carries the JSON form of a pydantic model
         self._new_row(machine, input, queue=start_options.get("queue"), priority=start_options.get("priority", 0),
                       scheduled_at=None, idempotency_key=start_options.get("idempotency_key"), connection=None)
         options = {k: v for k, v in start_options.items() if v is not None}

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from durable_celery.engine.statuses import ExecutionStatus
+from durable_celery.engine.statuses import MIGRATED_STEP, ExecutionStatus
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,13 @@ class StepRecord:
     logs: list[dict[str, Any]] | None
     is_compensation: bool = False
     compensation_for: str | None = None
+
+    @property
+    def migration(self) -> dict[str, Any] | None:
+        """For the history row a migration left (``step_name`` ``"$migrated"``, see
+        ``Durable.migrate_executions``): ``from``/``from_version``, ``to``/``to_version``,
+        ``from_status``, ``restarted``, ``reopened``; its time is ``completed_at``. None for an attempt."""
+        return dict(self.output) if self.step_name == MIGRATED_STEP and isinstance(self.output, dict) else None
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,41 @@ class LifecycleEvent:
         return {"id": self.id, "at": self.at.isoformat(), "kind": self.kind, "execution_id": self.execution_id,
                 "workflow": self.workflow, "step": self.step, "attempt": self.attempt, "seq": self.seq,
                 "data": self.data}
+
+
+@dataclass(frozen=True)
+class MigrationSkip:
+    """An execution ``migrate_executions`` did not move (or would not), and why: ``running`` (a
+    step in flight), ``already on the current version``, ``locked or changed meanwhile`` (try
+    again), ``not on a mapped node``, ``not found``, ...; ``node``: where it stands."""
+
+    execution_id: str
+    node: str | None
+    status: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What ``migrate_executions`` moved, or with ``dry_run`` would move.
+
+    ``moved``: execution ids by the old node they stood on (each mapping key that moved any);
+    ``skipped``: the executions considered and left alone; ``unmatched``: mapping keys no
+    execution considered stood on (not an error). ``version``: the definition they moved to.
+    """
+
+    workflow: str
+    version: str
+    dry_run: bool
+    mapping: dict[str, str]
+    moved: dict[str, list[str]] = field(default_factory=dict)
+    skipped: list[MigrationSkip] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """How many executions moved (would move)."""
+        return sum(len(ids) for ids in self.moved.values())
 
 
 #: How the state an execution stands on fares in a deploy (``durable plan``):

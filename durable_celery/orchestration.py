@@ -22,6 +22,7 @@ from typing import Any, Union
 from celery.canvas import Signature
 
 from durable_celery.context import current
+from durable_celery.dsl.typed import ModelLike, dump
 from durable_celery.dsl.workflow import Workflow
 from durable_celery.durations import Duration, optional_seconds
 from durable_celery.errors import InvalidInput
@@ -50,13 +51,14 @@ def _child(handle: StepJournal, workflow: WorkflowRef, input: Any, ref: str | No
         raise InvalidInput(f"ref must be a string of 1 to 100 characters, got {ref!r}")
     if queue is not None:
         check_name(queue, "queue")
+    input = dump(input)  # a pydantic model: its JSON form (dsl/typed.py)
     if input is not None and not isinstance(input, dict):
         raise InvalidInput(f"input must be a dict (the child's first context), got {type(input).__name__}")
     encode_payload(input, "the child's input", handle.services.settings.max_payload_bytes)
     return ChildStart(machine, input, ref, queue)
 
 
-def call_workflow(workflow: WorkflowRef, input: dict[str, Any] | None = None, *, ref: str | None = None,
+def call_workflow(workflow: WorkflowRef, input: dict[str, Any] | ModelLike | None = None, *, ref: str | None = None,
                   timeout: Duration | None = None, timeout_value: Any = "child_timeout",
                   queue: str | None = None) -> Any:
     """Run ``workflow`` as a child of this execution and return its final context.
@@ -73,7 +75,7 @@ def call_workflow(workflow: WorkflowRef, input: dict[str, Any] | None = None, *,
                                 timeout_value=timeout_value, child=child))
 
 
-def start_workflow(workflow: WorkflowRef, input: dict[str, Any] | None = None, *, ref: str | None = None,
+def start_workflow(workflow: WorkflowRef, input: dict[str, Any] | ModelLike | None = None, *, ref: str | None = None,
                    queue: str | None = None) -> str:
     """Start ``workflow`` as a child of this execution and return its id at once (fire and
     forget). Once per ``ref`` (default: the workflow's name) per visit of the step."""
@@ -107,7 +109,7 @@ def await_task(signature: Signature, *, timeout: Duration | None = None, timeout
     kind = signature.get("subtask_type") if isinstance(signature, Signature) else None
     if not isinstance(signature, Signature) or kind not in (None, "chain"):
         raise InvalidInput(f"await_task takes a task signature or a chain of them, got {signature!r}")
-    task = signature.tasks[-1].task if kind == "chain" else signature.task
+    task = signature["kwargs"]["tasks"][-1]["task"] if kind == "chain" else signature.task
     if not isinstance(task, str) or not task:
         raise InvalidInput(f"await_task: cannot tell which task {signature!r} runs")
     handle = _handle("await_task")

@@ -15,7 +15,7 @@ from durable_celery.errors import InvalidInput, ScheduleNotFound
 from durable_celery.limits import check_count, check_name
 from durable_celery.models import Schedule
 from durable_celery.runtime.schedules import sync_code_schedules
-from durable_celery.runtime.starts import check_options, encode_input, new_execution_row
+from durable_celery.runtime.starts import check_options, encode_input, input_model, new_execution_row
 from durable_celery.scheduling.cron import parse
 from durable_celery.scheduling.plan import first_run
 from durable_celery.state.executions import insert_execution_txn
@@ -80,7 +80,7 @@ class ScheduleCalls:
         machine = self.registry.machine_for(workflow)
         name = _name(machine.workflow if name is None else name)
         spec = parse(cron, timezone)
-        stored_input = encode_input(input, self.settings.max_payload_bytes)
+        stored_input = encode_input(input, self.settings.max_payload_bytes, input_model(machine))
         check_options(queue=queue)
         if not isinstance(enabled, bool):
             raise InvalidInput(f"enabled must be True or False, got {enabled!r}")

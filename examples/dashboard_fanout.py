@@ -11,6 +11,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 
@@ -21,35 +22,41 @@ dashboard = Workflow("dashboard")
 
 with dashboard.parallel(on_error="complete_all"):
     @dashboard.step(returns="user")
-    def fetch_user(ctx):
+    def fetch_user(ctx: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.5)
         return {"name": f"user {ctx['user_id']}"}
 
     @dashboard.step(returns="orders")
-    def fetch_orders(ctx):
+    def fetch_orders(ctx: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.5)
         return {"count": 3}
 
     @dashboard.step(returns="recommendations")
-    def fetch_recommendations(ctx):
+    def fetch_recommendations(ctx: dict[str, Any]) -> dict[str, Any]:
         raise TimeoutError("recommendation service timed out")
 
 
 @dashboard.step
-def assemble(ctx):
+def assemble(ctx: dict[str, Any]) -> dict[str, Any]:
     sections = [name for name in ("user", "orders", "recommendations") if parallel_ok(ctx, name)]
     return {"user_id": ctx["user_id"], "sections": sections,
-            "user": parallel_result(ctx, "user")[1], "orders": parallel_result(ctx, "orders")[1]}
+            "user": branch_value(ctx, "user"), "orders": branch_value(ctx, "orders")}
+
+
+def branch_value(ctx: dict[str, Any], name: str) -> Any:
+    """A branch's result, or its error's reason (None if it did not run)."""
+    result = parallel_result(ctx, name)
+    return result[1] if result is not None else None
 
 
 with dashboard.foreach("render_widgets", items=lambda ctx: ctx["sections"], concurrency=2):
     @dashboard.step
-    def render(ctx, section):
+    def render(ctx: dict[str, Any], section: str) -> dict[str, Any]:
         return {"widget": f"<{section}>"}
 
 
 @dashboard.step
-def publish(ctx):
+def publish(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"widgets": [result[1]["widget"] for result in ctx["__results__"]]}
 
 

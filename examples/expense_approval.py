@@ -13,6 +13,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 
@@ -23,14 +24,14 @@ expense = Workflow("expense_approval")
 
 
 @expense.step
-def submit(ctx):
+def submit(ctx: dict[str, Any]) -> dict[str, Any]:
     if ctx["amount"] <= 0:
         raise ValueError("an expense needs a positive amount")
     return {**ctx, "status": "submitted"}
 
 
 @expense.step
-def manager_review(ctx):
+def manager_review(ctx: dict[str, Any]) -> dict[str, Any]:
     decision = wait_for_approval(
         "manager", prompt=f"Approve {ctx['employee']}'s expense of {ctx['amount']}?",
         metadata={"amount": ctx["amount"]}, timeout=seconds(ctx.get("review_seconds", 3)),
@@ -40,7 +41,7 @@ def manager_review(ctx):
 
 
 @expense.step
-def settle(ctx):
+def settle(ctx: dict[str, Any]) -> dict[str, Any]:
     paid = ctx["decision"] == "approved"
     return {**ctx, "status": "paid" if paid else "rejected"}
 

@@ -11,23 +11,24 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Any
 
 from celery import Celery
 
-from durable_celery import Durable, Retry, Workflow, context, goto
+from durable_celery import Durable, Goto, Retry, Workflow, context, goto
 
 order = Workflow("quickstart_order")
 
 
 @order.step
-def validate(ctx):
+def validate(ctx: dict[str, Any]) -> dict[str, Any]:
     if not ctx.get("items"):
         raise ValueError("an order needs items")
     return {"order_id": ctx["order_id"], "total": sum(i["price"] for i in ctx["items"])}
 
 
 @order.step(retry=Retry(max_attempts=3, backoff="constant", base=0.5))
-def charge(ctx):
+def charge(ctx: dict[str, Any]) -> dict[str, Any]:
     # The payment gateway is flaky: the first attempt fails, the retry succeeds.
     if context.attempt() == 1:
         raise ConnectionError("payment gateway timed out")
@@ -35,24 +36,24 @@ def charge(ctx):
 
 
 @order.decision
-def check_total(ctx):
+def check_total(ctx: dict[str, Any]) -> Goto | dict[str, Any]:
     return goto("ship", ctx) if ctx["total"] < 100 else ctx
 
 
 with order.branch(on=lambda ctx: ctx["total"] >= 1000) as size:
     with size.case(True):
         @order.step
-        def manual_review(ctx):
+        def manual_review(ctx: dict[str, Any]) -> dict[str, Any]:
             return {**ctx, "reviewed": True}
 
     with size.default():
         @order.step
-        def auto_approve(ctx):
+        def auto_approve(ctx: dict[str, Any]) -> dict[str, Any]:
             return {**ctx, "reviewed": False}
 
 
 @order.step
-def ship(ctx):
+def ship(ctx: dict[str, Any]) -> dict[str, Any]:
     return {**ctx, "shipped": True}
 
 

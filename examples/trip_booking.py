@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 
@@ -18,30 +19,30 @@ trip = Workflow("trip_booking")
 
 
 @trip.step(compensate="cancel_flight")
-def book_flight(ctx):
+def book_flight(ctx: dict[str, Any]) -> dict[str, Any]:
     return {**ctx, "flight": f"FL-{ctx['traveller']}"}
 
 
 @trip.step(compensate="cancel_hotel")
-def book_hotel(ctx):
+def book_hotel(ctx: dict[str, Any]) -> dict[str, Any]:
     return {**ctx, "hotel": f"HT-{ctx['traveller']}"}
 
 
 @trip.step(retry=Retry(max_attempts=2, backoff="constant", base=0.2))
-def book_car(ctx):
+def book_car(ctx: dict[str, Any]) -> dict[str, Any]:
     if not ctx.get("cars_available", True):
         raise RuntimeError("no cars available")
     return {**ctx, "car": f"CR-{ctx['traveller']}"}
 
 
 @trip.compensation(retry=Retry(max_attempts=3))
-def cancel_hotel(ctx):
+def cancel_hotel(ctx: dict[str, Any]) -> dict[str, Any]:
     # Compensations get the output of the step they undo, and should be idempotent.
     return {"cancelled": ctx["hotel"]}
 
 
 @trip.compensation(retry=Retry(max_attempts=3))
-def cancel_flight(ctx):
+def cancel_flight(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"cancelled": ctx["flight"]}
 
 
@@ -60,7 +61,7 @@ def main() -> int:
         bad_id = durable.start(trip, {"traveller": "bob", "cars_available": False})
         booked, rolled_back = durable.wait(ok_id, timeout=60), durable.wait(bad_id, timeout=60)
     print(f"ada: {booked.status.value} {booked.context}")
-    print(f"bob: {rolled_back.status.value} after {rolled_back.error['message']!r}")
+    print(f"bob: {rolled_back.status.value} after {(rolled_back.error or {}).get('message')!r}")
     for result in rolled_back.compensation_results:
         print(f"  {result['compensation']} (for {result['step']}): {result['status']}")
     return 0 if (booked.status, rolled_back.status) == ("completed", "compensated") else 1

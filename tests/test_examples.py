@@ -54,3 +54,13 @@ def test_the_canvas_pipeline_runs_a_chain_with_a_chord_of_plain_tasks_as_a_workf
     assert "largest    attempt 1  failed    error: warehouse connection reset" in out
     assert "largest    attempt 2  completed output: {'result': 300}" in out
     assert "workflow result: {'channel': '#reports', 'text': '5 orders, 560 EUR in all, the largest 300 EUR'}" in out
+
+
+def test_the_fastapi_service_starts_an_order_answers_its_approval_and_reads_it(tmp_path: Path) -> None:
+    out = run_example("examples.fastapi_app", tmp_path)
+    assert "a negative amount: HTTP 422" in out  # FastAPI validated the body against the model
+    assert "ada: {'customer': 'ada', 'amount': '20', 'approved': True, 'reference': 'ada-20'}" in out
+    assert "bob: waiting for ['manager']" in out
+    assert "approval: HTTP 204, answered again: HTTP 409" in out
+    assert "bob: {'customer': 'bob', 'amount': '450', 'approved': True, 'reference': 'bob-450'}" in out
+    assert "an unknown order: HTTP 404" in out

@@ -20,6 +20,7 @@ from durable_celery.cli.instance import CliState
 from durable_celery.cli.live import events
 from durable_celery.cli.maintenance import cleanup, doctor, migrate
 from durable_celery.cli.metrics import metrics
+from durable_celery.cli.moves import migrate_executions
 from durable_celery.cli.queues import queues
 from durable_celery.cli.schedules import schedules
 from durable_celery.cli.waits import pending, provide_input, send_event
@@ -70,7 +71,7 @@ def _app_arg(ctx: click.Context) -> str | None:
 
 
 for command in (status, list_executions, show, run, cancel, retry, pending, send_event, provide_input, workflows, graph,
-                migrate, schedules, queues, metrics, events, cleanup, doctor, plan):
+                migrate, migrate_executions, schedules, queues, metrics, events, cleanup, doctor, plan):
     durable.add_command(command)
 
 __all__ = ["durable", "DurableGroup"]

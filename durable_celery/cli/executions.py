@@ -9,7 +9,16 @@ from typing import Any
 import click
 
 from durable_celery.cli.instance import CliState, pass_state
-from durable_celery.cli.output import details, duration_text, emit_json, error_text, format_option, table, version_text
+from durable_celery.cli.output import (
+    cell,
+    details,
+    duration_text,
+    emit_json,
+    error_text,
+    format_option,
+    table,
+    version_text,
+)
 from durable_celery.cli.params import duration, json_object
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.models import Execution, StepRecord
@@ -110,14 +119,27 @@ def _describe(execution: Execution, logs: bool, children: list[Execution], why: 
     if not e.steps:
         parts.append("no step attempts yet")
         return "\n\n".join(parts)
+    attempts = [s for s in e.steps if s.migration is None]
     parts.append(table(
         ["STEP", "ATTEMPT", "STATUS", "STARTED", "DURATION", "ERROR"],
         [(s.step_name + (" (compensation)" if s.is_compensation else ""), s.attempt, s.status, s.started_at,
-          duration_text(s.duration_ms), error_text(s.error)) for s in e.steps],
+          duration_text(s.duration_ms), error_text(s.error)) for s in attempts],
     ))
+    moves = [migrated_text(s) for s in e.steps if s.migration is not None]
+    if moves:
+        parts.append("\n".join(moves))
     if logs:
-        parts.extend(_attempt_logs(s) for s in e.steps)
+        parts.extend(_attempt_logs(s) for s in attempts)
     return "\n\n".join(parts)
+
+
+def migrated_text(record: StepRecord) -> str:
+    """One migration of the execution's history: "migrated from X@v1 to Y@v2 at <time>"."""
+    m = record.migration or {}
+    how = ", re-opened" if m.get("reopened") else ""
+    how += ", step restarted" if m.get("restarted") else ""
+    return (f"migrated from {m.get('from')}@{m.get('from_version')} to {m.get('to')}@{m.get('to_version')} "
+            f"at {cell(record.completed_at)}{how}")
 
 
 def _attempt_logs(attempt: StepRecord) -> str:

@@ -12,10 +12,12 @@ from durable_celery.dsl.canvas import build_from_canvas
 from durable_celery.dsl.nodes import CompensationNode, ForEachNode, LoopNode, Node, ParallelNode, StepKind, StepNode
 from durable_celery.dsl.options import NO_RETRY, Cron, Retry, timeout_seconds
 from durable_celery.dsl.tasks import ArgsFn, IntoFn, KwargsFn, TaskStep, is_task, short_name
+from durable_celery.dsl.typed import typed
 from durable_celery.durations import Duration
 from durable_celery.errors import DefinitionError, DurableError
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class Workflow:
@@ -113,8 +115,8 @@ class Workflow:
         ``retry``, ``timeout``, ``compensate`` (a compensation's name), ``queue``, ``returns``."""
         return self._register("step", fn, options)
 
-    def task_step(self, task: Any, *, args: ArgsFn | None = None, kwargs: KwargsFn | None = None,
-                  into: str | IntoFn | None = None, name: str | None = None, **options: Any) -> Any:
+    def task_step(self, task: T, *, args: ArgsFn | None = None, kwargs: KwargsFn | None = None,
+                  into: str | IntoFn | None = None, name: str | None = None, **options: Any) -> T:
         """Define a step whose body is an existing Celery task, run in-process (no message).
 
         Args:
@@ -144,9 +146,31 @@ class Workflow:
         self._register("step", TaskStep(self.name, step_name, task, args, kwargs, into), {**options, "name": step_name})
         return task
 
+    @overload
+    def decision(self, fn: F) -> F: ...
+
+    @overload
+    def decision(
+        self,
+        *,
+        retry: Retry | None = None,
+        timeout: Duration | None = None,
+        compensate: str | None = None,
+        queue: str | None = None,
+        returns: str | None = None,
+        name: str | None = None,
+    ) -> Callable[[F], F]: ...
+
     def decision(self, fn: Any = None, **options: Any) -> Any:
         """Define a decision: a step meant to ``return goto(...)`` or the context unchanged."""
         return self._register("decision", fn, options)
+
+    @overload
+    def compensation(self, fn: F) -> F: ...
+
+    @overload
+    def compensation(self, *, retry: Retry | None = None, timeout: Duration | None = None,
+                     name: str | None = None) -> Callable[[F], F]: ...
 
     def compensation(self, fn: Any = None, *, retry: Retry | None = None, timeout: Duration | None = None,
                      name: str | None = None) -> Any:
@@ -160,7 +184,7 @@ class Workflow:
             if cname in self.compensations:
                 raise DefinitionError(self.name, "duplicate compensation name", cname)
             self.compensations[cname] = CompensationNode(
-                cname, f, _retry(self.name, cname, retry), _timeout(self.name, cname, timeout)
+                cname, typed(f, 1), _retry(self.name, cname, retry), _timeout(self.name, cname, timeout)
             )
             return f
 
@@ -200,7 +224,7 @@ class Workflow:
                 raise DefinitionError(self.name, f"returns must be a non-empty string, got {returns!r}", step_name)
             node = StepNode(
                 name=step_name,
-                fn=f,
+                fn=typed(f, 2 if takes_item else 1),  # pydantic models in and out (dsl/typed.py)
                 kind=kind,
                 retry=_retry(self.name, step_name, options.get("retry")),
                 timeout=_timeout(self.name, step_name, options.get("timeout")),

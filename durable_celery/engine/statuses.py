@@ -30,6 +30,10 @@ class StepStatus(StrEnum):
     FAILED = "failed"
 
 
+#: The ``step_name`` of a history row that records a migration (``migrate_executions``): it is
+#: no step (``$`` starts no step id), never compensated nor counted in metrics.
+MIGRATED_STEP = "$migrated"
+
 #: Executions that still have work to do (and can be cancelled).
 ACTIVE = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING,
                     ExecutionStatus.COMPENSATING})
@@ -61,6 +65,19 @@ ALLOWED_MOVES: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
 #: The same table keyed by plain strings (a StrEnum member hashes as its string): checked at
 #: every decision without building enum members.
 _MOVES: dict[str, frozenset[str]] = {src.value: frozenset(d.value for d in dsts) for src, dsts in ALLOWED_MOVES.items()}
+
+
+#: The one move out of a final status: ``migrate_executions`` re-opens an execution that failed
+#: with ``DefinitionChanged`` on the new definition. Nothing else may use it.
+REOPEN_MOVES: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    ExecutionStatus.FAILED: frozenset({ExecutionStatus.RUNNING}),
+}
+
+
+def check_reopen(src: ExecutionStatus | str, dst: ExecutionStatus | str) -> None:
+    """Raise ``IllegalMove`` unless ``src -> dst`` re-opens a final execution (``REOPEN_MOVES``)."""
+    if dst not in {d.value for d in REOPEN_MOVES.get(ExecutionStatus(src), frozenset())}:
+        raise IllegalMove(str(ExecutionStatus(src).value), str(ExecutionStatus(dst).value))
 
 
 def can_move(src: ExecutionStatus | str, dst: ExecutionStatus | str) -> bool:

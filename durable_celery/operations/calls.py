@@ -1,16 +1,19 @@
 """The client calls that operate a deployment, a part of ``Durable`` (it inherits them):
-``cleanup``, ``doctor`` and ``why``. See docs/operations.md."""
+``cleanup``, ``doctor``, ``why`` and ``migrate_executions``. See docs/operations.md and
+docs/migrating-executions.md."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from durable_celery.durations import Duration, optional_seconds
+from durable_celery.engine.migrate import check_mapping
 from durable_celery.errors import ExecutionNotFound, InvalidInput
 from durable_celery.identifiers import check_execution_id
 from durable_celery.limits import check_name
 from durable_celery.operations import doctor as doctor_checks
+from durable_celery.operations import migrate as moves
 from durable_celery.operations import retention
 from durable_celery.operations.consumers import live_queues
 from durable_celery.operations.why import explain
@@ -22,7 +25,10 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from durable_celery.clock import Clock
-    from durable_celery.models import LifecycleEvent
+    from durable_celery.dsl.workflow import Workflow
+    from durable_celery.models import LifecycleEvent, MigrationResult
+    from durable_celery.registry import Registry
+    from durable_celery.runtime.dispatch import Dispatcher
     from durable_celery.runtime.services import Services
     from durable_celery.settings import Settings
     from durable_celery.state.db import Database
@@ -38,6 +44,10 @@ class OperationsCalls:
         settings: Settings
         db: Database
         clock: Clock
+        registry: Registry
+
+        @property
+        def dispatcher(self) -> Dispatcher: ...
 
         @property
         def app(self) -> Celery: ...
@@ -160,3 +170,44 @@ class OperationsCalls:
         except Exception:  # a broker that cannot be asked: the line says so
             return None
 
+
+    def migrate_executions(self, workflow: Workflow | str, mapping: Mapping[str, str], ids: Iterable[str] | None = None,
+                           dry_run: bool = True, *, restart_step: bool = False) -> MigrationResult:
+        """Move in-flight executions of ``workflow`` that stand on a node of an earlier version
+        onto the deployed definition, at the state ``mapping`` names for that node
+        (docs/migrating-executions.md). Each moves in a transaction of its own, recorded in its
+        history (a ``$migrated`` row in ``get_execution(..., include_steps=True).steps``).
+
+        Only executions that are waiting, idle (runnable with no step in flight) or failed with
+        ``DefinitionChanged`` (re-opened and run again) move; one whose step is running, or that
+        a worker holds at that moment, is skipped and reported, never touched.
+
+        Args:
+            workflow: the ``Workflow`` or its name; its currently registered definition is the target.
+            mapping: old node id -> state id in the deployed definition (a step, decision,
+                parallel or foreach state at top level). A key no execution stands on is reported
+                in ``unmatched``, not an error.
+            ids: only these executions (each reported if it does not move); None: all that
+                stand on a mapped node.
+            dry_run: (the default) write nothing; report what would move.
+            restart_step: False: the target continues the step's visit (the same step, renamed
+                or changed): its journal replays, its pending waits stay. True: the target
+                starts afresh (mapping onto another step); the old visit's pending waits are cancelled.
+
+        Returns:
+            A :class:`~durable_celery.models.MigrationResult`: moved (or would-move) ids by old
+            node, the skipped executions with reasons, the unmatched mapping keys.
+
+        Raises:
+            WorkflowNotFound: unknown workflow. InvalidInput: a target that is not a state an
+            execution can stand on, a bad id or argument; nothing is written.
+        """
+        if not isinstance(dry_run, bool) or not isinstance(restart_step, bool):
+            raise InvalidInput(f"dry_run and restart_step must be True or False, got {dry_run!r}, {restart_step!r}")
+        machine = self.registry.machine_for(workflow)
+        checked = check_mapping(machine, mapping)
+        wanted = moves.check_ids(ids)
+        dispatcher = None if dry_run else self.dispatcher  # before anything is written: moves are published
+        self.ensure_schema()
+        return moves.migrate_executions(self.db, self.clock, dispatcher, machine, checked, wanted, dry_run=dry_run,
+                                        restart_step=restart_step)

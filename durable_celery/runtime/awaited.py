@@ -48,6 +48,7 @@ def sender(handle: WaitHandle, signature: Signature) -> Callable[[str, int], Non
         on_done = app.signature(done, kwargs=where, serializer="json", **route)  # engine tasks take JSON only
         on_failure = app.signature(failed, kwargs={**where, "queue": handle.queue}, serializer="json", **route)
         sig = maybe_signature(signature.clone(), app=app)  # sent through the engine's app, not current_app
+        assert sig is not None  # a signature in, a signature out
         sig.apply_async(task_id=task_id, link=on_done, link_error=on_failure)
 
     return send

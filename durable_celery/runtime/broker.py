@@ -212,5 +212,5 @@ class UnsentMarker:
         if self._releases is None:
             with self._app.connection_for_write() as conn:  # not connected: the transport's kind only
                 self._releases = (conn.transport.driver_type == "amqp"
-                                  and not conn.transport_options.get("confirm_publish"))
+                                  and not (conn.transport_options or {}).get("confirm_publish"))
         return self._releases

@@ -237,8 +237,9 @@ class EagerQueue:
         try:
             while pending.deliveries:
                 d = pending.deliveries.popleft()
+                # Task.apply takes the delivery options as **options (celery-types omits them)
                 task.apply(args=(d.execution_id, d.seq), kwargs={"workflow": d.workflow, "step": d.step},
-                           queue=d.queue, routing_key=d.queue, priority=d.priority)
+                           queue=d.queue, routing_key=d.queue, priority=d.priority)  # type: ignore[call-arg]
         except BaseException:
             pending.deliveries.clear()
             raise

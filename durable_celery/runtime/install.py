@@ -49,7 +49,7 @@ def use_embedded_broker(app: Celery, data_dir: Path) -> None:
     """A kombu transport that needs no server: messages are files under ``data_dir``."""
     folder = (data_dir / "broker").resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    app.conf.broker_url = "filesystem://"
+    app.conf.broker_url = "filesystem://"  # type: ignore[misc]  # settable (celery-types says read-only)
     control = (data_dir / "control").resolve()
     control.mkdir(parents=True, exist_ok=True)
     app.conf.broker_transport_options = {"data_folder_in": str(folder), "data_folder_out": str(folder),

@@ -44,6 +44,12 @@ class Services:
         object.__setattr__(self, "_eager_policy", dataclasses.replace(policy, skip_backoff=True, handoff_ttl=None))
         object.__setattr__(self, "live", Emitter(self.db, self.clock, s.prefix))
 
+    def keep_backoff_when_eager(self) -> None:
+        """In eager mode, let retries wait for their backoff as on workers instead of running at
+        once: for the test runner (``durable_celery.testing.runner``), whose fake clock the
+        backoff is then spent on (its engine leaves every delay to the tick: ``max_countdown=0``)."""
+        object.__setattr__(self, "_eager_policy", dataclasses.replace(self._eager_policy, skip_backoff=False))
+
     @property
     def policy(self) -> Policy:
         """The settings decisions depend on. Read at each decision, since a test may switch

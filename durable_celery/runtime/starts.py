@@ -11,6 +11,7 @@ from typing import Any
 
 from durable_celery.clock import as_utc
 from durable_celery.compiler.ir import StateMachine
+from durable_celery.dsl import typed
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import COLUMNS, Snapshot
 from durable_celery.errors import InvalidInput
@@ -35,25 +36,56 @@ def check_options(*, queue: Any = None, priority: Any = 0, scheduled_at: Any = N
         check_text(idempotency_key, "idempotency_key")
 
 
-def encode_input(input: Any, max_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES) -> Any:
-    """The stored form of a workflow input (a JSON-storable dict; None is ``{}``) of at most
-    ``max_bytes`` as JSON (``PayloadTooLarge``; see ``limits.encode_payload``)."""
+def encode_input(input: Any, max_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES, model: type | None = None) -> Any:
+    """The stored form of a workflow input (a JSON-storable dict or a pydantic model; None is
+    ``{}``) of at most ``max_bytes`` as JSON (``PayloadTooLarge``; see ``limits.encode_payload``).
+    ``model``: the model the first step takes (``input_model``): the input is validated against
+    it and stored as the model made of it (defaults filled in, values coerced)."""
     if input is None:
         input = {}
+    if model is not None:
+        input = _validated(model, input)
+    input = typed.dump(input)
     if not isinstance(input, dict):
         raise InvalidInput(f"input must be a dict (the first step's context), got {type(input).__name__}")
     return encode_payload(input, "the input", max_bytes)
 
 
+def input_model(machine: StateMachine) -> type | None:
+    """The pydantic model the workflow's first step takes as its context, if any."""
+    entry = machine.states.get(machine.entry)
+    return typed.ctx_model(entry.step.fn) if entry is not None and entry.step is not None else None
+
+
+def _validated(model: type, input: Any) -> Any:
+    if isinstance(input, model):
+        return input
+    if not isinstance(input, dict) and not typed.is_model(input):
+        return input  # refused below, as any input that is not a dict
+    try:
+        return model.model_validate(typed.dump(input))  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError, without importing pydantic
+        raise InvalidInput(f"input does not match {model.__name__}: {_problems(exc)}") from None
+
+
+def _problems(exc: Exception) -> str:
+    """What a pydantic ValidationError says, field by field: ``items.0.price: Input should be...``"""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())) or '(input)'}: {e.get('msg')}" for e in errors())
+
+
 def new_execution_row(machine: StateMachine, settings: Settings, input: Any, now: datetime, *,
                       queue: str | None = None, priority: int = 0, scheduled_at: datetime | None = None,
                       idempotency_key: str | None = None, dispatched: bool = True,
-                      parent_id: str | None = None, traced: bool = True) -> dict[str, Any]:
+                      parent_id: str | None = None, traced: bool = True, validate: bool = True) -> dict[str, Any]:
     """The row of a new top-level execution of ``machine``. ``dispatched``: its start message is
     published right after the insert commits (else the tick publishes it once it is committed
     and due). ``parent_id``: the execution whose step started it (a child workflow).
-    ``traced``: make its span (``runtime/tracing.py``)."""
-    encoded = encode_input(input, settings.max_payload_bytes)
+    ``traced``: make its span (``runtime/tracing.py``). ``validate``: against the first step's
+    model (``input_model``)."""
+    encoded = encode_input(input, settings.max_payload_bytes, input_model(machine) if validate else None)
     check_options(queue=queue, priority=priority, scheduled_at=scheduled_at, idempotency_key=idempotency_key)
     ready = max(as_utc(scheduled_at), now) if scheduled_at is not None else now
     immediate = scheduled_at is None or ready <= now
@@ -97,11 +129,12 @@ def new_execution_rows(machine: StateMachine, settings: Settings, inputs: Iterab
     keys = _keys(idempotency_keys, len(inputs))
     # The options are the same for every row: checked, and the shared columns built, once.
     template = new_execution_row(machine, settings, None, now, queue=queue, priority=priority,
-                                 scheduled_at=scheduled_at, dispatched=dispatched, traced=False)
+                                 scheduled_at=scheduled_at, dispatched=dispatched, traced=False, validate=False)
+    model = input_model(machine)
     rows = []
     for i, (input, key) in enumerate(zip(inputs, keys)):
         try:
-            encoded = encode_input(input, settings.max_payload_bytes)
+            encoded = encode_input(input, settings.max_payload_bytes, model)
         except InvalidInput as exc:
             raise InvalidInput(f"inputs[{i}]: {exc}") from None
         execution_id = str(uuid.uuid4())

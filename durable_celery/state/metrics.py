@@ -18,7 +18,7 @@ from sqlalchemy import Float, Integer, case, cast, extract, func, literal, liter
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.expression import ColumnElement, FromClause
 
-from durable_celery.engine.statuses import TERMINAL, ExecutionStatus, StepStatus
+from durable_celery.engine.statuses import MIGRATED_STEP, TERMINAL, ExecutionStatus, StepStatus
 from durable_celery.state.tables import step_executions as s
 from durable_celery.state.tables import workflow_executions as t
 
@@ -76,7 +76,7 @@ def step_figures_txn(conn: Connection, workflow: str | None,
     attempts that ended, of one workflow's executions (their branches and iterations included)
     or all, started at or after ``since``. By step name."""
     source: FromClause = s
-    where: list[Any] = []
+    where: list[Any] = [s.c.step_name != MIGRATED_STEP]  # a migration's history row is no attempt
     if workflow is not None:
         source = s.join(t, t.c.id == s.c.execution_id)
         where.append(t.c.workflow == workflow)

@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 
 from durable_celery.engine.decide import OUTCOME_UNKNOWN
-from durable_celery.engine.statuses import StepStatus
+from durable_celery.engine.statuses import MIGRATED_STEP, StepStatus
 from durable_celery.state.tables import step_executions as s
 from durable_celery.state.tables import workflow_executions as e
 
@@ -20,7 +20,7 @@ def compensable_attempts_txn(conn: Connection, execution_id: str) -> list[RowMap
     tree = select(e.c.id).where(or_(e.c.id == execution_id, e.c.root_id == execution_id))
     unknown = and_(s.c.status == StepStatus.FAILED.value, s.c.error["type"].as_string() == OUTCOME_UNKNOWN)
     stmt = (select(s.c.step_name, s.c.input, s.c.output)
-            .where(s.c.execution_id.in_(tree), s.c.is_compensation.is_(False),
+            .where(s.c.execution_id.in_(tree), s.c.is_compensation.is_(False), s.c.step_name != MIGRATED_STEP,
                    or_(s.c.status == StepStatus.COMPLETED.value, unknown))
             .order_by(s.c.completed_at.desc(), s.c.id.desc()))
     return list(conn.execute(stmt).mappings())

@@ -99,7 +99,7 @@ def processes(app_module: str, pools: dict[str, list[str]], *, with_beat: bool) 
               + (" and beat" if with_beat else ""))
 
 
-def canvas_result(result: AsyncResult, timeout: float = 60) -> Any:
+def canvas_result(result: AsyncResult[Any], timeout: float = 60) -> Any:
     """The result of a sent canvas, read from the result backend. Like ``result.get(timeout)``,
     but polled, so that no pub/sub subscription is left open when the script exits."""
     deadline = time.monotonic() + timeout
@@ -122,7 +122,7 @@ def release_results(app: Celery, results: Iterable[Any]) -> None:
         result = pending.pop()
         if result is None:
             continue
-        app.backend.remove_pending_result(result)
+        app.backend.remove_pending_result(result)  # type: ignore[attr-defined]  # the async backends' (Redis)
         pending.append(result.parent)
         pending.extend(getattr(result, "results", None) or ())
 
@@ -151,6 +151,6 @@ def queue_depth(name: str) -> int:
     with Connection(BROKER) as conn:
         channel = conn.channel()
         try:
-            return int(channel.queue_declare(name, passive=True).message_count)
+            return int(channel.queue_declare(name, passive=True).message_count)  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001 - RabbitMQ: a queue that does not exist holds nothing
             return 0

@@ -71,7 +71,8 @@ def publish(report: dict[str, Any], channel: str) -> dict[str, Any]:
             f"{len(report['suspicious'])} suspicious")
     message = {"channel": channel, "day": report["day"], "message_id": f"msg-{report['day']}", "text": text}
     r.hsetnx(key("channel", channel), report["day"], json.dumps(message))
-    return json.loads(r.hget(key("channel", channel), report["day"]) or "{}")
+    stored: dict[str, Any] = json.loads(r.hget(key("channel", channel), report["day"]) or "{}")
+    return stored
 
 
 @shared_task(name="reports.retract")
