@@ -38,6 +38,7 @@ from durable_celery.errors import (
     WorkflowTimeout,
 )
 from durable_celery.models import (
+    DeployPlan,
     Execution,
     ExecutionPage,
     LifecycleEvent,
@@ -45,10 +46,13 @@ from durable_celery.models import (
     MigrationResult,
     MigrationSkip,
     PendingInput,
+    PlanGroup,
+    PlanVersion,
     QueueStats,
     Schedule,
     StepMetrics,
     StepRecord,
+    WorkflowPlan,
     WorkflowSummary,
 )
 
@@ -58,6 +62,7 @@ __all__ = [
     # running them
     "Durable", "Execution", "StepRecord", "PendingInput", "ExecutionStatus", "StepStatus",
     "Schedule", "QueueStats", "ExecutionPage", "WorkflowSummary", "Metrics", "StepMetrics", "LifecycleEvent",
+    "DeployPlan", "WorkflowPlan", "PlanGroup", "PlanVersion",
     "MigrationResult", "MigrationSkip",
     # errors
     "DurableError", "DefinitionError", "WorkflowNotFound", "ExecutionNotFound", "InvalidInput", "InvalidState",

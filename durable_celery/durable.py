@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -43,6 +44,7 @@ from durable_celery.queries import QueryCalls
 from durable_celery.queries import status_value as _status
 from durable_celery.registry import Registry, Sources
 from durable_celery.runtime import deliver, eager, queues
+from durable_celery.runtime.boot import UNREACHABLE
 from durable_celery.runtime.broker import UnsentMarker
 from durable_celery.runtime.calls import wake_caller
 from durable_celery.runtime.dispatch import Dispatcher
@@ -66,9 +68,12 @@ from durable_celery.state.steps import in_flight_children_txn, list_attempts_txn
 from durable_celery.state.stops import stop_txn
 from durable_celery.state.waits import list_events_txn, list_inputs_txn, lock_execution_txn
 from durable_celery.testing import faults
+from durable_celery.versions import VersionCalls
+
+log = logging.getLogger(__name__)
 
 
-class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
+class Durable(ScheduleCalls, QueryCalls, OperationsCalls, VersionCalls):
     """Durable workflows on a Celery app.
 
     Build it with the app (``Durable(app, ...)``), or without one and attach it later with
@@ -198,7 +203,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             dispatcher = Dispatcher(app, self.step_task_name, self._queue_for, on_unsent=UnsentMarker(app, self.db))
             services = Services(self.settings, self.db, self.clock, self.registry, dispatcher, self.leases)
             runner = Runner(services)
-            installed = install(app, services, runner, load=self.registry.load, ensure_schema=self._prepare_state,
+            installed = install(app, services, runner, load=self.registry.load, ensure_schema=self._boot_state,
                                 queues=self.declared_queues(), engine_queues=self.engine_queues, start=self.start)
             return Attachment(app, services, runner, installed)
 
@@ -241,7 +246,19 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
     def prepare(self) -> None:
         """Compile every workflow and make sure the schema is current (workers call this at boot)."""
         self.registry.load()
+        self._boot_state()
+
+    def _boot_state(self) -> None:
+        """What a worker and beat do at boot, once the workflows are loaded: the schema, the
+        schedules declared in code, and the description of every registered version (for
+        ``plan``; one that cannot be written is logged, the worker starts anyway)."""
         self._prepare_state()
+        try:
+            self.record_versions()
+        except UNREACHABLE:
+            raise  # the boot retries it with the schema
+        except Exception:  # noqa: BLE001 - plan then says less about how a state changed
+            log.warning("durable: could not record the registered workflow versions", exc_info=True)
 
     def ensure_schema(self) -> None:
         if self._schema_ready:
@@ -487,9 +504,10 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
                 self._publish_starts(due, machine)
         return ids
 
-    def _queue_for(self, workflow: str, state_id: str | None, queue: str) -> str:
-        """The queue a message for ``state_id`` goes to: the step's own, else the execution's."""
-        machine = self.registry.get(workflow) if state_id else None
+    def _queue_for(self, workflow: str, state_id: str | None, queue: str, version: str | None = None) -> str:
+        """The queue a message for ``state_id`` goes to: the step's own (in the definition the
+        execution runs on, ``version``), else the execution's."""
+        machine = self.registry.get(workflow, version) if state_id else None
         return queue_of(machine, state_id, queue) if machine is not None and state_id else queue
 
     def get_execution(self, execution_id: str, include_steps: bool = False, include_logs: bool = False) -> Execution:
@@ -503,7 +521,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             steps = list_attempts_txn(conn, execution_id) if include_steps else []
             in_flight = in_flight_children_txn(conn, execution_id) if include_steps else []
             children = [child["id"] for child in children_of_txn(conn, execution_id)]
-        return to_execution(row, steps if include_steps else None, include_logs, in_flight, children)
+            labels = self._version_labels(conn, [row])
+        return to_execution(row, steps if include_steps else None, include_logs, in_flight, children, labels=labels)
 
     def list_children(self, parent_id: str, status: str | None = None) -> list[Execution]:
         """The child workflows started by the steps of ``parent_id`` (with ``call_workflow`` or
@@ -516,7 +535,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             if peek_txn(conn, parent_id) is None:
                 raise ExecutionNotFound(parent_id)
             rows = children_of_txn(conn, parent_id, status)
-        return [to_execution(row, None, False) for row in rows]
+            labels = self._version_labels(conn, rows)
+        return [to_execution(row, None, False, labels=labels) for row in rows]
 
     def emit_event(self, name: str, payload: Any = None) -> None:
         """Emit an event by name to every execution waiting for ``name``: each execution active
@@ -632,7 +652,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
                 raise InvalidInput(f"{execution_id} is a {row['kind']} of execution {row['root_id']}: "
                                    "cancel that execution instead")
             asked = compensate
-            compensate = asked and row["status"] != ExecutionStatus.COMPENSATING and self._compensable(row["workflow"])
+            compensate = asked and row["status"] != ExecutionStatus.COMPENSATING and self._compensable(row["workflow"], row["version"])
             stopped = stop_txn(conn, row, ExecutionStatus.CANCELLED, error, self.clock.now(), compensate=compensate,
                                compensable=self._compensable if asked else None)
             if stopped is None:
@@ -654,8 +674,8 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
             if row is not None and row["status"] in kinds and row["stopping"] is None:
                 live.emit(kinds[row["status"]], row, seq=row["seq"])
 
-    def _compensable(self, workflow: str) -> bool:
-        machine = self.registry.get(workflow)
+    def _compensable(self, workflow: str, version: str | None = None) -> bool:
+        machine = self.registry.get(workflow, version)
         return machine is not None and bool(machine.compensations)
 
     def send_event(self, execution_id: str, name: str, payload: Any = None) -> None:
@@ -716,11 +736,14 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls):
 
     def graph(self, workflow: Workflow | str, execution_id: str | None = None) -> Graph:
         """The workflow's state machine as a ``Graph`` (``.nodes``, ``.edges``, ``.to_dot()``,
-        ``.to_mermaid()``, ``.to_dict()``); with ``execution_id`` each node carries its state."""
+        ``.to_mermaid()``, ``.to_dict()``); with ``execution_id`` each node carries its state,
+        on the version of the workflow that execution runs on when that version is registered."""
         machine = self.registry.machine_for(workflow)
         execution = self.get_execution(execution_id, include_steps=True) if execution_id is not None else None
         if execution is not None and execution.workflow != machine.workflow:
             raise InvalidInput(f"execution {execution_id} runs {execution.workflow!r}, not {machine.workflow!r}")
+        if execution is not None:
+            machine = self.registry.get(machine.workflow, execution.version) or machine
         return build_graph(machine, execution)
 
     def retry(self, execution_id: str) -> str:

@@ -57,6 +57,11 @@ class Execution:
     steps: list[StepRecord] = field(default_factory=list)
     #: ids of the child workflows its steps started, oldest first (``get_execution`` only)
     children: list[str] = field(default_factory=list)
+    #: the hash of the compiled definition it runs on (``StateMachine.version``)
+    version: str | None = None
+    #: that definition's ``Workflow(version=...)`` label, when known (registered here, or
+    #: recorded by a worker in ``workflow_versions``); None: unlabelled or unknown
+    version_label: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -256,3 +261,108 @@ class MigrationResult:
     def count(self) -> int:
         """How many executions moved (would move)."""
         return sum(len(ids) for ids in self.moved.values())
+
+
+#: How the state an execution stands on fares in a deploy (``durable plan``):
+#: "kept": it runs on an old version that is still registered (it finishes on it);
+#: "unchanged": the deployed definition has the state with the same shape (it runs on there);
+#: "changed": the state is there with other options or another successor;
+#: "gone": the state (or the whole workflow) is not in the deployed definition.
+#: "changed" and "gone" strand the execution: it would fail with ``DefinitionChanged``.
+PLAN_VERDICTS = ("kept", "unchanged", "changed", "gone")
+
+
+@dataclass(frozen=True)
+class PlanGroup:
+    """The in-flight executions (and branches, iterations) of one workflow that stand on one
+    state of one version. ``changes`` says how the state changed or why it is gone, e.g.
+    ``"options: retry"``, ``"successor: charge -> reserve"``, ``"renamed to await_go"``,
+    ``"removed"`` (empty when unchanged or kept, or when no description of the old version was
+    recorded to tell)."""
+
+    workflow: str
+    version: str
+    version_label: int | str | None
+    state: str | None
+    verdict: str
+    count: int
+    examples: list[str]
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def stranded(self) -> bool:
+        return self.verdict in ("changed", "gone")
+
+
+@dataclass(frozen=True)
+class PlanVersion:
+    """One registered definition of a workflow: ``current`` is the one new executions start
+    on; ``executions``: the in-flight ones pinned to it. A non-current version with none is
+    needed no more (its definition may be removed from the code)."""
+
+    version: str
+    label: int | str | None
+    current: bool
+    executions: int
+
+    @property
+    def needed(self) -> bool:
+        return self.current or self.executions > 0
+
+
+@dataclass(frozen=True)
+class WorkflowPlan:
+    """One workflow in a deploy plan: its in-flight executions counted by verdict, their
+    groups, and its registered versions."""
+
+    workflow: str
+    #: registered in the code being deployed (False: only in-flight executions know the name)
+    registered: bool
+    current_version: str | None
+    current_label: int | str | None
+    counts: dict[str, int]
+    groups: list[PlanGroup] = field(default_factory=list)
+    versions: list[PlanVersion] = field(default_factory=list)
+
+    @property
+    def stranded(self) -> int:
+        return self.counts.get("changed", 0) + self.counts.get("gone", 0)
+
+    @property
+    def unneeded_versions(self) -> list[PlanVersion]:
+        """Old versions still registered that no in-flight execution runs on any more."""
+        return [v for v in self.versions if not v.needed]
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """``durable.plan()``: what deploying the registered definitions does to the in-flight
+    executions, per workflow (docs/deploys.md). ``ok`` is False when it would strand some."""
+
+    workflows: list[WorkflowPlan]
+
+    @property
+    def stranded(self) -> int:
+        return sum(w.stranded for w in self.workflows)
+
+    @property
+    def ok(self) -> bool:
+        return self.stranded == 0
+
+    def workflow(self, name: str) -> WorkflowPlan | None:
+        return next((w for w in self.workflows if w.workflow == name), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: what ``durable plan --json`` prints."""
+        return {
+            "ok": self.ok, "stranded": self.stranded,
+            "workflows": [{
+                "workflow": w.workflow, "registered": w.registered, "current_version": w.current_version,
+                "current_label": w.current_label, "counts": w.counts, "stranded": w.stranded,
+                "groups": [{"version": g.version, "version_label": g.version_label, "state": g.state,
+                            "verdict": g.verdict, "count": g.count, "examples": g.examples, "changes": g.changes}
+                           for g in w.groups],
+                "versions": [{"version": v.version, "label": v.label, "current": v.current,
+                              "executions": v.executions, "needed": v.needed} for v in w.versions],
+            } for w in self.workflows],
+        }

@@ -33,6 +33,10 @@ from durable_celery.state.metrics import (
 from durable_celery.state.records import to_execution
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from sqlalchemy.engine import Connection
+
     from durable_celery.clock import Clock
     from durable_celery.registry import Registry
     from durable_celery.state.db import Database
@@ -51,6 +55,9 @@ class QueryCalls:
         registry: Registry
 
         def ensure_schema(self) -> None: ...
+
+        def _version_labels(self, conn: Connection, rows: Iterable[Mapping[Any, Any]]) -> dict[tuple[str, str], Any]:
+            ...
 
     def list_executions(self, workflow: Workflow | str | None = None, status: str | None = None,
                         queue: str | None = None, limit: int = 50, offset: int = 0, *,
@@ -116,7 +123,8 @@ class QueryCalls:
         with self.db.connect() as conn:
             rows = list_txn(conn, workflow=name, status=status, queue=queue, current_step=current_step,
                             created_after=after, created_before=before, after=position, limit=limit, offset=offset)
-        return [to_execution(row, None, False) for row in rows]
+            labels = self._version_labels(conn, rows)
+        return [to_execution(row, None, False, labels=labels) for row in rows]
 
     def count_by_status(self) -> dict[str, int]:
         """How many executions are in each status (every status listed, zeros included)."""

@@ -16,6 +16,12 @@ first use (a name not known yet, the full list) or when a worker boots. So a wor
 may import the project's Durable instance without a circular import, and a plugin system may
 finish loading its plugins after the Durable instance is built. A source that fails to load
 stays pending and is tried again on the next use; a callable that returned is not called again.
+
+Versions (docs/deploys.md): one name may have several definitions when each carries its own
+``Workflow(version=...)`` label. The highest label is the *current* definition: new executions
+start on it, and ``get(name)`` returns it. ``get(name, version_hash)`` returns the definition
+whose compiled machine has that hash when one is registered (an execution keeps running on the
+definition it started on), else the current one.
 """
 
 from __future__ import annotations
@@ -75,21 +81,36 @@ class Registry:
             self._pending.append(source)
         #: the Workflow objects given directly, whose queues are declared when the app is attached
         self.given = tuple(s for s in self._pending if isinstance(s, Workflow))
+        #: the current (highest-labelled) definition and machine of each name
         self._workflows: dict[str, Workflow] = {}
         self._machines: dict[str, StateMachine] = {}
+        #: every registered definition of each name, lowest label first
+        self._versions: dict[str, list[tuple[Workflow, StateMachine]]] = {}
         self._lock = threading.RLock()
 
     def register(self, workflow: Workflow) -> StateMachine:
         """Add a workflow and compile it (raising ``DefinitionError`` if it is invalid)."""
         with self._lock:
-            existing = self._workflows.get(workflow.name)
-            if existing is not None and existing is not workflow:
-                raise DefinitionError(workflow.name, "two different workflows are registered under this name")
+            versions = self._versions.get(workflow.name, [])
+            for known, machine in versions:
+                if known is workflow:
+                    return machine
+            for known, _ in versions:
+                if known.version == workflow.version:
+                    raise DefinitionError(workflow.name, "two different workflows are registered under this name"
+                                          + ("" if workflow.version is None else
+                                             f" with one version label {workflow.version!r}")
+                                          + "; give each definition its own Workflow(version=...)")
+                if _label_kind(known.version) and _label_kind(workflow.version) \
+                        and _label_kind(known.version) != _label_kind(workflow.version):
+                    raise DefinitionError(workflow.name, f"version labels {known.version!r} and {workflow.version!r} "
+                                          "cannot be ordered: use ints or strings for every version of a workflow")
             if workflow.open_blocks:
                 raise DefinitionError(workflow.name, "registered while a block is still open")
             machine = compile_workflow(workflow)
-            self._workflows[workflow.name] = workflow
-            self._machines[workflow.name] = machine
+            versions = sorted([*versions, (workflow, machine)], key=lambda pair: label_order(pair[0].version))
+            self._versions[workflow.name] = versions
+            self._workflows[workflow.name], self._machines[workflow.name] = versions[-1]
             return machine
 
     def discover(self, packages: Iterable[str] | Callable[[], Iterable[str]], related_name: str) -> None:
@@ -128,21 +149,41 @@ class Registry:
         for workflow in [v for v in vars(module).values() if isinstance(v, Workflow)]:
             self.register(workflow)
 
-    def get(self, name: str) -> StateMachine | None:
+    def get(self, name: str, version_hash: str | None = None) -> StateMachine | None:
+        """The machine an execution of ``name`` runs on: the registered one whose hash is
+        ``version_hash`` (the execution's stored version) if any, else the current one."""
         machine = self._machines.get(name)
         if machine is None and self._pending:
             self.load()
             machine = self._machines.get(name)
+        if version_hash is not None and machine is not None and machine.version != version_hash:
+            for _, kept in self._versions.get(name, ()):
+                if kept.version == version_hash:
+                    return kept
         return machine
+
+    def versions(self, name: str) -> list[StateMachine]:
+        """Every registered machine of ``name``, lowest label first (the current one last)."""
+        self.get(name)
+        return [machine for _, machine in self._versions.get(name, ())]
+
+    def known_labels(self) -> dict[tuple[str, str], int | str | None]:
+        """{(name, version hash): label} of the machines registered so far (nothing is loaded)."""
+        with self._lock:
+            return {(name, machine.version): machine.label for name, versions in self._versions.items()
+                    for _, machine in versions}
+
+    def all_machines(self) -> list[StateMachine]:
+        """Every registered machine of every workflow, by name then label."""
+        self.load()
+        return [machine for name in sorted(self._versions) for _, machine in self._versions[name]]
 
     def machine_for(self, workflow: Workflow | str) -> StateMachine:
         """The compiled machine of a workflow given as object or name; ``WorkflowNotFound``
         for an unknown name. A Workflow object not yet registered is registered."""
         if isinstance(workflow, Workflow):
-            known = self.get(workflow.name)
-            if known is not None and self._workflows.get(workflow.name) is workflow:
-                return known
-            return self.register(workflow)
+            self.get(workflow.name)
+            return self.register(workflow)  # a registered definition (any version) returns its machine
         if not isinstance(workflow, str):
             raise InvalidInput(f"workflow must be a Workflow or its name, got {workflow!r}")
         machine = self.get(workflow)
@@ -152,8 +193,8 @@ class Registry:
 
     def queues(self) -> set[str]:
         """The queues the loaded workflows name (their own, and their steps')."""
-        with self._lock:
-            machines = list(self._machines.values())
+        with self._lock:  # kept versions too: their executions' steps run on their queues
+            machines = [machine for versions in self._versions.values() for _, machine in versions]
         return {q for m in machines for q in (m.queue, *(s.queue for s in m.states.values())) if q}
 
     def names(self) -> list[str]:
@@ -163,6 +204,16 @@ class Registry:
     def workflows(self) -> list[Workflow]:
         self.load()
         return [self._workflows[n] for n in sorted(self._workflows)]
+
+
+def _label_kind(label: int | str | None) -> str:
+    return "" if label is None else "int" if isinstance(label, int) else "str"
+
+
+def label_order(label: int | str | None) -> tuple[int, Any]:
+    """How version labels order: no label first (the definition before versions were named),
+    then ints by value or strings by text (one workflow's labels are all ints or all strings)."""
+    return (0, 0) if label is None else (1, label)
 
 
 def find_related(package: str, related_name: str) -> ModuleType | None:

@@ -168,7 +168,7 @@ def test_run_prints_the_id_of_a_pending_execution_that_show_and_list_report(cli:
     assert execution_id not in [e["id"] for e in cli.json("list", "--status", "completed")]
     assert execution_id not in [e["id"] for e in cli.json("list", "--workflow", "broken")]
     rows = cli.ok("list", "--limit", "1").splitlines()
-    assert rows[0].split() == ["ID", "WORKFLOW", "STATUS", "STEP", "QUEUE", "CREATED", "COMPLETED"]
+    assert rows[0].split() == ["ID", "WORKFLOW", "STATUS", "STEP", "QUEUE", "CREATED", "COMPLETED", "VERSION"]
     assert rows[1].split()[:4] == [execution_id, "greet", "pending", "hello"] and len(rows) == 2
 
 

@@ -24,7 +24,7 @@ from durable_celery.cli.moves import migrate_executions
 from durable_celery.cli.queues import queues
 from durable_celery.cli.schedules import schedules
 from durable_celery.cli.waits import pending, provide_input, send_event
-from durable_celery.cli.workflows import graph, workflows
+from durable_celery.cli.workflows import graph, plan, workflows
 
 
 class DurableGroup(click.Group):
@@ -71,7 +71,7 @@ def _app_arg(ctx: click.Context) -> str | None:
 
 
 for command in (status, list_executions, show, run, cancel, retry, pending, send_event, provide_input, workflows, graph,
-                migrate, migrate_executions, schedules, queues, metrics, events, cleanup, doctor):
+                migrate, migrate_executions, schedules, queues, metrics, events, cleanup, doctor, plan):
     durable.add_command(command)
 
 __all__ = ["durable", "DurableGroup"]

@@ -9,7 +9,16 @@ from typing import Any
 import click
 
 from durable_celery.cli.instance import CliState, pass_state
-from durable_celery.cli.output import cell, details, duration_text, emit_json, error_text, format_option, table
+from durable_celery.cli.output import (
+    cell,
+    details,
+    duration_text,
+    emit_json,
+    error_text,
+    format_option,
+    table,
+    version_text,
+)
 from durable_celery.cli.params import duration, json_object
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.models import Execution, StepRecord
@@ -68,8 +77,9 @@ def list_executions(state: CliState, status: str | None, workflow: str | None, q
         click.echo("no executions")
         return
     click.echo(table(
-        ["ID", "WORKFLOW", "STATUS", "STEP", "QUEUE", "CREATED", "COMPLETED"],
-        [(e.id, e.workflow, e.status, e.current_step, e.queue, e.created_at, e.completed_at) for e in found],
+        ["ID", "WORKFLOW", "STATUS", "STEP", "QUEUE", "CREATED", "COMPLETED", "VERSION"],
+        [(e.id, e.workflow, e.status, e.current_step, e.queue, e.created_at, e.completed_at,
+          version_text(e.version, e.version_label)) for e in found],
     ))
     if page.next_cursor:
         click.echo(f"\nmore: --cursor {page.next_cursor}")
@@ -94,7 +104,7 @@ def _describe(execution: Execution, logs: bool, children: list[Execution], why: 
     e = execution
     parts = [details([
         ("id", e.id), ("workflow", e.workflow), ("status", e.status), *([("why", why)] if why else []),
-        ("current step", e.current_step),
+        ("current step", e.current_step), ("version", version_text(e.version, e.version_label)),
         ("queue", e.queue), ("priority", e.priority), ("parent", e.parent_id), ("created", e.created_at),
         ("scheduled", e.scheduled_at), ("started", e.started_at), ("completed", e.completed_at),
         ("input", e.input), ("context", e.context), ("error", error_text(e.error)),

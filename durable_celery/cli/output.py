@@ -92,3 +92,10 @@ def duration_text(ms: int | None) -> str | None:
     if ms is None:
         return None
     return f"{ms} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
+
+
+def version_text(version: str | None, label: Any) -> str | None:
+    """A workflow version as people read it: its label, else ``#`` and the start of its hash."""
+    if label is not None:
+        return str(label)
+    return f"#{version[:8]}" if version else None

@@ -35,6 +35,9 @@ class State:
     kind: StateKind
     next: str
     shape: str
+    #: what ``shape`` hashes (JSON-able): stored with the machine's description, so a later
+    #: deploy can say how a state changed (``durable plan``)
+    spec: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     #: the parallel branch or foreach body this state belongs to ("" at top level)
     region: str = ""
     step: StepNode | None = None
@@ -72,6 +75,8 @@ class StateMachine:
     #: cancelled): the default of each start. Not part of the version: it never changes a
     #: running execution's path
     start_deadline: float | None = None
+    #: the definition's ``Workflow(version=...)`` label; not part of the ``version`` hash
+    label: int | str | None = None
 
     def state(self, state_id: str) -> State | None:
         return self.states.get(state_id)
@@ -100,3 +105,9 @@ class StateMachine:
                 for s in self.states.values()
             ],
         }
+
+    def states_spec(self) -> dict[str, dict[str, Any]]:
+        """Each state's kind, successor, shape and what its shape hashes (its options): what
+        ``durable plan`` compares a later deploy with (stored in ``workflow_versions``)."""
+        return {s.id: {"kind": s.kind, "next": s.next, "shape": s.shape, "spec": dict(s.spec)}
+                for s in self.states.values()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import textwrap
 from collections.abc import Callable
 from types import MappingProxyType
@@ -31,6 +32,8 @@ class Definition(Protocol):
     def start_deadline(self) -> float | None: ...
     @property
     def compensations(self) -> dict[str, CompensationNode]: ...
+    @property
+    def version(self) -> int | str | None: ...
 
 
 def compile_workflow(workflow: Definition) -> StateMachine:
@@ -52,6 +55,7 @@ def compile_workflow(workflow: Definition) -> StateMachine:
         queue=workflow.queue,
         compensations=MappingProxyType(dict(workflow.compensations)),
         start_deadline=workflow.start_deadline,
+        label=workflow.version,
     )
 
 
@@ -70,42 +74,56 @@ def _lower_node(node: Node, after: str, states: dict[str, State], region: str) -
     if isinstance(node, ParallelNode):
         branches = tuple((getattr(b, "returns", None) or b.name, _lower_node(b, JOIN, states, f"{node.name}/{b.name}"))
                          for b in node.branches)
-        shape = digest({"kind": "parallel", "id": node.name, "next": after, "branches": branches,
-                        "on_error": node.on_error, "into": node.into is not None})
-        states[node.name] = State(id=node.name, kind="parallel", next=after, region=region, shape=shape, branches=branches,
+        spec = {"kind": "parallel", "id": node.name, "next": after, "branches": branches, "on_error": node.on_error,
+                "into": node.into is not None}
+        shape = digest(spec)
+        states[node.name] = State(id=node.name, kind="parallel", next=after, region=region, shape=shape,
+                                  spec=_jsonable(spec), branches=branches,
                                   on_error=node.on_error, into=node.into)
         return node.name
     if isinstance(node, ForEachNode):
         body = _lower_body(node.body, JOIN, states, node.name)
-        shape = digest({"kind": "foreach", "id": node.name, "next": after, "body": body,
-                        "concurrency": node.concurrency})
-        states[node.name] = State(id=node.name, kind="foreach", next=after, region=region, shape=shape, items=node.items,
+        spec = {"kind": "foreach", "id": node.name, "next": after, "body": body, "concurrency": node.concurrency}
+        shape = digest(spec)
+        states[node.name] = State(id=node.name, kind="foreach", next=after, region=region, shape=shape,
+                                  spec=_jsonable(spec), items=node.items,
                                   concurrency=node.concurrency, body=body)
         return node.name
     if isinstance(node, LoopNode):
         body = _lower_body(node.body, node.name, states, region)  # the last step loops back to the test
-        shape = digest({"kind": "loop", "id": node.name, "next": after, "body": body,
-                        "max_iterations": node.max_iterations})
-        states[node.name] = State(id=node.name, kind="loop", next=after, region=region, shape=shape, condition=node.condition,
+        spec = {"kind": "loop", "id": node.name, "next": after, "body": body, "max_iterations": node.max_iterations}
+        shape = digest(spec)
+        states[node.name] = State(id=node.name, kind="loop", next=after, region=region, shape=shape,
+                                  spec=_jsonable(spec), condition=node.condition,
                                   max_iterations=node.max_iterations, body=body)
         return node.name
     if isinstance(node, StepNode):
-        shape = digest({
+        spec = {
             "kind": node.kind, "id": node.name, "next": after, "retry": node.retry.describe(),
             "timeout": node.timeout, "queue": node.queue, "compensate": node.compensate, "returns": node.returns,
             "takes_item": node.takes_item,
-        })
-        states[node.name] = State(id=node.name, kind=node.kind, next=after, region=region, shape=shape, step=node)
+        }
+        shape = digest(spec)
+        states[node.name] = State(id=node.name, kind=node.kind, next=after, region=region, shape=shape,
+                                  spec=_jsonable(spec), step=node)
         return node.name
     cases = tuple((case.values, _lower_body(case.body, after, states, region)) for case in node.cases)
     default = _lower_body(node.default.body, after, states, region) if node.default is not None else None
-    shape = digest({
+    spec = {
         "kind": "branch", "id": node.name, "next": after,
         "cases": [[[repr(v) for v in values], target] for values, target in cases], "default": default,
-    })
-    states[node.name] = State(id=node.name, kind="branch", next=after, region=region, shape=shape, on=node.on,
+    }
+    shape = digest(spec)
+    states[node.name] = State(id=node.name, kind="branch", next=after, region=region, shape=shape,
+                              spec=_jsonable(spec), on=node.on,
                               cases=cases, default=default)
     return node.name
+
+
+def _jsonable(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` as its JSON text reads back (tuples as lists, odd values as their repr), so a
+    stored description compares equal to a freshly compiled one."""
+    return dict(json.loads(json.dumps(spec, sort_keys=True, default=repr)))
 
 
 def _check_references(workflow: Definition, body: tuple[Node, ...], states: dict[str, State]) -> None:

@@ -32,6 +32,10 @@ class Workflow:
         start_deadline: an execution whose first step has not begun this long after it was due
             (started, or its ``scheduled_at``) is cancelled instead; ``durable.start``'s own
             ``start_deadline`` overrides it.
+        version: a label (an int or a string) for this definition of the workflow. Several
+            definitions of one name may be registered when their labels differ: new executions
+            start on the highest label, and an execution started on another one keeps running
+            on it while it stays registered (docs/deploys.md).
     """
 
     def __init__(
@@ -42,10 +46,15 @@ class Workflow:
         queue: str | None = None,
         schedule: Cron | None = None,
         start_deadline: Duration | None = None,
+        version: int | str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise DefinitionError(str(name), "a workflow needs a non-empty string name")
         self.name = name
+        if version is not None and (isinstance(version, bool) or not isinstance(version, (int, str))
+                                    or (isinstance(version, str) and not version.strip())):
+            raise DefinitionError(name, f"version must be an int or a non-empty string, got {version!r}")
+        self.version = version
         try:
             self.timeout = timeout_seconds(timeout, "timeout")
             self.start_deadline = timeout_seconds(start_deadline, "start_deadline")
@@ -62,7 +71,7 @@ class Workflow:
         self.compensations: dict[str, CompensationNode] = {}
 
     def __repr__(self) -> str:
-        return f"Workflow({self.name!r})"
+        return f"Workflow({self.name!r})" if self.version is None else f"Workflow({self.name!r}, version={self.version!r})"
 
     @classmethod
     def from_canvas(cls, name: str, canvas: Any, *, compensations: Mapping[str, Any] | None = None,

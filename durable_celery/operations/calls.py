@@ -59,7 +59,7 @@ class OperationsCalls:
 
         def prepare(self) -> None: ...
 
-        def _queue_for(self, workflow: str, state_id: str | None, queue: str) -> str: ...
+        def _queue_for(self, workflow: str, state_id: str | None, queue: str, version: str | None = None) -> str: ...
 
     def subscribe(self, execution_id: str | None = None, workflow: str | None = None,
                   kinds: Iterable[str] | None = None, *, after: int | None = None,
@@ -161,7 +161,7 @@ class OperationsCalls:
                 raise ExecutionNotFound(execution_id)
             waits = pending_waits_txn(conn, execution_id, row["entered_seq"])
             fanout = active_fanout_txn(conn, execution_id)
-        queue = self._queue_for(row["workflow"], row["current_node"], row["queue"])
+        queue = self._queue_for(row["workflow"], row["current_node"], row["queue"], row["version"])
         return explain(row, waits, fanout, self.clock.now(), queue, self._consumers_or_none)
 
     def _consumers_or_none(self) -> dict[str, list[str]] | None:

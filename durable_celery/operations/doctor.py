@@ -72,7 +72,7 @@ class Probe:
     settings: Settings
     clock: Clock
     #: (workflow, current_node, execution queue) -> the Celery queue its message goes to
-    queue_for: Callable[[str, str | None, str], str]
+    queue_for: Callable[[str, str | None, str, str | None], str]
     #: queue -> live workers consuming it (raises if the broker cannot be asked)
     consumers: Callable[[], dict[str, list[str]]]
 
@@ -129,7 +129,7 @@ def _counted(check: str, found: Found, wrong: str, fine: str) -> Finding:
 def _queues(runnable: list[Any], probe: Probe) -> Finding:
     by_queue: dict[str, list[Any]] = {}
     for row in runnable:
-        by_queue.setdefault(probe.queue_for(row["workflow"], row["current_node"], row["queue"]), []).append(row)
+        by_queue.setdefault(probe.queue_for(row["workflow"], row["current_node"], row["queue"], row.get("version")), []).append(row)
     if not by_queue:
         return Finding("queues", True, "no runnable executions waiting for a worker")
     try:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MAX_PRIORITY = 9
 
 
-QueueFor = Callable[[str, Optional[str], str], str]  # evaluated at runtime: no ``|`` on 3.9
+QueueFor = Callable[[str, Optional[str], str, Optional[str]], str]  # evaluated at runtime: no ``|`` on 3.9
 
 
 class Dispatcher:
@@ -139,7 +139,8 @@ class Dispatcher:
         """Publish a message for each execution row (id, seq, workflow, current_node, queue,
         priority), on the queue of the state it stands on."""
         messages = [Message(row["id"], row["seq"], row["workflow"], row["current_node"],
-                            self._queue_for(row["workflow"], row["current_node"], row["queue"]), row["priority"],
+                            self._queue_for(row["workflow"], row["current_node"], row["queue"], row.get("version")),
+                            row["priority"],
                             countdown) for row in rows]
         if messages:
             self.send_many(messages)

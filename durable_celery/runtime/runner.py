@@ -146,7 +146,7 @@ class Runner:
         """Run states while the lease is kept (continuation); return how the task ended."""
         sv = self.services
         while True:
-            machine = sv.registry.get(snap.workflow)
+            machine = sv.registry.get(snap.workflow, snap.version)
             if snap.status is ExecutionStatus.COMPENSATING and machine is not None:
                 return compensations.run(self.committer, machine, snap, lease)
             turn = self._turn(lease)

@@ -112,7 +112,7 @@ def tick(sv: Services, *, expire_leases: bool = True) -> TickReport:
     stopped: list[Mapping[Any, Any]] = []
     with sv.db.begin() as conn:
         for row in take_overdue_txn(conn, now, settings.tick_batch):
-            machine = sv.registry.get(row["workflow"])
+            machine = sv.registry.get(row["workflow"], row["version"])
             error = decide.error_dict(WorkflowTimeout(row["workflow"], machine.timeout if machine and machine.timeout
                                                       else 0), row["current_node"])
             compensate = row["kind"] == "workflow" and machine is not None and bool(machine.compensations)
@@ -176,7 +176,7 @@ def _decide_lost(sv: Services, row: Mapping[Any, Any]) -> bool:
     """Decide for an execution whose worker was lost, fenced by the dead worker's lease; False
     if there is nothing to decide (the lease is then simply released)."""
     snap = snapshot(row)
-    machine = sv.registry.get(snap.workflow)
+    machine = sv.registry.get(snap.workflow, snap.version)
     now = sv.clock.now()
     assert snap.lease_owner is not None
     cp: Checkpoint | None

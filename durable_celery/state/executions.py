@@ -19,7 +19,8 @@ from durable_celery.state.tables import workflow_executions as t
 
 #: What a message needs to be published for an execution.
 # (root_id: the top-level execution a live event about the row names)
-DISPATCH_COLUMNS = (t.c.id, t.c.seq, t.c.workflow, t.c.current_node, t.c.queue, t.c.priority, t.c.root_id)
+DISPATCH_COLUMNS = (t.c.id, t.c.seq, t.c.workflow, t.c.current_node, t.c.queue, t.c.priority, t.c.root_id,
+                    t.c.version)
 
 
 # Built once, like the claim below: a start builds no statement, and each compiles once per

@@ -42,7 +42,9 @@ def _in_flight(row: Mapping[Any, Any]) -> StepRecord | None:
 
 
 def to_execution(row: Mapping[Any, Any], steps: Sequence[Mapping[Any, Any]] | None, include_logs: bool,
-                 children: Sequence[Mapping[Any, Any]] = (), child_workflows: Sequence[str] = ()) -> Execution:
+                 children: Sequence[Mapping[Any, Any]] = (), child_workflows: Sequence[str] = (),
+                 labels: Mapping[tuple[str, str], Any] | None = None) -> Execution:
+    """The stored execution; ``labels``: {(workflow, version hash): version label}."""
     records = [to_step(s, include_logs) for s in steps or ()]
     if steps is not None:
         for source in (*children, row):
@@ -56,7 +58,8 @@ def to_execution(row: Mapping[Any, Any], steps: Sequence[Mapping[Any, Any]] | No
         started_at=_dt(row["started_at"]), completed_at=_dt(row["completed_at"]), created_at=_dt(row["created_at"]),
         scheduled_at=_dt(row["scheduled_at"]), attempt=row["attempt"],
         compensation_results=list(row["compensation_results"] or []), steps=records,
-        children=list(child_workflows),
+        children=list(child_workflows), version=row["version"],
+        version_label=(labels or {}).get((row["workflow"], row["version"])),
     )
 
 

@@ -26,12 +26,12 @@ from durable_celery.state.waits import cancel_waits_txn, lock_execution_txn
 
 def stop_txn(conn: Connection, row: Mapping[Any, Any], status: ExecutionStatus, error: dict[str, Any],
              now: datetime, *, compensate: bool,
-             compensable: Callable[[str], bool] | None = None) -> list[Mapping[Any, Any]] | None:
+             compensable: Callable[[str, str], bool] | None = None) -> list[Mapping[Any, Any]] | None:
     """Stop the active execution ``row`` (locked by the caller) in ``status``. ``compensate``:
     run the compensations of its completed steps (the caller checked it has any). Returns the
     rows to publish, or None if the execution was not active.
 
-    ``compensable(workflow)``, given when the stop asks for compensation: the child workflows of
+    ``compensable(workflow, version)``, given when the stop asks for compensation: the child workflows of
     the tree are stopped the same way, each compensating if its workflow has compensations;
     without it they are cancelled with the rest of the tree."""
     if row["status"] not in ACTIVE:
@@ -43,7 +43,7 @@ def stop_txn(conn: Connection, row: Mapping[Any, Any], status: ExecutionStatus, 
         child = lock_execution_txn(conn, child_id)
         assert compensable is not None
         stopped = None if child is None else stop_txn(
-            conn, child, ExecutionStatus.CANCELLED, child_error, now, compensate=compensable(child["workflow"]),
+            conn, child, ExecutionStatus.CANCELLED, child_error, now, compensate=compensable(child["workflow"], child["version"]),
             compensable=compensable)
         rows.extend(stopped or [])
         return stopped is not None

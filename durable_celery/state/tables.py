@@ -52,6 +52,8 @@ LEASE_WHERE = "lease_expires_at IS NOT NULL"
 UNSETTLED_WHERE = "status = 'completed' AND ready_at IS NOT NULL"
 FINISHED_WHERE = "kind = 'workflow' AND completed_at IS NOT NULL"
 START_DEADLINE_WHERE = "start_deadline_at IS NOT NULL"
+#: executions (and their branches and iterations) that still stand on a state: ``durable plan``
+IN_FLIGHT_WHERE = "status IN ('pending', 'running', 'waiting', 'compensating')"
 
 workflow_executions = Table(
     "workflow_executions",
@@ -157,6 +159,9 @@ workflow_executions = Table(
     # cleanup (state/retention.py): finished top-level executions, oldest first, walked by keyset
     Index("ix_workflow_executions_finished", "completed_at", "id", postgresql_where=text(FINISHED_WHERE),
           sqlite_where=text(FINISHED_WHERE)),
+    # durable plan (state/versions.py): the in-flight executions grouped by where they stand
+    Index("ix_workflow_executions_in_flight", "workflow", "version", "current_node", "node_shape",
+          postgresql_include=["id"], postgresql_where=text(IN_FLIGHT_WHERE), sqlite_where=text(IN_FLIGHT_WHERE)),
 )
 
 step_executions = Table(
@@ -319,6 +324,22 @@ queue_starts = Table(
     Column("key", String(255), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Index(None, "queue", "key", "started_at"),
+)
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    # Each compiled definition a worker (or an app) registered, written once per process
+    # (INSERT ... ON CONFLICT DO NOTHING): ``durable plan`` reads it to say how a state an
+    # in-flight execution stands on changed in a later deploy (docs/deploys.md)
+    Column("workflow", String(255), primary_key=True),
+    Column("version", String(32), primary_key=True),
+    # the ``Workflow(version=...)`` label (an int or a string; null: none)
+    Column("label", Json, nullable=True),
+    # {state id: {kind, next, shape, spec}} (``StateMachine.states_spec``)
+    Column("states", Json, nullable=False),
+    Column("entry", String(255), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
 )
 
 heartbeats = Table(

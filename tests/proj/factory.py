@@ -50,14 +50,16 @@ def make(broker: str, database_url: str, prefix: str, queue: str, **settings: An
     limits = settings.pop("queue_limits", None)
     if limits is not None:
         settings["queues"] = {queue: limits}
-    durable = Durable(app, database_url=database_url, workflows=WORKFLOW_MODULES, queue=queue,
-                      prefix=prefix, **settings)
+    # workflows: more workflow modules, e.g. one definition of a workflow per deploy (tests/test_versions.py)
+    modules = [*WORKFLOW_MODULES, *settings.pop("workflows", ())]
+    durable = Durable(app, database_url=database_url, workflows=modules, queue=queue, prefix=prefix, **settings)
     return app, durable
 
 
 def env_for(broker: str, database_url: str, prefix: str, queue: str, **settings: Any) -> dict[str, str]:
     env = {"DT_BROKER": broker, "DT_DB": database_url, "DT_PREFIX": prefix, "DT_QUEUE": queue}
-    env.update({f"DT_{k.upper()}": json.dumps(v) if isinstance(v, dict) else str(v) for k, v in settings.items()})
+    env.update({f"DT_{k.upper()}": json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+                for k, v in settings.items()})
     return env
 
 
@@ -67,6 +69,9 @@ def from_env() -> tuple[Celery, Durable]:
         value = os.environ.get(f"DT_{key.upper()}")
         if value is not None:
             settings[key] = value if key in TEXT_KEYS else int(value) if key in INT_KEYS else float(value)
+    modules = os.environ.get("DT_WORKFLOWS")
+    if modules is not None:
+        settings["workflows"] = json.loads(modules)
     limits = os.environ.get("DT_QUEUE_LIMITS")
     if limits is not None:
         settings["queue_limits"] = json.loads(limits)
