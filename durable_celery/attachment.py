@@ -74,12 +74,7 @@ def attach(durable: Durable, app: Celery, current: Attachment | None,
             )
         attachment = build()  # first: if installing fails, the instance stays where it was
         if current is not None:
-            current.installation.remove()
-            others = [d for d in _INSTANCES.get(current.app, ()) if d is not durable]
-            if others:
-                _INSTANCES[current.app] = others
-            else:
-                _INSTANCES.pop(current.app, None)
+            _remove(durable, current)
         _INSTANCES.setdefault(app, []).append(durable)
         return attachment
 
@@ -89,12 +84,16 @@ def detach(durable: Durable, current: Attachment) -> None:
     disconnected and the app no longer lists it (the test runner's ``close``, so that an app
     built for one test is not kept alive by the signals and this registry)."""
     with _LOCK:
-        current.installation.remove()
-        others = [d for d in _INSTANCES.get(current.app, ()) if d is not durable]
-        if others:
-            _INSTANCES[current.app] = others
-        else:
-            _INSTANCES.pop(current.app, None)
+        _remove(durable, current)
+
+
+def _remove(durable: Durable, current: Attachment) -> None:
+    current.installation.remove()
+    others = [d for d in _INSTANCES.get(current.app, ()) if d is not durable]
+    if others:
+        _INSTANCES[current.app] = others
+    else:
+        _INSTANCES.pop(current.app, None)
 
 
 def task_packages(app: Celery) -> list[str]:
