@@ -21,6 +21,7 @@ from durable_celery import Durable, InvalidInput, Workflow, minutes
 from durable_celery.clock import FrozenClock
 from durable_celery.runtime.tick import tick
 from tests.conftest import Project
+from tests.test_faults import wait_for_effect
 
 Factory = Callable[..., Project]
 
@@ -29,13 +30,6 @@ def start_deadline_of(p: Project, execution_id: str) -> tuple[Any, Any]:
     """The row's (start_deadline_at, created_at)."""
     return tuple(p.sql("SELECT start_deadline_at, created_at FROM {schema}.workflow_executions WHERE id = :id",
                        id=execution_id)[0])
-
-
-def wait_for_effect(p: Project, execution_id: str, step: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while step not in p.effects(execution_id):
-        assert time.monotonic() < deadline, f"step {step} never started"
-        time.sleep(0.05)
 
 
 def assert_cancelled_unstarted(p: Project, execution_id: str) -> None:
