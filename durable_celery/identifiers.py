@@ -16,3 +16,12 @@ def check_execution_id(execution_id: Any) -> None:
         uuid.UUID(execution_id)
     except ValueError:
         raise InvalidInput(f"{execution_id!r} is not an execution id (a UUID)") from None
+
+
+def is_execution_id(value: Any) -> bool:
+    """Is ``value`` an execution id (a UUID string)?"""
+    try:
+        check_execution_id(value)
+    except InvalidInput:
+        return False
+    return True

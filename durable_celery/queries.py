@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from durable_celery.registry import Registry
     from durable_celery.state.db import Database
 
+_ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")
 #: the most executions one page may hold
 MAX_PAGE = 1000
 _CURSOR_VERSION = "1"
@@ -62,7 +64,8 @@ class QueryCalls:
     def list_executions(self, workflow: Workflow | str | None = None, status: str | None = None,
                         queue: str | None = None, limit: int = 50, offset: int = 0, *,
                         current_step: str | None = None, created_after: datetime | None = None,
-                        created_before: datetime | None = None, cursor: str | None = None) -> list[Execution]:
+                        created_before: datetime | None = None, cursor: str | None = None,
+                        id_prefix: str | None = None) -> list[Execution]:
         """Top-level executions, newest first, filtered by workflow, status, queue, current step
         and creation time.
 
@@ -73,24 +76,27 @@ class QueryCalls:
                 the first and before the second.
             limit, offset: at most ``limit`` executions, skipping ``offset`` first.
             cursor: a ``next_cursor`` of :meth:`page_executions`: start after that page.
+            id_prefix: only executions whose id starts with these characters (hex digits and
+                dashes, as ids are written: ``"3f2a"``).
 
         Raises:
-            InvalidInput: an unknown status, a naive datetime, a bad limit, offset or cursor.
+            InvalidInput: an unknown status, a naive datetime, a bad limit, offset, cursor or
+                id prefix.
         """
         check_count(limit, "limit")
         return self._list(workflow, status, queue, current_step, created_after, created_before, cursor,
-                          limit, offset)
+                          limit, offset, id_prefix)
 
     def page_executions(self, workflow: Workflow | str | None = None, status: str | None = None,
                         queue: str | None = None, *, current_step: str | None = None,
                         created_after: datetime | None = None, created_before: datetime | None = None,
-                        limit: int = 50, cursor: str | None = None) -> ExecutionPage:
+                        limit: int = 50, cursor: str | None = None, id_prefix: str | None = None) -> ExecutionPage:
         """One page of ``list_executions``, with the cursor of the next. Pages never overlap or
         skip an execution, and each reads from an index, however deep it is.
 
         Args:
-            workflow, status, queue, current_step, created_after, created_before: as for
-                ``list_executions``; pass the same ones with every page.
+            workflow, status, queue, current_step, created_after, created_before, id_prefix: as
+                for ``list_executions``; pass the same ones with every page.
             limit: executions per page, 1 to 1000.
             cursor: ``None`` for the first page, then the ``next_cursor`` of the page before.
 
@@ -104,14 +110,17 @@ class QueryCalls:
             raise InvalidInput(f"limit must be an int from 1 to {MAX_PAGE}, got {limit!r}")
         # one more than the page: whether there is a next page, without a count
         found = self._list(workflow, status, queue, current_step, created_after, created_before, cursor,
-                           limit + 1, 0)
+                           limit + 1, 0, id_prefix)
         items = found[:limit]
         more = len(found) > limit
         return ExecutionPage(items, encode_cursor(items[-1].created_at, items[-1].id) if more else None)
 
     def _list(self, workflow: Workflow | str | None, status: Any, queue: Any, current_step: Any,
-              created_after: Any, created_before: Any, cursor: Any, limit: int, offset: int) -> list[Execution]:
+              created_after: Any, created_before: Any, cursor: Any, limit: int, offset: int,
+              id_prefix: Any = None) -> list[Execution]:
         name = _workflow_name(workflow)
+        if id_prefix is not None and (not isinstance(id_prefix, str) or not _ID_PREFIX.fullmatch(id_prefix)):
+            raise InvalidInput(f"id_prefix must be 1 to 36 lower-case hex digits and dashes, got {id_prefix!r}")
         status = status_value(status)
         check_count(offset, "offset")
         for what, value in (("queue", queue), ("current_step", current_step)):
@@ -122,7 +131,8 @@ class QueryCalls:
         self.ensure_schema()
         with self.db.connect() as conn:
             rows = list_txn(conn, workflow=name, status=status, queue=queue, current_step=current_step,
-                            created_after=after, created_before=before, after=position, limit=limit, offset=offset)
+                            created_after=after, created_before=before, after=position, limit=limit, offset=offset,
+                            id_prefix=id_prefix)
             labels = self._version_labels(conn, rows)
         return [to_execution(row, None, False, labels=labels) for row in rows]
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from durable_celery.cli.dashboard import dashboard
 from durable_celery.cli.errors import InputError, reported_errors
 from durable_celery.cli.executions import cancel, list_executions, retry, run, show, status
 from durable_celery.cli.instance import CliState
@@ -71,7 +72,7 @@ def _app_arg(ctx: click.Context) -> str | None:
 
 
 for command in (status, list_executions, show, run, cancel, retry, pending, send_event, provide_input, workflows, graph,
-                migrate, migrate_executions, schedules, queues, metrics, events, cleanup, doctor, plan):
+                migrate, migrate_executions, schedules, queues, metrics, events, cleanup, doctor, plan, dashboard):
     durable.add_command(command)
 
 __all__ = ["durable", "DurableGroup"]

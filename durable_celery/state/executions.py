@@ -247,7 +247,7 @@ _STATUSES = frozenset(s.value for s in ExecutionStatus)
 def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queue: str | None,
              parent_id: str | None = None, limit: int, offset: int, current_step: str | None = None,
              created_after: datetime | None = None, created_before: datetime | None = None,
-             after: tuple[datetime, str] | None = None) -> list[RowMapping]:
+             after: tuple[datetime, str] | None = None, id_prefix: str | None = None) -> list[RowMapping]:
     """Top-level executions, newest first (``created_at`` descending, then ``id``).
 
     ``created_after`` (inclusive) and ``created_before`` (exclusive) bound ``created_at``;
@@ -269,6 +269,9 @@ def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queu
         stmt = stmt.where(t.c.parent_id == parent_id)
     if current_step is not None:
         stmt = stmt.where(t.c.current_node == current_step)
+    if id_prefix is not None:
+        # a checked prefix of hex digits and dashes: nothing in it is a LIKE wildcard
+        stmt = stmt.where(t.c.id.like(f"{id_prefix}%"))
     if created_after is not None:
         stmt = stmt.where(t.c.created_at >= created_after)
     if created_before is not None:
