@@ -78,11 +78,25 @@ _environment.filters.update(when=_when, ago=_ago, pretty=_pretty, short=_short, 
 _environment.globals.update(duration=_duration)
 
 
+#: what an action says on the page it returns to (``?flash=<key>``: a fixed text, never the URL's)
+FLASHES = {
+    "cancelled": "Cancellation requested.",
+    "event-sent": "Event sent.",
+    "input-provided": "Answer recorded: the workflow resumes.",
+    "enabled": "Schedule enabled.",
+    "disabled": "Schedule disabled.",
+    "triggered": "Schedule triggered: a run started.",
+    "paused": "Queue paused.",
+    "resumed": "Queue resumed.",
+    "retried": "A new execution was started from this one.",
+}
+
+
 def page(request: Request, template: str, *, status: int = 200, title: str, **values: Any) -> Response:
     """Render ``template`` as a whole page (``base.html`` around it) or, for the live refresh
     (header ``X-Durable-Fragment``), only its ``<main>``."""
     fragment = request.headers.get("x-durable-fragment") == "1"
     html = _environment.get_template(template).render(
         request=request, root=request.root, title=title, fragment=fragment,
-        csrf=getattr(request, "csrf", ""), **values)
+        csrf=request.csrf, flash=FLASHES.get(request.arg("flash")), **values)
     return Response(html.encode(), status, [("Cache-Control", "no-store")])
