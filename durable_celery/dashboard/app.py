@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_celery.dashboard.http import HTTPError, Request, Response, asgi_app, redirect, wsgi_app
 from durable_celery.dashboard.render import page
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 View = Callable[["Dashboard", Request, "re.Match[str]"], Response]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,20 @@ class Dashboard:
         self.auth = Auth(auth)
         self.local_only = local_only
         self.title = title
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache_lock = threading.Lock()
+
+    def cached(self, key: str, ttl: float, read: Callable[[], T]) -> T:
+        """``read()``, or its value from less than ``ttl`` seconds ago. The aggregates that read
+        a whole table (counts by status, the workflow summaries) go through here, so a burst of
+        live refreshes from many open pages costs one query per ``ttl``, not one per page."""
+        with self._cache_lock:
+            found = self._cache.get(key)
+            if found is not None and time.monotonic() - found[0] < ttl:
+                return found[1]  # type: ignore[no-any-return]
+            value = read()
+            self._cache[key] = (time.monotonic(), value)
+            return value
 
     # --- serving -----------------------------------------------------------------------
 

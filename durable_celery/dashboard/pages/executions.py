@@ -44,7 +44,14 @@ def executions(dashboard: Dashboard, request: Request, match: re.Match[str]) -> 
     return page(request, "executions.html", title="Executions", dashboard=dashboard, live="all",
                 executions=found.items, filters=filters, next_link=next_link, first_page_link=first_link,
                 statuses=[s.value for s in ExecutionStatus], ranges=[(v, label) for v, label, _ in RANGES],
-                workflow_names=sorted({w.name for w in durable.list_workflows()} | ({filters["workflow"]} - {""})))
+                workflow_names=_workflow_names(dashboard, filters["workflow"]))
+
+
+def _workflow_names(dashboard: Dashboard, chosen: str) -> list[str]:
+    """The filter's choices: registered workflows and those seen among the executions (read
+    once a minute: it groups the whole table), and the one in the URL."""
+    seen = dashboard.cached("workflow-names", 60.0, lambda: [w.name for w in dashboard.durable.list_workflows()])
+    return sorted(set(seen) | set(dashboard.durable.registry.names()) | ({chosen} - {""}))
 
 
 def _created_range(filters: dict[str, str], now: datetime) -> tuple[datetime | None, datetime | None]:
