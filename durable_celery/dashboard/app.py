@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_celery.dashboard.http import HTTPError, Request, Response, asgi_app, redirect, wsgi_app
+from durable_celery.dashboard.hub import EventHub
 from durable_celery.dashboard.render import page
 from durable_celery.dashboard.security import (
     HOST_AUTH,
@@ -81,6 +82,7 @@ class Dashboard:
         self.auth = Auth(auth)
         self.local_only = local_only
         self.title = title
+        self.hub = EventHub(durable)
         self._cache: dict[str, tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
 
