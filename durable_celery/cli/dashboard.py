@@ -48,3 +48,4 @@ def dashboard(state: CliState, host: str, port: int, token: str | None) -> None:
         pass
     finally:
         server.server_close()
+        board.close()

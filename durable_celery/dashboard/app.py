@@ -108,6 +108,10 @@ class Dashboard:
         """An ASGI application (Starlette, FastAPI, uvicorn)."""
         return asgi_app(self.handle)
 
+    def close(self) -> None:
+        """Stop the live-event subscription (the standalone server calls it when it stops)."""
+        self.hub.stop()
+
     def handle(self, request: Request) -> Response:
         """Answer one request: host and auth checks, CSRF for POSTs, the view, error pages."""
         try:

@@ -51,6 +51,13 @@ class EventHub:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._last_left = time.monotonic()
+        self._stopping = threading.Event()
+
+    @property
+    def listening(self) -> bool:
+        """Is the subscription's thread running?"""
+        with self._lock:
+            return self._thread is not None and self._thread.is_alive()
 
     def join(self, execution_id: str | None = None) -> Watcher:
         watcher = Watcher(execution_id)
@@ -67,11 +74,19 @@ class EventHub:
             if not self._watchers:
                 self._last_left = time.monotonic()
 
-    def _idle(self) -> bool:
-        """No page for ``IDLE_STOP`` seconds: the thread ends (under the lock, so a page that
-        joins meanwhile starts a new one)."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the subscription (within ``POLL`` seconds) and wait for its thread."""
+        self._stopping.set()
         with self._lock:
-            if self._watchers or time.monotonic() - self._last_left < IDLE_STOP:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _idle(self) -> bool:
+        """Stopped, or no page for ``IDLE_STOP`` seconds: the thread ends (under the lock, so a
+        page that joins meanwhile starts a new one)."""
+        with self._lock:
+            if not self._stopping.is_set() and (self._watchers or time.monotonic() - self._last_left < IDLE_STOP):
                 return False
             self._thread = None
             return True
@@ -85,6 +100,8 @@ class EventHub:
                     for event in subscription:
                         after = event.id
                         self._deliver(event)
+                        if self._stopping.is_set():
+                            break
                 finally:
                     subscription.close()
             except Exception:  # noqa: BLE001 - the database may be away: pages keep their last view
