@@ -67,15 +67,21 @@ def the_form(page: Page, **wanted: str) -> Form:
     return found[0]
 
 
-@pytest.fixture(scope="module")
-def project() -> Iterator[Project]:
-    p = new_project("redis")
+def working_project(*, beat: bool, **settings: Any) -> Iterator[Project]:
+    """A project with a worker (and beat) for a module's tests, stopped and dropped after them."""
+    p = new_project("redis", **settings)
     try:
         p.worker()
-        p.beat()
+        if beat:
+            p.beat()
         yield p
     finally:
         p.close()
+
+
+@pytest.fixture(scope="module")
+def project() -> Iterator[Project]:
+    yield from working_project(beat=True)  # beat: inputs time out
 
 
 @pytest.fixture

@@ -11,19 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from durable_celery.dashboard import HOST_AUTH, Dashboard
-from tests.conftest import Project, new_project
+from tests.conftest import Project
 from tests.dashboard_support import DashboardClient
-from tests.test_dashboard_inbox import forms, the_form
+from tests.test_dashboard_inbox import forms, the_form, working_project
 
 
 @pytest.fixture(scope="module")
 def project() -> Iterator[Project]:
-    p = new_project("redis", queue_limits={})  # the project's queue is controlled: it can be paused
-    try:
-        p.worker()
-        yield p
-    finally:
-        p.close()
+    yield from working_project(beat=False, queue_limits={})  # the project's queue is controlled: it can be paused
 
 
 @pytest.fixture
