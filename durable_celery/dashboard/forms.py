@@ -167,7 +167,7 @@ def _field_control(spec: dict[str, Any]) -> Control:
         hint = spec["description"]
     control = Control(FIELD_PREFIX + spec["name"], label, widget, reads, hint=hint,
                       # a checkbox always answers (checked or not): it is never missing
-                      required=spec.get("required", True) is not False and reads != "boolean",
+                      required=bool(spec.get("required", True)) and reads != "boolean",
                       step={"number": "any", "integer": "1"}.get(reads))
     choices = spec.get("choices")
     if isinstance(choices, list) and choices:
