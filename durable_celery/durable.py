@@ -705,20 +705,29 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls, VersionCalls):
         deliver.provide_input(self.services, execution_id, name, data)
 
     def list_pending_inputs(self, status: str | None = None, timeout_before: datetime | None = None,
-                            limit: int = 100) -> list[PendingInput]:
+                            limit: int = 100, *, execution_id: str | None = None,
+                            expiring_first: bool = False) -> list[PendingInput]:
         """Human-input requests, oldest first, in one status (``pending``, ``completed``,
         ``timed_out``, ``cancelled``) or all (``None``). ``workflow_id`` is the execution to
-        answer through ``provide_input``, also for a step inside a parallel branch or foreach."""
+        answer through ``provide_input``, also for a step inside a parallel branch or foreach.
+
+        Args:
+            execution_id: only the inputs of this execution (and its branches and iterations).
+            expiring_first: by ``timeout_at``, soonest first, those that never time out last.
+        """
         statuses = {"pending": "pending", "completed": "resolved", "timed_out": "timed_out", "cancelled": "cancelled"}
         if status is not None and (not isinstance(status, str) or status not in statuses):
             raise InvalidInput(f"status must be one of {', '.join(statuses)} or None, got {status!r}")
         if timeout_before is not None and (not isinstance(timeout_before, datetime) or timeout_before.tzinfo is None):
             raise InvalidInput(f"timeout_before must be a timezone-aware datetime, got {timeout_before!r}")
         check_count(limit, "limit")
+        if execution_id is not None:
+            check_execution_id(execution_id)
         self.ensure_schema()
         with self.db.connect() as conn:
             before = as_utc(timeout_before) if timeout_before is not None else None
-            rows = list_inputs_txn(conn, statuses[status] if status else None, before, limit)
+            rows = list_inputs_txn(conn, statuses[status] if status else None, before, limit, execution_id,
+                                   bool(expiring_first))
         return [to_pending_input(row) for row in rows]
 
     def list_pending_events(self, execution_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -80,6 +80,8 @@ class PendingInput:
     timeout_at: datetime | None
     response: Any
     created_at: datetime
+    #: the name of the workflow that asks (of its branch or iteration, for a step inside one)
+    workflow: str | None = None
 
 
 @dataclass(frozen=True)

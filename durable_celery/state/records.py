@@ -72,5 +72,5 @@ def to_pending_input(row: Mapping[Any, Any]) -> PendingInput:
         type=row["input_type"], prompt=row["prompt"], metadata=codec.decode(row["input_metadata"]),
         fields=row["fields"], choices=row["choices"], status=_INPUT_STATUS.get(row["status"], row["status"]),
         timeout_at=_dt(row["timeout_at"]), response=codec.decode(row["result"]) if row["status"] == "resolved" else None,
-        created_at=_dt(row["created_at"]),
+        created_at=_dt(row["created_at"]), workflow=row.get("workflow"),
     )

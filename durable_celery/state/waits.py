@@ -212,15 +212,21 @@ def cancel_waits_txn(conn: Connection, execution_id: str, now: datetime) -> None
 
 
 def list_inputs_txn(conn: Connection, status: str | None, timeout_before: datetime | None,
-                    limit: int) -> list[RowMapping]:
-    """Input waits, with ``workflow_id``: the top-level execution to answer through."""
-    stmt = (select(w, func.coalesce(t.c.root_id, t.c.id).label("workflow_id"))
+                    limit: int, execution_id: str | None = None, expiring_first: bool = False) -> list[RowMapping]:
+    """Input waits, with ``workflow_id``: the top-level execution to answer through, and its
+    workflow's name; oldest first, or (``expiring_first``) by timeout, those without one last."""
+    stmt = (select(w, func.coalesce(t.c.root_id, t.c.id).label("workflow_id"), t.c.workflow)
             .join(t, t.c.id == w.c.execution_id).where(w.c.kind == "input"))
     if status is not None:
         stmt = stmt.where(w.c.status == status)
     if timeout_before is not None:
         stmt = stmt.where(w.c.timeout_at.is_not(None), w.c.timeout_at < timeout_before)
-    return list(conn.execute(stmt.order_by(w.c.created_at, w.c.id).limit(limit)).mappings())
+    if execution_id is not None:
+        stmt = stmt.where(or_(t.c.id == execution_id, t.c.root_id == execution_id))
+    order: list[ColumnElement[Any]] = [w.c.created_at, w.c.id]
+    if expiring_first:
+        order = [w.c.timeout_at.asc().nulls_last(), *order]
+    return list(conn.execute(stmt.order_by(*order).limit(limit)).mappings())
 
 
 def list_events_txn(conn: Connection, execution_id: str | None, status: str | None, limit: int) -> list[RowMapping]:

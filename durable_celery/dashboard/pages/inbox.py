@@ -14,7 +14,7 @@ from durable_celery.dashboard.app import route
 from durable_celery.dashboard.forms import FormInvalid, InputForm, Submitted, build_form, read_form
 from durable_celery.dashboard.http import HTTPError, Request, Response, redirect
 from durable_celery.dashboard.render import page
-from durable_celery.errors import ExecutionNotFound, InvalidInput
+from durable_celery.errors import InvalidInput
 from durable_celery.identifiers import is_execution_id
 
 if TYPE_CHECKING:
@@ -22,10 +22,8 @@ if TYPE_CHECKING:
     from durable_celery.durable import Durable
     from durable_celery.models import PendingInput
 
-#: pending inputs read to find those expiring first, and how many of them the inbox shows
-READ, SHOWN = 1000, 50
-#: pending inputs searched for the one a form answers
-SEARCHED = 10_000
+#: pending inputs read, soonest to expire first, and how many of them the inbox shows
+READ, SHOWN = 200, 50
 #: an input that times out sooner than this is marked as expiring
 SOON = 3600.0
 ANSWER_PATH = r"/inbox/(?P<execution>[^/]+)/(?P<name>.+)"
@@ -97,25 +95,19 @@ def answer(dashboard: Dashboard, request: Request, match: re.Match[str]) -> Resp
 
 def _inbox_page(dashboard: Dashboard, request: Request, refusal: Refusal | None = None) -> Response:
     durable = dashboard.durable
-    listed = durable.list_pending_inputs(status="pending", limit=READ)
+    listed = durable.list_pending_inputs(status="pending", limit=READ, expiring_first=True)
     pending = _by_urgency(listed)
     if refusal is not None:  # the refused form comes first, where the page opens, with its errors
         pending = [refusal.input, *(item for item in pending if item != refusal.input)]
     now = durable.clock.now()
-    workflows: dict[str, str | None] = {}
     cards = []
     for item in pending[:SHOWN]:
-        if item.workflow_id not in workflows:
-            workflows[item.workflow_id] = _workflow(durable, item.workflow_id)
-        workflow = workflows[item.workflow_id]
-        if workflow is None:
-            continue
         if refusal is not None and item == refusal.input:
             form = build_form(item, refusal.submitted, refusal.errors)
         else:
             form = build_form(item)
         expires_in = (item.timeout_at - now).total_seconds() if item.timeout_at is not None else None
-        cards.append(Card(item, workflow, form, expires_in))
+        cards.append(Card(item, item.workflow or "", form, expires_in))
     return page(request, "inbox.html", status=400 if refusal else 200, title="Inbox", dashboard=dashboard,
                 live="all", cards=cards, hidden=max(0, len(pending) - SHOWN), more=len(listed) >= READ,
                 refused_key=refusal.key if refusal else None)
@@ -138,16 +130,11 @@ def _urgency(item: PendingInput) -> tuple[bool, datetime, datetime]:
 
 
 def _pending(durable: Durable, execution_id: str, name: str) -> PendingInput | None:
-    matching = [item for item in durable.list_pending_inputs(status="pending", limit=SEARCHED)
-                if item.workflow_id == execution_id and item.input_name == name]
-    return min(matching, key=_urgency) if matching else None
-
-
-def _workflow(durable: Durable, execution_id: str) -> str | None:
-    try:
-        return durable.get_execution(execution_id).workflow
-    except ExecutionNotFound:  # cleaned up since it was listed
-        return None
+    """The pending input ``name`` of the execution (the one expiring first, if branches ask twice)."""
+    matching = [item for item in durable.list_pending_inputs(status="pending", execution_id=execution_id,
+                                                              limit=1000, expiring_first=True)
+                if item.input_name == name]
+    return matching[0] if matching else None
 
 
 def _key(item: PendingInput) -> str:
