@@ -86,26 +86,31 @@ def build_graph(machine: StateMachine, execution: Execution | None = None) -> Gr
     for state in machine.states.values():
         observed = states.get(state.id, (None, 0))
         nodes.append(GraphNode(state.id, state.kind, state.id, observed[0], observed[1]))
+        # the end of a parallel branch or foreach body is its block's join node
+        join_of_region = f"{state.region.split('/')[0]}.join"
+
+        def edge(target: str, label: str = "", source: str = state.id, join: str = join_of_region) -> None:
+            edges.append(GraphEdge(source, join if target == JOIN else target, label))
+
         if state.kind in ("parallel", "foreach"):
             join = f"{state.id}.join"
             nodes.append(GraphNode(join, "join", f"join {state.id}"))
-            edges.append(GraphEdge(join, state.next))
+            edge(state.next, source=join)
             for key, entry in state.branches:
-                edges.append(GraphEdge(state.id, entry, key))
+                edge(entry, key)
             if state.body:
-                edges.append(GraphEdge(state.id, state.body, "each item"))
+                edge(state.body, "each item")
         elif state.kind == "branch":
             for values, target in state.cases:
-                edges.append(GraphEdge(state.id, target, " | ".join(repr(v) for v in values)))
+                edge(target, " | ".join(repr(v) for v in values))
             if state.default is not None:
-                edges.append(GraphEdge(state.id, state.default, "default"))
+                edge(state.default, "default")
         elif state.kind == "loop":
             assert state.body is not None
-            edges.append(GraphEdge(state.id, state.body, "repeat"))
-            edges.append(GraphEdge(state.id, state.next, "done"))
-        if state.kind not in ("branch", "loop", "parallel", "foreach"):
-            target = f"{state.region.split('/')[0]}.join" if state.next == JOIN else state.next
-            edges.append(GraphEdge(state.id, target))
+            edge(state.body, "repeat")
+            edge(state.next, "done")
+        else:
+            edge(state.next)
     return Graph(machine.workflow, nodes, edges)
 
 

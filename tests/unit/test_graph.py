@@ -35,3 +35,13 @@ def test_renderings_name_every_node() -> None:
         assert f'"{state}"' in dot and state in mermaid
     assert dot.startswith('digraph "poller"') and mermaid.startswith("flowchart TD")
     assert {n["id"] for n in data["nodes"]} >= {"init_poll", "poll", "$end"}
+
+
+def test_every_edge_ends_at_a_node_even_where_a_block_ends_inside_a_parallel_branch() -> None:
+    # the loop "spin" ends the default case of a branch, which ends a parallel branch: its exit
+    # goes to that parallel block's join
+    graph = build_graph(compile_workflow(nested))
+    ids = {node.id for node in graph.nodes}
+    assert [edge for edge in graph.edges if edge.target not in ids or edge.source not in ids] == []
+    spin_exit = next(edge for edge in graph.edges if edge.source == "spin" and edge.label == "done")
+    assert spin_exit.target.endswith(".join") and spin_exit.target != "each_region.join"
