@@ -100,8 +100,9 @@ def ask(p: Project, **declared: Any) -> str:
 
 
 def is_pending(p: Project, execution_id: str, name: str) -> bool:
-    return any(i.workflow_id == execution_id and i.input_name == name
-               for i in p.durable.list_pending_inputs(status="pending", limit=1000))
+    found = p.durable.list_pending_inputs(status="pending", execution_id=execution_id)
+    assert all(i.workflow_id == execution_id for i in found)
+    return any(i.input_name == name for i in found)
 
 
 def answered(p: Project, execution_id: str) -> Any:
@@ -122,6 +123,9 @@ def test_an_approval_answered_in_the_inbox_resumes_the_workflow_to_completion(pr
     assert [b["value"] for b in form.named("decision")] == ["approved", "rejected"]
     assert "Ship order 42?" in page.text and f'href="/executions/{execution_id}"' in page.text
     assert "dash_inbox_asks" in page.text and "<dt>amount</dt><dd><code>120</code></dd>" in page.text
+    # the execution's own page names the input and links to its card
+    assert f'id="input-{execution_id}-manager"' in page.text
+    assert f'href="/inbox#input-{execution_id}-manager"' in client.get(f"/executions/{execution_id}").text
 
     answer = client.post(f"/inbox/{execution_id}/manager", {"decision": "approved"})
     assert answer.status == 303 and answer.location == "/inbox?flash=input-provided"

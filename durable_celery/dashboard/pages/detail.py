@@ -42,6 +42,8 @@ def execution(dashboard: Dashboard, request: Request, match: re.Match[str]) -> R
                 retryable=found.status in RETRYABLE, why=why, graph=_graph(durable, found),
                 children=durable.list_children(execution_id) if found.children else [],
                 kept_events=[] if finished else durable.list_pending_events(execution_id),
+                inputs=(durable.list_pending_inputs(status="pending", execution_id=execution_id, expiring_first=True)
+                        if found.status == ExecutionStatus.WAITING else []),
                 attempts=[step for step in found.steps if step.migration is None],
                 migrations=[step for step in found.steps if step.migration is not None])
 
