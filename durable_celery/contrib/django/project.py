@@ -10,7 +10,7 @@ from typing import Any, cast
 from celery import current_app
 from django.core.exceptions import ImproperlyConfigured
 
-from durable_celery.attachment import instances_on
+from durable_celery.attachment import apps_with_instances, instances_on
 from durable_celery.cli.errors import InputError
 from durable_celery.cli.instance import find_durable
 from durable_celery.durable import Durable
@@ -24,8 +24,13 @@ def project_durable(instance: str | None = None, *, choose: str = "`--instance P
         ImproperlyConfigured: none is built, several are and ``instance`` is None, or none has
             that prefix; the message says how to build or choose one.
     """
-    # The project's Celery app is the current one: building it in proj/celery.py made it so.
+    # The project's Celery app is the current one, building it in proj/celery.py made it so; but
+    # only in the thread that built it (Celery's current app is per thread): in a request's
+    # thread it is the one app that carries a Durable
     app = cast(Any, current_app)._get_current_object()
+    carrying = apps_with_instances()
+    if not instances_on(app) and len(carrying) == 1:
+        app = carrying[0]
     try:
         return find_durable(app, instance, None)
     except InputError as exc:
