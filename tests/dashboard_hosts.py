@@ -31,7 +31,8 @@ from durable_celery.dashboard.http import redirect
 
 ROOT = Path(__file__).resolve().parent.parent
 #: where each host serves the dashboard (the Django site itself runs under SCRIPT_NAME /site)
-PREFIXES = {"fastapi": "/ops/durable", "flask": "/ops/durable", "django": "/site/durable"}
+PREFIXES = {"fastapi": "/ops/durable", "flask": "/ops/durable", "django": "/site/durable",
+            "django-asgi": "/site/durable"}
 #: the host's own sign-in, reduced to a header for these tests
 OPERATOR = {"X-Role": "operator"}
 
@@ -85,11 +86,12 @@ def flask_host(durable: Durable) -> Any:
 urlpatterns: list[Any] = []
 
 
-def django_host() -> Any:
-    """A Django site on SQLite (its users and sessions) under SCRIPT_NAME ``/site``, with the
-    dashboard at ``durable/`` for its staff (the default auth); the Durable is the one on the
-    project's Celery app, found as ``DjangoDurable`` would be. ``/test-login/<user>/`` signs
-    in ``staff`` or ``clerk`` (a user who is not staff)."""
+def django_host(*, asgi: bool) -> Any:
+    """A Django site on SQLite (its users and sessions) under the script name ``/site``
+    (WSGI's SCRIPT_NAME, ASGI's root_path), with the dashboard at ``durable/`` for its staff
+    (the default auth); the Durable is the one on the project's Celery app, found as
+    ``DjangoDurable`` would be. ``/test-login/<user>/`` signs in ``staff`` or ``clerk`` (a user
+    who is not staff)."""
     import django
     from django.conf import settings
 
@@ -113,10 +115,13 @@ def django_host() -> Any:
     django.setup()
     from django.contrib.auth import login
     from django.contrib.auth.models import User
+    from django.core.handlers.asgi import ASGIHandler
     from django.core.handlers.wsgi import WSGIHandler
     from django.core.management import call_command
     from django.http import HttpRequest, HttpResponse
     from django.urls import include, path
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
     from werkzeug.exceptions import NotFound
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -131,6 +136,8 @@ def django_host() -> Any:
         return HttpResponse(status=204)
 
     urlpatterns[:] = [path("test-login/<str:username>/", sign_in), path("durable/", include(dashboard_urls()))]
+    if asgi:
+        return Starlette(routes=[Mount("/site", app=ASGIHandler())])
     return DispatcherMiddleware(NotFound(), {"/site": WSGIHandler()})
 
 
@@ -139,29 +146,22 @@ def serve(kind: str) -> None:
     from tests.proj.factory import from_env
 
     _, durable = from_env()  # the project's Celery app (the current one) and its Durable
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    if kind == "fastapi":
+    if kind in ("fastapi", "django-asgi"):
         import uvicorn
 
-        server = uvicorn.Server(uvicorn.Config(fastapi_host(durable), log_level="warning", lifespan="off",
-                                                    timeout_graceful_shutdown=1))
-        _announce(port, kind)
-        server.run(sockets=[sock])
+        app = fastapi_host(durable) if kind == "fastapi" else django_host(asgi=True)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        _announce(sock.getsockname()[1], kind)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                      timeout_graceful_shutdown=1)).run(sockets=[sock])
         return
-    if kind == "flask":
-        from werkzeug.serving import make_server
+    from werkzeug.serving import make_server
 
-        sock.close()  # werkzeug binds its own: the port was free a moment ago
-        served = make_server("127.0.0.1", port, flask_host(durable), threaded=True)
-    else:
-        from durable_celery.dashboard.server import make
-
-        sock.close()
-        served = make(django_host(), "127.0.0.1", port)
-    _announce(port, kind)
+    served = make_server("127.0.0.1", 0, flask_host(durable) if kind == "flask" else django_host(asgi=False),
+                         threaded=True)
+    _announce(served.port, kind)
     served.serve_forever()
 
 

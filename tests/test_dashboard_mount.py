@@ -36,9 +36,10 @@ def host(request: pytest.FixtureRequest, project: Project) -> Iterator[ServerPro
         yield server
 
 
-@pytest.fixture(scope="module")
-def django_site(project: Project) -> Iterator[ServerProcess]:
-    with ServerProcess.host("django", project.env) as server:
+@pytest.fixture(scope="module", params=["django", "django-asgi"])
+def django_site(request: pytest.FixtureRequest, project: Project) -> Iterator[ServerProcess]:
+    """The Django site under WSGI (werkzeug's server) and under ASGI (uvicorn)."""
+    with ServerProcess.host(request.param, project.env) as server:
         yield server
 
 

@@ -9,17 +9,20 @@
 Staff users only by default (``request.user.is_active and request.user.is_staff``, through
 Django's ``AuthenticationMiddleware``). The dashboard checks its own CSRF token on every POST
 (its pages carry it), so its view is exempt from Django's ``CsrfViewMiddleware``; its event
-stream is a ``StreamingHttpResponse``, which holds one worker thread per open page.
+stream is a ``StreamingHttpResponse`` (under WSGI or ASGI), which holds a thread per open page.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import URLPattern, re_path
 from django.views.decorators.csrf import csrf_exempt
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
     from durable_celery.durable import Durable
 
 __all__ = ["dashboard_urls", "staff_only"]
+
+log = logging.getLogger(__name__)
 
 
 def staff_only(request: Request) -> bool:
@@ -66,7 +71,7 @@ def dashboard_urls(durable: Durable | None = None, auth: AuthSpec | None = None,
         auth=spec, title=title))
 
     def dashboard_view(request: HttpRequest, subpath: str) -> HttpResponseBase:
-        return _django_response(found().handle(_dashboard_request(request, subpath)))
+        return _django_response(request, found().handle(_dashboard_request(request, subpath)))
 
     # the dashboard checks its own CSRF token on each POST: Django's check would refuse them
     view = csrf_exempt(dashboard_view)
@@ -99,13 +104,15 @@ def _dashboard_request(request: HttpRequest, subpath: str) -> Request:
                    body=request.body, scheme=request.scheme or "http", native=request)
 
 
-def _django_response(response: Response) -> HttpResponseBase:
+def _django_response(request: HttpRequest, response: Response) -> HttpResponseBase:
     answer: HttpResponseBase
     if isinstance(response.body, bytes):
         answer = HttpResponse(response.body, status=response.status, content_type=response.content_type)
     else:
-        answer = StreamingHttpResponse(_closing(response), status=response.status,
-                                       content_type=response.content_type)
+        # Django under ASGI reads a synchronous iterator whole before it sends a byte (an
+        # endless one: never), and one under WSGI an asynchronous one: each gets its own kind
+        chunks = _pumped(response) if isinstance(request, ASGIRequest) else _closing(response)
+        answer = StreamingHttpResponse(chunks, status=response.status, content_type=response.content_type)
     for name, value in response.all_headers():
         if name.lower() == "set-cookie":
             answer.cookies.load(value)
@@ -114,8 +121,8 @@ def _django_response(response: Response) -> HttpResponseBase:
     return answer
 
 
-def _closing(response: Response) -> Iterator[bytes]:
-    """The stream's chunks; Django closes the generator when the client goes, which runs the
+def _closing(response: Response) -> Generator[bytes, None, None]:
+    """The stream's chunks; closing this generator (Django does when the client goes) runs the
     response's clean-up."""
     chunks = response.body
     assert not isinstance(chunks, bytes)
@@ -127,3 +134,41 @@ def _closing(response: Response) -> Iterator[bytes]:
             close()
         if response.on_close is not None:
             response.on_close()
+
+
+async def _pumped(response: Response) -> AsyncIterator[bytes]:
+    """The stream's chunks for Django under ASGI: a thread of its own reads them (each may
+    wait seconds for the next event) and, once the client went away, closes the stream in that
+    same thread (a generator closes only where it is not running)."""
+    loop = asyncio.get_running_loop()
+    received: asyncio.Queue[bytes | None] = asyncio.Queue()
+    gone = threading.Event()
+
+    def hand_over(chunk: bytes | None) -> None:
+        try:
+            loop.call_soon_threadsafe(received.put_nowait, chunk)
+        except RuntimeError:  # the loop is closed: nobody reads any more
+            gone.set()
+
+    def pump() -> None:
+        stream = _closing(response)
+        try:
+            for chunk in stream:
+                if gone.is_set():
+                    break
+                hand_over(chunk)
+        except Exception:  # noqa: BLE001 - the stream ends; the page reconnects
+            log.exception("durable dashboard: the event stream failed")
+        finally:
+            stream.close()
+            hand_over(None)
+
+    threading.Thread(target=pump, name="durable-dashboard-stream", daemon=True).start()
+    try:
+        while True:
+            chunk = await received.get()
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        gone.set()
