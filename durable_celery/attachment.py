@@ -53,6 +53,11 @@ def instances_on(app: Celery) -> list[Durable]:
     return list(_INSTANCES.get(app, ()))
 
 
+def apps_with_instances() -> list[Celery]:
+    """The Celery apps of this process that carry a Durable instance."""
+    return [app for app, attached in list(_INSTANCES.items()) if attached]
+
+
 def attach(durable: Durable, app: Celery, current: Attachment | None,
            build: Callable[[], Attachment]) -> Attachment:
     """Attach ``durable`` to ``app`` (``build`` installs it there) and detach it from the app of

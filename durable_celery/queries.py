@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 from durable_celery.errors import InvalidInput
 from durable_celery.limits import check_count, check_name
 from durable_celery.models import Execution, ExecutionPage, Metrics, StepMetrics, WorkflowSummary
-from durable_celery.state.executions import count_by_status_txn, list_txn
+from durable_celery.state.executions import ID_PREFIX, count_by_status_txn, list_txn
 from durable_celery.state.metrics import (
     execution_durations_txn,
     status_counts_txn,
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
     from durable_celery.registry import Registry
     from durable_celery.state.db import Database
 
-_ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")
 #: the most executions one page may hold
 MAX_PAGE = 1000
 _CURSOR_VERSION = "1"
@@ -119,7 +117,7 @@ class QueryCalls:
               created_after: Any, created_before: Any, cursor: Any, limit: int, offset: int,
               id_prefix: Any = None) -> list[Execution]:
         name = _workflow_name(workflow)
-        if id_prefix is not None and (not isinstance(id_prefix, str) or not _ID_PREFIX.fullmatch(id_prefix)):
+        if id_prefix is not None and (not isinstance(id_prefix, str) or not ID_PREFIX.fullmatch(id_prefix)):
             raise InvalidInput(f"id_prefix must be 1 to 36 lower-case hex digits and dashes, got {id_prefix!r}")
         status = status_value(status)
         check_count(offset, "offset")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlencode
 
 from durable_celery.dashboard.http import HTTPError, Request, Response, asgi_app, redirect, wsgi_app
 from durable_celery.dashboard.hub import EventHub
@@ -120,8 +121,9 @@ class Dashboard:
             token = self.auth.token_in_link(request)
             if token is not None and request.method == "GET":
                 # the token once in a link: keep it in a cookie, and drop it from the URL
-                query = "&".join(f"{k}={v}" for k, values in request.query.items() if k != "token" for v in values)
-                target = request.url(request.path) + (f"?{query}" if query else "")
+                # re-encoded: the values are decoded, and a raw CR/LF would split the header
+                query = urlencode([(k, v) for k, values in request.query.items() if k != "token" for v in values])
+                target = request.url(quote(request.path)) + (f"?{query}" if query else "")
                 response = redirect(target)
                 response.headers.append(token_cookie(token, request.root, request.scheme == "https"))
                 return response

@@ -120,29 +120,29 @@ def wsgi_app(handler: Handler) -> Callable[..., Iterable[bytes]]:
     """A WSGI application serving ``handler``."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > MAX_BODY:
-            start_response("413 Content Too Large", [("Content-Type", "text/plain")])
-            return [b"request body too large"]
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
-                   if key.startswith("HTTP_")}
-        if environ.get("CONTENT_TYPE"):
-            headers["content-type"] = environ["CONTENT_TYPE"]
-        path = environ.get("PATH_INFO", "") or "/"
-        # PEP 3333: PATH_INFO is latin-1 decoded bytes; the dashboard's paths are UTF-8
-        path = path.encode("latin-1").decode("utf-8", "replace")
-        request = Request(method=environ["REQUEST_METHOD"].upper(), path=path,
-                          root=quote(environ.get("SCRIPT_NAME", "").rstrip("/")),
-                          query=parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
-                          headers=headers, body=body, scheme=environ.get("wsgi.url_scheme", "http"), native=environ)
-        response = handler(request)
+        given = str(environ.get("CONTENT_LENGTH") or "0")
+        length = int(given) if given.isdigit() else 0
+        response = _too_large() if length > MAX_BODY else handler(_environ_request(environ, length))
         start_response(status_line(response.status), response.all_headers())
         if isinstance(response.body, bytes):
             return [response.body]
         return _Closing(response.body, response.on_close)
 
     return app
+
+
+def _environ_request(environ: dict[str, Any], length: int) -> Request:
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    path = environ.get("PATH_INFO", "") or "/"
+    # PEP 3333: PATH_INFO is latin-1 decoded bytes; the dashboard's paths are UTF-8
+    path = path.encode("latin-1").decode("utf-8", "replace")
+    return Request(method=environ["REQUEST_METHOD"].upper(), path=path,
+                   root=quote(environ.get("SCRIPT_NAME", "").rstrip("/")),
+                   query=parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+                   headers=headers, body=body, scheme=environ.get("wsgi.url_scheme", "http"), native=environ)
 
 
 class _Closing:
@@ -175,10 +175,7 @@ def asgi_app(handler: Handler) -> Callable[..., Any]:
         if scope["type"] != "http":
             return
         body = await _read_body(receive)
-        if body is None:
-            await _send_plain(send, 413, b"request body too large")
-            return
-        response = await asyncio.to_thread(handler, _scope_request(scope, body))
+        response = _too_large() if body is None else await asyncio.to_thread(handler, _scope_request(scope, body))
         await send({"type": "http.response.start", "status": response.status,
                     "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.all_headers()]})
         if isinstance(response.body, bytes):
@@ -258,6 +255,5 @@ async def _stream(response: Response, receive: Callable[..., Any], send: Callabl
             response.on_close()
 
 
-async def _send_plain(send: Callable[..., Any], status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": body})
+def _too_large() -> Response:
+    return Response(b"request body too large", 413, content_type="text/plain; charset=utf-8")

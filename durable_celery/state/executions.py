@@ -4,6 +4,7 @@ each ``UPDATE ... WHERE``, never from check-then-write."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -242,6 +243,8 @@ def children_of_txn(conn: Connection, parent_id: str, status: str | None = None)
 #: (partial on ``kind = 'workflow'``) only if the query writes the value
 _WORKFLOW: ColumnElement[str] = literal_column("'workflow'")
 _STATUSES = frozenset(s.value for s in ExecutionStatus)
+#: what an id prefix may hold: hex digits and dashes, as ids are written
+ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")
 
 
 def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queue: str | None,
@@ -270,8 +273,11 @@ def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queu
     if current_step is not None:
         stmt = stmt.where(t.c.current_node == current_step)
     if id_prefix is not None:
-        # a checked prefix of hex digits and dashes: nothing in it is a LIKE wildcard
-        stmt = stmt.where(t.c.id.like(f"{id_prefix}%"))
+        # hex digits and dashes (no LIKE wildcard, no quote) as a literal: a generic plan of
+        # ``LIKE $1`` cannot read the prefix index (ix_workflow_executions_id_prefix) and would
+        # walk the listed one instead; anything else stays a bound value
+        pattern = f"{id_prefix}%"
+        stmt = stmt.where(t.c.id.like(literal_column(f"'{pattern}'") if ID_PREFIX.fullmatch(id_prefix) else pattern))
     if created_after is not None:
         stmt = stmt.where(t.c.created_at >= created_after)
     if created_before is not None:

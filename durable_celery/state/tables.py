@@ -50,6 +50,8 @@ READY_WHERE = "ready_at IS NOT NULL AND lease_expires_at IS NULL"
 LEASE_WHERE = "lease_expires_at IS NOT NULL"
 #: a branch or iteration that completed and whose block is not settled yet (state/checkpoint.py)
 UNSETTLED_WHERE = "status = 'completed' AND ready_at IS NOT NULL"
+#: the top-level executions (not the branches and iterations they fan out into)
+LISTED_WHERE = "kind = 'workflow'"
 FINISHED_WHERE = "kind = 'workflow' AND completed_at IS NOT NULL"
 START_DEADLINE_WHERE = "start_deadline_at IS NOT NULL"
 #: executions (and their branches and iterations) that still stand on a state: ``durable plan``
@@ -133,8 +135,8 @@ workflow_executions = Table(
     Index(None, "status", "created_at"),
     # list_executions' first page (no filter) and count_by_status (an index-only scan): the
     # top-level executions, not the branches and iterations they fanned out into
-    Index("ix_workflow_executions_listed", "created_at", "status", postgresql_where=text("kind = 'workflow'"),
-          sqlite_where=text("kind = 'workflow'")),
+    Index("ix_workflow_executions_listed", "created_at", "status", postgresql_where=text(LISTED_WHERE),
+          sqlite_where=text(LISTED_WHERE)),
     Index(None, "parent_id", "parent_seq", "branch_index"),
     Index(None, "root_id"),
     # the tick's three sweeps: runnable-but-undispatched, expired leases, workflow deadlines.
@@ -159,6 +161,11 @@ workflow_executions = Table(
     # cleanup (state/retention.py): finished top-level executions, oldest first, walked by keyset
     Index("ix_workflow_executions_finished", "completed_at", "id", postgresql_where=text(FINISHED_WHERE),
           sqlite_where=text(FINISHED_WHERE)),
+    # the search by id prefix (list_executions(id_prefix=...), the dashboard's id filter):
+    # ``id LIKE 'ab12%'`` is a range scan only on an index that compares bytes, whatever the
+    # database's collation (text_pattern_ops); top-level executions, as the listing reads
+    Index("ix_workflow_executions_id_prefix", "id", postgresql_ops={"id": "text_pattern_ops"},
+          postgresql_where=text(LISTED_WHERE), sqlite_where=text(LISTED_WHERE)),
     # durable plan (state/versions.py): the in-flight executions grouped by where they stand
     Index("ix_workflow_executions_in_flight", "workflow", "version", "current_node", "node_shape",
           postgresql_include=["id"], postgresql_where=text(IN_FLIGHT_WHERE), sqlite_where=text(IN_FLIGHT_WHERE)),

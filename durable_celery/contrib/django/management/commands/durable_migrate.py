@@ -3,14 +3,12 @@ Django project, on the Durable instance attached to the project's Celery app."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from celery import current_app
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from durable_celery.attachment import instances_on
-from durable_celery.cli.errors import InputError
-from durable_celery.cli.instance import find_durable
+from durable_celery.contrib.django.project import project_durable
 from durable_celery.state import migrate as schema
 
 
@@ -23,15 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--instance", metavar="PREFIX", help="the Durable instance, when the app has several")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        # The project's Celery app is the current one: its package imports proj/celery.py when
-        # Django loads the settings (Celery's Django recipe), and that builds the instance.
-        app = cast(Any, current_app)._get_current_object()
         try:
-            durable = find_durable(app, options.get("instance"), None)
-        except InputError as exc:
-            hint = ("" if instances_on(app) else " (build DjangoDurable(app) in proj/celery.py, imported by "
-                    "proj/__init__.py as in Celery's Django recipe)")
-            raise CommandError(exc.message.replace("`durable --instance", "`--instance") + hint) from None
+            durable = project_durable(options.get("instance"))
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
         where = f"schema {durable.db.schema!r}" if durable.db.schema else f"database {durable.db.safe_url}"
         current, head = schema.current_revision(durable.db), schema.head_revision()
         try:
