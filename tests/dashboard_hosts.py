@@ -25,9 +25,7 @@ from typing import Any
 import httpx
 
 from durable_celery import Durable
-from durable_celery.dashboard import Request, Response, mount
-from durable_celery.dashboard.app import Dashboard, route
-from durable_celery.dashboard.http import redirect
+from durable_celery.dashboard import Request, mount
 
 ROOT = Path(__file__).resolve().parent.parent
 #: where each host serves the dashboard (the Django site itself runs under SCRIPT_NAME /site)
@@ -37,17 +35,9 @@ PREFIXES = {"fastapi": "/ops/durable", "flask": "/ops/durable", "django": "/site
 OPERATOR = {"X-Role": "operator"}
 
 
-@route("POST", r"/test-actions/cancel/(?P<id>[0-9a-f-]{36})")
-def cancel_for_tests(dashboard: Dashboard, request: Request, match: re.Match[str]) -> Response:
-    """An action as the pages' own are (a POST carrying the CSRF field, answered with a 303 back
-    to a page), registered by these tests so that the checks every POST goes through are seen
-    on a change they can read back: the execution's cancellation."""
-    dashboard.durable.cancel(match["id"])
-    return redirect(request.url("/executions?flash=cancelled"))
-
-
 def cancel_path(execution_id: str) -> str:
-    return f"/test-actions/cancel/{execution_id}"
+    """The execution page's cancel action: a POST whose effect the tests can read back."""
+    return f"/executions/{execution_id}/cancel"
 
 
 def operators_only(request: Request) -> bool:

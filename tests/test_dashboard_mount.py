@@ -112,7 +112,7 @@ def test_an_action_needs_its_csrf_token_and_then_works_under_the_mount(host: Ser
         # With it: done, and back to a page under the prefix
         done = client.post(f"{prefix}{cancel_path(execution_id)}", data=csrf_form(client))
     assert done.status_code == 303, done.text[-2000:]
-    assert done.headers["location"] == f"{prefix}/executions?flash=cancelled"
+    assert done.headers["location"] == f"{prefix}/executions/{execution_id}?flash=cancelled"
     assert project.durable.get_execution(execution_id).status == "cancelled"
 
 
@@ -180,7 +180,7 @@ def test_in_django_the_dashboard_checks_its_own_csrf_token_not_djangos(django_si
         # Django's CsrfViewMiddleware would refuse this POST (no csrftoken cookie): the view is exempt
         done = client.post(f"/site/durable{cancel_path(execution_id)}", data=csrf_form(client))
     assert done.status_code == 303, done.text[-2000:]
-    assert done.headers["location"] == "/site/durable/executions?flash=cancelled"
+    assert done.headers["location"] == f"/site/durable/executions/{execution_id}?flash=cancelled"
     assert project.durable.get_execution(execution_id).status == "cancelled"
 
 

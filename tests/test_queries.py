@@ -76,7 +76,26 @@ def test_executions_are_filtered_by_creation_time_current_step_workflow_and_stat
     assert set(_all_pages(p.durable, workflow="pipeline", status="pending")) == set(middle)
 
 
+def test_executions_are_found_by_the_first_characters_of_their_id_and_counted_by_chosen_statuses(
+        project_factory: Factory) -> None:
+    p = project_factory()
+    ids = p.durable.start_many("noop", [{} for _ in range(20)])
+    p.durable.cancel(ids[0])
+    for target in ids[:3]:
+        assert [e.id for e in p.durable.list_executions(id_prefix=target[:10])] == [target]
+    assert {e.id for e in p.durable.page_executions(id_prefix=ids[5][:1], limit=100).items} == \
+        {i for i in ids if i.startswith(ids[5][:1])}
+    assert p.durable.count_by_status(["pending", "cancelled"]) == {"pending": 19, "cancelled": 1}
+    assert p.durable.count_by_status(["running"]) == {"running": 0}
+    assert p.durable.count_by_status()["pending"] == 19
+    for bad, message in ((["done"], "unknown status 'done'"), ("pending", "a list of statuses"), ([None], "not None")):
+        with pytest.raises(InvalidInput, match=message):
+            p.durable.count_by_status(bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("filters, message", [
+    ({"id_prefix": "XYZ"}, "id_prefix must be 1 to 36 lower-case hex digits and dashes"),
+    ({"id_prefix": "%"}, "id_prefix must be"),
     ({"created_after": datetime(2024, 1, 1)}, "created_after must be a timezone-aware datetime"),
     ({"created_before": "2024-01-01"}, "created_before must be a timezone-aware datetime"),
     ({"cursor": "not a cursor"}, "is not a cursor from page_executions"),

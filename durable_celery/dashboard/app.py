@@ -86,12 +86,16 @@ class Dashboard:
         self.hub = EventHub(durable)
         self._cache: dict[str, tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
 
     def cached(self, key: str, ttl: float, read: Callable[[], T]) -> T:
         """``read()``, or its value from less than ``ttl`` seconds ago. The aggregates that read
         a whole table (counts by status, the workflow summaries) go through here, so a burst of
-        live refreshes from many open pages costs one query per ``ttl``, not one per page."""
+        live refreshes from many open pages costs one query per ``ttl``, not one per page. One
+        lock per key: a slow read holds back only the pages waiting for the same value."""
         with self._cache_lock:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
             found = self._cache.get(key)
             if found is not None and time.monotonic() - found[0] < ttl:
                 return found[1]  # type: ignore[no-any-return]

@@ -290,6 +290,9 @@ def list_txn(conn: Connection, *, workflow: str | None, status: str | None, queu
     return list(conn.execute(stmt).mappings())
 
 
-def count_by_status_txn(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(t.c.status, func.count()).where(t.c.kind == _WORKFLOW).group_by(t.c.status))
+def count_by_status_txn(conn: Connection, statuses: list[str] | None = None) -> dict[str, int]:
+    stmt = select(t.c.status, func.count()).where(t.c.kind == _WORKFLOW)
+    if statuses is not None:
+        stmt = stmt.where(t.c.status.in_(statuses))
+    rows = conn.execute(stmt.group_by(t.c.status))
     return {status: count for status, count in rows}
