@@ -8,8 +8,9 @@ the stream delivers."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import httpx
 import pytest
@@ -134,6 +135,19 @@ def test_the_event_stream_works_under_the_mount(host: ServerProcess, project: Pr
     with httpx.Client(base_url=_site(host.url), headers=OPERATOR) as client:
         event = event_for_a_start(client, f"{prefix}/events", lambda: project.durable.start("noop", {}))
     assert event["kind"] == "execution.started" and event["workflow"] == "noop"
+
+
+def test_many_open_event_streams_do_not_hold_back_the_pages(host: ServerProcess) -> None:
+    # more streams than an asyncio server's default thread pool has threads (cores + 4)
+    prefix = _prefix(host)
+    with httpx.Client(base_url=_site(host.url), headers=OPERATOR,
+                      limits=httpx.Limits(max_connections=40)) as client, ExitStack() as streams:
+        for _ in range(12):
+            response = streams.enter_context(client.stream("GET", f"{prefix}/events", timeout=10))
+            assert next(response.iter_lines()).startswith("retry:")
+        started = time.monotonic()
+        assert client.get(f"{prefix}/executions", timeout=10).status_code == 200
+        assert time.monotonic() - started < 2
 
 
 # --- Django --------------------------------------------------------------------------------------

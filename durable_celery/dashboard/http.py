@@ -7,13 +7,16 @@ the standalone server (``wsgiref``), Flask or Django (WSGI) and Starlette or Fas
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, quote
+
+log = logging.getLogger(__name__)
 
 #: the largest request body the dashboard reads (its forms are small)
 MAX_BODY = 256 * 1024
@@ -226,9 +229,7 @@ def _scope_request(scope: dict[str, Any], body: bytes) -> Request:
 
 
 async def _stream(response: Response, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-    chunks = response.body
-    assert not isinstance(chunks, bytes)
-    gone = threading.Event()
+    gone = asyncio.Event()
 
     async def watch() -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -236,10 +237,10 @@ async def _stream(response: Response, receive: Callable[..., Any], send: Callabl
         gone.set()
 
     watcher = asyncio.ensure_future(watch())
+    chunks = pumped(response)
     try:
-        while not gone.is_set():
-            chunk = await asyncio.to_thread(next, chunks, None)
-            if chunk is None or gone.is_set():
+        async for chunk in chunks:
+            if gone.is_set():
                 break
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         if not gone.is_set():
@@ -248,11 +249,61 @@ async def _stream(response: Response, receive: Callable[..., Any], send: Callabl
         pass
     finally:
         watcher.cancel()
-        close = getattr(chunks, "close", None)
+        await chunks.aclose()
+
+
+def closing_chunks(response: Response) -> Generator[bytes, None, None]:
+    """The stream's chunks; closing this generator (Django does when the client goes) runs the
+    response's clean-up."""
+    chunks = response.body
+    assert not isinstance(chunks, bytes)
+    try:
+        yield from chunks
+    finally:
+        close: Any = getattr(chunks, "close", None)
         if close is not None:
-            await asyncio.to_thread(close)
+            close()
         if response.on_close is not None:
             response.on_close()
+
+
+async def pumped(response: Response) -> AsyncGenerator[bytes, None]:
+    """A streamed body's chunks for an asyncio server: a thread of its own reads them (each
+    may wait seconds for the next event: never one of the event loop's pool, which a few open
+    pages would exhaust) and, once the client went away, closes the stream in that same thread
+    (a generator closes only where it is not running)."""
+    loop = asyncio.get_running_loop()
+    received: asyncio.Queue[bytes | None] = asyncio.Queue()
+    gone = threading.Event()
+
+    def hand_over(chunk: bytes | None) -> None:
+        try:
+            loop.call_soon_threadsafe(received.put_nowait, chunk)
+        except RuntimeError:  # the loop is closed: nobody reads any more
+            gone.set()
+
+    def pump() -> None:
+        stream = closing_chunks(response)
+        try:
+            for chunk in stream:
+                if gone.is_set():
+                    break
+                hand_over(chunk)
+        except Exception:  # noqa: BLE001 - the stream ends; the page reconnects
+            log.exception("durable dashboard: the event stream failed")
+        finally:
+            stream.close()
+            hand_over(None)
+
+    threading.Thread(target=pump, name="durable-dashboard-stream", daemon=True).start()
+    try:
+        while True:
+            chunk = await received.get()
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        gone.set()
 
 
 def _too_large() -> Response:

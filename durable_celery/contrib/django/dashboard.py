@@ -14,11 +14,10 @@ stream is a ``StreamingHttpResponse`` (under WSGI or ASGI), which holds a thread
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
@@ -29,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from durable_celery.contrib.django.project import project_durable
 from durable_celery.dashboard import Dashboard, Request, Response
+from durable_celery.dashboard.http import closing_chunks, pumped
 from durable_celery.dashboard.security import Auth, AuthSpec
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def _django_response(request: HttpRequest, response: Response) -> HttpResponseBa
     else:
         # Django under ASGI reads a synchronous iterator whole before it sends a byte (an
         # endless one: never), and one under WSGI an asynchronous one: each gets its own kind
-        chunks = _pumped(response) if isinstance(request, ASGIRequest) else _closing(response)
+        chunks = pumped(response) if isinstance(request, ASGIRequest) else closing_chunks(response)
         answer = StreamingHttpResponse(chunks, status=response.status, content_type=response.content_type)
     for name, value in response.all_headers():
         if name.lower() == "set-cookie":
@@ -120,55 +120,3 @@ def _django_response(request: HttpRequest, response: Response) -> HttpResponseBa
             answer.headers[name] = value
     return answer
 
-
-def _closing(response: Response) -> Generator[bytes, None, None]:
-    """The stream's chunks; closing this generator (Django does when the client goes) runs the
-    response's clean-up."""
-    chunks = response.body
-    assert not isinstance(chunks, bytes)
-    try:
-        yield from chunks
-    finally:
-        close: Any = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-        if response.on_close is not None:
-            response.on_close()
-
-
-async def _pumped(response: Response) -> AsyncIterator[bytes]:
-    """The stream's chunks for Django under ASGI: a thread of its own reads them (each may
-    wait seconds for the next event) and, once the client went away, closes the stream in that
-    same thread (a generator closes only where it is not running)."""
-    loop = asyncio.get_running_loop()
-    received: asyncio.Queue[bytes | None] = asyncio.Queue()
-    gone = threading.Event()
-
-    def hand_over(chunk: bytes | None) -> None:
-        try:
-            loop.call_soon_threadsafe(received.put_nowait, chunk)
-        except RuntimeError:  # the loop is closed: nobody reads any more
-            gone.set()
-
-    def pump() -> None:
-        stream = _closing(response)
-        try:
-            for chunk in stream:
-                if gone.is_set():
-                    break
-                hand_over(chunk)
-        except Exception:  # noqa: BLE001 - the stream ends; the page reconnects
-            log.exception("durable dashboard: the event stream failed")
-        finally:
-            stream.close()
-            hand_over(None)
-
-    threading.Thread(target=pump, name="durable-dashboard-stream", daemon=True).start()
-    try:
-        while True:
-            chunk = await received.get()
-            if chunk is None:
-                return
-            yield chunk
-    finally:
-        gone.set()
