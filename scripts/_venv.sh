@@ -38,3 +38,39 @@ ensure_oldest_venv() {
     touch "$stamp"
   fi
 }
+
+# The dashboard's browser tests drive Debian's chromium (never a browser Playwright downloads):
+# install it when it is missing, as root (or through sudo without a password), and stop the run
+# with the reason when that fails. $DURABLE_TEST_CHROMIUM names another executable.
+ensure_chromium() {
+  local chromium=${DURABLE_TEST_CHROMIUM:-/usr/bin/chromium} as_root=() log
+  if [ -x "$chromium" ]; then
+    return
+  fi
+  if [ -n "${DURABLE_TEST_CHROMIUM:-}" ]; then
+    echo "DURABLE_TEST_CHROMIUM=$chromium is not an executable: the dashboard's browser tests need Chromium" >&2
+    exit 1
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    if sudo -n true 2>/dev/null; then
+      as_root=(sudo -n)
+    else
+      echo "Chromium is missing ($chromium) and this user cannot install it: run" \
+           "'sudo apt-get install -y chromium' (the dashboard's browser tests need it; they are never skipped)" >&2
+      exit 1
+    fi
+  fi
+  echo "== installing Chromium for the dashboard's browser tests (apt-get install chromium)"
+  log=$(mktemp)
+  if ! { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >"$log" 2>&1 \
+         || { "${as_root[@]}" apt-get update -qq >>"$log" 2>&1 \
+              && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >>"$log" 2>&1; }; } \
+     || [ ! -x "$chromium" ]; then
+    tail -n 20 "$log" >&2
+    rm -f "$log"
+    echo "could not install Chromium with apt-get (output above): the dashboard's browser tests need" \
+         "$chromium; install Debian's chromium package, or set DURABLE_TEST_CHROMIUM" >&2
+    exit 1
+  fi
+  rm -f "$log"
+}

@@ -23,8 +23,9 @@ from durable_celery.testing.workers import CeleryProcess, beat, worker
 from tests.proj.factory import env_for, make
 
 # pytester for the plugin's own test; durable_celery_pytest as its pytest11 entry point loads it
-# in an installed project (a name it registers under, so an installed one is not loaded twice)
-pytest_plugins = ["pytester", "durable_celery_pytest"]
+# in an installed project (a name it registers under, so an installed one is not loaded twice);
+# tests.browser_support: the dashboard's browser fixtures (it imports Playwright only when used)
+pytest_plugins = ["pytester", "durable_celery_pytest", "tests.browser_support"]
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = os.environ.get("DURABLE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
