@@ -88,8 +88,10 @@ def serve_dashboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Dashb
     stopping = threading.Event()
     handlers: set[threading.Thread] = set()
     servers: list[tuple[WSGIServer, threading.Thread]] = []
+    dashboards: list[Dashboard] = []
 
     def serve(dashboard: Dashboard) -> str:
+        dashboards.append(dashboard)
         app = dashboard.wsgi()
 
         def tracked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
@@ -111,6 +113,8 @@ def serve_dashboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Dashb
         finally:
             server.server_close()
         thread.join(timeout=5)
+    for dashboard in dashboards:  # its event subscription, before the project's schema is dropped
+        dashboard.close()
     threads = [*handlers, *(thread for _, thread in servers)]
     for thread in threads:
         thread.join(timeout=5)

@@ -1,25 +1,19 @@
 """The dashboard's actions in a real headless Chromium against real workers: answering an
 approval in the inbox, cancelling from the execution detail page (tests/browser_support.py has
 the fixtures).
-
-They are written against the DOM contract of the execution detail page (``/executions/<id>``:
-``#execution-status[data-status]``, ``form[data-action="cancel"]`` with ``data-confirm``) and of
-the inbox (``/inbox``: ``form[data-action="provide-input"][data-execution][data-input]`` with
-``button[name="decision"][value="approved"]``), which are being built (issue 12).
 """
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import BrowserContext, Dialog, expect
 
 from durable_celery.dashboard.render import FLASHES
 from tests.browser_support import assert_not_reloaded, open_live, readme_screenshot
 from tests.conftest import Project
 
-# Enable these tests by deleting this mark once the detail page and the inbox have landed: until
-# then they fail (no such pages), and strict=True makes them fail the run as soon as they pass.
-pytestmark = pytest.mark.xfail(strict=True, reason="the execution detail page and the inbox are not built yet")
+
+def approval_card(execution_id: str) -> str:
+    return f'article.inbox-card[data-execution="{execution_id}"][data-input="manager_approval"]'
 
 
 def approval_form(execution_id: str) -> str:
@@ -38,8 +32,8 @@ def test_an_approval_answered_in_the_inbox_resumes_the_workflow_live_on_its_deta
     expect(status).to_have_attribute("data-status", "waiting")
 
     inbox = open_live(browser_context.new_page(), f"{dashboard_url}/inbox")
-    expect(inbox.locator(approval_form(ada))).to_contain_text("Refund 120 EUR to Ada Lovelace?")
-    expect(inbox.locator(approval_form(grace))).to_contain_text("Refund 80 EUR to Grace Hopper?")
+    expect(inbox.locator(approval_card(ada))).to_contain_text("Refund 120 EUR to Ada Lovelace?")
+    expect(inbox.locator(approval_card(grace))).to_contain_text("Refund 80 EUR to Grace Hopper?")
     readme_screenshot(inbox, "dashboard-inbox")
     inbox.locator(approval_form(ada)).locator('button[name="decision"][value="approved"]').click()
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from durable_celery.dashboard.http import HTTPError, Request, Response, asgi_app, redirect, wsgi_app
@@ -30,6 +28,7 @@ from durable_celery.dashboard.security import (
     csrf_token,
     token_cookie,
 )
+from durable_celery.dashboard.shared import SharedReads
 from durable_celery.errors import DurableError, ExecutionNotFound, InvalidInput
 
 if TYPE_CHECKING:
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 View = Callable[["Dashboard", Request, "re.Match[str]"], Response]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,24 +82,8 @@ class Dashboard:
         self.local_only = local_only
         self.title = title
         self.hub = EventHub(durable)
-        self._cache: dict[str, tuple[float, Any]] = {}
-        self._cache_lock = threading.Lock()
-        self._key_locks: dict[str, threading.Lock] = {}
-
-    def cached(self, key: str, ttl: float, read: Callable[[], T]) -> T:
-        """``read()``, or its value from less than ``ttl`` seconds ago. The aggregates that read
-        a whole table (counts by status, the workflow summaries) go through here, so a burst of
-        live refreshes from many open pages costs one query per ``ttl``, not one per page. One
-        lock per key: a slow read holds back only the pages waiting for the same value."""
-        with self._cache_lock:
-            lock = self._key_locks.setdefault(key, threading.Lock())
-        with lock:
-            found = self._cache.get(key)
-            if found is not None and time.monotonic() - found[0] < ttl:
-                return found[1]  # type: ignore[no-any-return]
-            value = read()
-            self._cache[key] = (time.monotonic(), value)
-            return value
+        #: whole-table aggregates shared by every open page for a while
+        self.shared = SharedReads(self.hub.nudge)
 
     # --- serving -----------------------------------------------------------------------
 

@@ -36,7 +36,8 @@ class Watcher:
     """One open page's stream: the events of ``execution_id`` (all, when None)."""
 
     execution_id: str | None
-    events: queue.Queue[LifecycleEvent] = field(default_factory=lambda: queue.Queue(QUEUE_SIZE))
+    #: the events it wants; None: refresh anyway (a shared value it was shown has expired)
+    events: queue.Queue[LifecycleEvent | None] = field(default_factory=lambda: queue.Queue(QUEUE_SIZE))
 
     def wants(self, event: LifecycleEvent) -> bool:
         return self.execution_id is None or event.execution_id == self.execution_id
@@ -108,9 +109,13 @@ class EventHub:
                 log.warning("durable dashboard: live events unavailable, retrying", exc_info=True)
                 time.sleep(POLL)
 
-    def _deliver(self, event: LifecycleEvent) -> None:
+    def nudge(self) -> None:
+        """Tell every open page to refresh (no event: a value it was shown may be stale)."""
+        self._deliver(None)
+
+    def _deliver(self, event: LifecycleEvent | None) -> None:
         with self._lock:
-            watchers = [w for w in self._watchers if w.wants(event)]
+            watchers = [w for w in self._watchers if event is None or w.wants(event)]
         for watcher in watchers:
             try:
                 watcher.events.put_nowait(event)

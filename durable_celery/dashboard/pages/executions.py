@@ -50,7 +50,8 @@ def executions(dashboard: Dashboard, request: Request, match: re.Match[str]) -> 
 def _workflow_names(dashboard: Dashboard, chosen: str) -> list[str]:
     """The filter's choices: registered workflows and those seen among the executions (read
     once a minute: it groups the whole table), and the one in the URL."""
-    seen = dashboard.cached("workflow-names", 60.0, lambda: [w.name for w in dashboard.durable.list_workflows()])
+    seen = dashboard.shared.read("workflow-names", lambda: [w.name for w in dashboard.durable.list_workflows()],
+                                 floor=60.0, nudge=False)
     return sorted(set(seen) | set(dashboard.durable.registry.names()) | ({chosen} - {""}))
 
 

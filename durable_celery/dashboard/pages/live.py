@@ -42,6 +42,9 @@ def _stream(hub: EventHub, execution_id: str | None) -> Iterator[bytes]:
             except queue.Empty:
                 yield b": keep-alive\n\n"
                 continue
+            if event is None:  # a nudge: something the page shows may have changed
+                yield b'data: {"kind": "refresh"}\n\n'
+                continue
             data = json.dumps({"kind": event.kind, "execution_id": event.execution_id, "workflow": event.workflow,
                                "step": event.step}, default=str)
             yield f"id: {event.id}\ndata: {data}\n\n".encode()

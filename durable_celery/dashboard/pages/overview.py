@@ -14,11 +14,8 @@ if TYPE_CHECKING:
     from durable_celery.dashboard.app import Dashboard
 
 
-#: how long (seconds) counts and summaries are shared between pages: the active statuses are
-#: few rows of an index, read live; the finished ones and the summaries read the whole table
-ACTIVE_TTL = 0.5
-FINISHED_TTL = 10.0
-WORKFLOWS_TTL = 15.0
+#: counted apart: the active statuses are a few entries of the status index, the finished ones
+#: most of the table (each is shared between pages as long as reading it costs: shared.py)
 ACTIVE = [status.value for status in ExecutionStatus if status not in TERMINAL]
 FINISHED = [status.value for status in ExecutionStatus if status in TERMINAL]
 
@@ -26,18 +23,17 @@ FINISHED = [status.value for status in ExecutionStatus if status in TERMINAL]
 @route("GET", r"/")
 def overview(dashboard: Dashboard, request: Request, match: re.Match[str]) -> Response:
     durable = dashboard.durable
-    # the counts and the summaries read the whole table: shared by every open page for a moment
     return page(request, "overview.html", title="Overview", dashboard=dashboard, live="all",
                 counts=_counts(dashboard),
                 failures=durable.page_executions(status="failed", limit=5).items,
                 recent=durable.page_executions(limit=15).items,
                 queues=durable.list_queues(),
-                workflows=dashboard.cached("workflows", WORKFLOWS_TTL, durable.list_workflows))
+                workflows=dashboard.shared.read("workflows", durable.list_workflows))
 
 
 def _counts(dashboard: Dashboard) -> dict[str, int]:
     """Every status's count, in the statuses' order."""
     durable = dashboard.durable
-    found = {**dashboard.cached("counts-active", ACTIVE_TTL, lambda: durable.count_by_status(ACTIVE)),
-             **dashboard.cached("counts-finished", FINISHED_TTL, lambda: durable.count_by_status(FINISHED))}
+    found = {**dashboard.shared.read("counts-active", lambda: durable.count_by_status(ACTIVE)),
+             **dashboard.shared.read("counts-finished", lambda: durable.count_by_status(FINISHED))}
     return {status.value: found[status.value] for status in ExecutionStatus}
