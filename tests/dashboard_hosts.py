@@ -245,7 +245,7 @@ def event_for_a_start(client: httpx.Client, url: str, start: Callable[[], str], 
             for line in response.iter_lines():
                 if line.startswith("data:"):
                     data: dict[str, Any] = json.loads(line[5:])
-                    if data["execution_id"] in started:
+                    if data.get("execution_id") in started:
                         return data
                 assert time.monotonic() < deadline, f"no event for {started} in {timeout}s"
         finally:

@@ -102,16 +102,19 @@ def test_the_pages_answer_under_the_mount_with_every_link_under_its_prefix(host:
 
 
 def test_an_action_needs_its_csrf_token_and_then_works_under_the_mount(host: ServerProcess, project: Project) -> None:
-    prefix = _prefix(host)
-    execution_id = project.durable.start("noop", {})
     with httpx.Client(base_url=_site(host.url), headers=OPERATOR) as client:
-        client.get(f"{prefix}/")
-        # Without the token: refused, nothing changed
-        refused = client.post(f"{prefix}{cancel_path(execution_id)}", data={"csrf_token": "forged"})
-        assert refused.status_code == 403
-        assert project.durable.get_execution(execution_id).status == "pending"
-        # With it: done, and back to a page under the prefix
-        done = client.post(f"{prefix}{cancel_path(execution_id)}", data=csrf_form(client))
+        _a_cancel_needs_the_dashboards_csrf_token(client, _prefix(host), project)
+
+
+def _a_cancel_needs_the_dashboards_csrf_token(client: httpx.Client, prefix: str, project: Project) -> None:
+    """Cancel a new execution through ``client``: refused with a forged CSRF token, nothing
+    changed; done with the page's, and back to a page under ``prefix``."""
+    execution_id = project.durable.start("noop", {})
+    client.get(f"{prefix}/")
+    refused = client.post(f"{prefix}{cancel_path(execution_id)}", data={"csrf_token": "forged"})
+    assert refused.status_code == 403 and "the form is stale" in refused.text  # the dashboard's answer
+    assert project.durable.get_execution(execution_id).status == "pending"
+    done = client.post(f"{prefix}{cancel_path(execution_id)}", data=csrf_form(client))
     assert done.status_code == 303, done.text[-2000:]
     assert done.headers["location"] == f"{prefix}/executions/{execution_id}?flash=cancelled"
     assert project.durable.get_execution(execution_id).status == "cancelled"
@@ -185,17 +188,9 @@ def test_in_django_the_pages_link_under_the_include_and_the_script_name(django_s
 
 def test_in_django_the_dashboard_checks_its_own_csrf_token_not_djangos(django_site: ServerProcess,
                                                                        project: Project) -> None:
-    execution_id = project.durable.start("noop", {})
+    # Django's CsrfViewMiddleware would refuse these POSTs (no csrftoken cookie): the view is exempt
     with _signed_in(django_site, "staff") as client:
-        client.get("/site/durable/")
-        refused = client.post(f"/site/durable{cancel_path(execution_id)}", data={"csrf_token": "forged"})
-        assert refused.status_code == 403 and "the form is stale" in refused.text  # the dashboard's answer
-        assert project.durable.get_execution(execution_id).status == "pending"
-        # Django's CsrfViewMiddleware would refuse this POST (no csrftoken cookie): the view is exempt
-        done = client.post(f"/site/durable{cancel_path(execution_id)}", data=csrf_form(client))
-    assert done.status_code == 303, done.text[-2000:]
-    assert done.headers["location"] == f"/site/durable/executions/{execution_id}?flash=cancelled"
-    assert project.durable.get_execution(execution_id).status == "cancelled"
+        _a_cancel_needs_the_dashboards_csrf_token(client, "/site/durable", project)
 
 
 def test_in_django_the_event_stream_is_streamed(django_site: ServerProcess, project: Project) -> None:

@@ -43,7 +43,7 @@ def _stream(hub: EventHub, execution_id: str | None) -> Iterator[bytes]:
                 yield b": keep-alive\n\n"
                 continue
             if event is None:  # a nudge: something the page shows may have changed
-                yield b'data: {"kind": "refresh"}\n\n'
+                yield b'data: {"kind": "refresh", "execution_id": null, "workflow": null, "step": null}\n\n'
                 continue
             data = json.dumps({"kind": event.kind, "execution_id": event.execution_id, "workflow": event.workflow,
                                "step": event.step}, default=str)
