@@ -27,7 +27,7 @@ def overview(dashboard: Dashboard, request: Request, match: re.Match[str]) -> Re
                 counts=_counts(dashboard),
                 failures=durable.page_executions(status="failed", limit=5).items,
                 recent=durable.page_executions(limit=15).items,
-                queues=durable.list_queues(),
+                queues=dashboard.shared.read("queues", durable.list_queues),
                 workflows=dashboard.shared.read("workflows", durable.list_workflows))
 
 
