@@ -53,6 +53,7 @@ def run_through_restart(p: Project, broker: PrivateServer, *, workers: int = 1, 
         time.sleep(0.05)
     # When the broker goes away mid-run (killed: a Redis without persistence loses every message)
     back = broker.restart(down_for=down_for, hard=hard)
+    print(f"broker back at {datetime.now(timezone.utc).isoformat()}")
     stuck: list[Any] = []
     while not stuck and time.monotonic() - back < BACK_WITHIN and not all_done(p):
         time.sleep(0.05)
@@ -93,14 +94,18 @@ def test_a_redis_restart_that_loses_every_message_costs_seconds_and_no_workflow(
     # Given 40 relays running on a Redis that keeps nothing on disk, with production-like timers
     p = project_factory("redis", broker_url=private_redis.url, dispatch_mode=mode, continuation_budget=0.05,
                         **TIMERS)
-    # When Redis is killed mid-run and comes back empty a second later
-    ids, running, took = run_through_restart(p, private_redis)
+    # When Redis is killed mid-run and comes back empty two seconds later (a restart within about
+    # a second can start in the same second as the last messages the old run took: those wait for
+    # their leases, the one gap docs/reliability.md names; a CI run saw it, 29.6 s)
+    ids, running, took = run_through_restart(p, private_redis, down_for=2.0)
     # Then every relay completed, each step checkpointed and run once, with the same workers
     assert_each_step_ran_once(p, ids, running)
     # And the lost messages were sent again as soon as the tick saw the broker come back empty,
     # not after their leases expired (30 s)
     beat_log = p.processes[-1].log()
-    assert took < BACK_WITHIN, (took, beat_log[-6000:], running[0].log()[-6000:])
+    if took >= BACK_WITHIN:
+        print("beat:", beat_log[-8000:], "worker:", running[0].log()[-12000:], sep="\n")
+    assert took < BACK_WITHIN, took
     assert "the broker lost its messages" in beat_log
 
 
