@@ -8,16 +8,10 @@ from typing import TYPE_CHECKING
 from durable_celery.dashboard.app import route
 from durable_celery.dashboard.http import Request, Response
 from durable_celery.dashboard.render import page
-from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
+from durable_celery.engine.statuses import ACTIVE, TERMINAL, ExecutionStatus
 
 if TYPE_CHECKING:
     from durable_celery.dashboard.app import Dashboard
-
-
-#: counted apart: the active statuses are a few entries of the status index, the finished ones
-#: most of the table (each is shared between pages as long as reading it costs: shared.py)
-ACTIVE = [status.value for status in ExecutionStatus if status not in TERMINAL]
-FINISHED = [status.value for status in ExecutionStatus if status in TERMINAL]
 
 
 @route("GET", r"/")
@@ -32,8 +26,10 @@ def overview(dashboard: Dashboard, request: Request, match: re.Match[str]) -> Re
 
 
 def _counts(dashboard: Dashboard) -> dict[str, int]:
-    """Every status's count, in the statuses' order."""
+    """Every status's count, in the statuses' order. Counted apart: the active statuses are a
+    few entries of the status index, the final ones most of the table (each is shared between
+    pages as long as reading it costs: shared.py)."""
     durable = dashboard.durable
     found = {**dashboard.shared.read("counts-active", lambda: durable.count_by_status(ACTIVE)),
-             **dashboard.shared.read("counts-finished", lambda: durable.count_by_status(FINISHED))}
+             **dashboard.shared.read("counts-finished", lambda: durable.count_by_status(TERMINAL))}
     return {status.value: found[status.value] for status in ExecutionStatus}
