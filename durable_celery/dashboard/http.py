@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.cookies import SimpleCookie
@@ -91,8 +91,6 @@ class Response:
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str = "text/html; charset=utf-8"
-    #: called when a streamed body ends or its client goes away
-    on_close: Callable[[], None] | None = None
 
     def all_headers(self) -> list[tuple[str, str]]:
         base = [("Content-Type", self.content_type), ("X-Content-Type-Options", "nosniff"),
@@ -127,9 +125,8 @@ def wsgi_app(handler: Handler) -> Callable[..., Iterable[bytes]]:
         length = int(given) if given.isdigit() else 0
         response = _too_large() if length > MAX_BODY else handler(_environ_request(environ, length))
         start_response(status_line(response.status), response.all_headers())
-        if isinstance(response.body, bytes):
-            return [response.body]
-        return _Closing(response.body, response.on_close)
+        # a stream is a generator: the server closes it when the client goes, which runs its clean-up
+        return [response.body] if isinstance(response.body, bytes) else response.body
 
     return app
 
@@ -146,25 +143,6 @@ def _environ_request(environ: dict[str, Any], length: int) -> Request:
                    root=quote(environ.get("SCRIPT_NAME", "").rstrip("/")),
                    query=parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
                    headers=headers, body=body, scheme=environ.get("wsgi.url_scheme", "http"), native=environ)
-
-
-class _Closing:
-    """A streamed WSGI body whose ``close`` (called by the server when the client goes) runs
-    the response's clean-up."""
-
-    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], None] | None) -> None:
-        self._chunks = chunks
-        self._on_close = on_close
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
-
-    def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
-        if self._on_close is not None:
-            self._on_close()
 
 
 def asgi_app(handler: Handler) -> Callable[..., Any]:
@@ -252,21 +230,6 @@ async def _stream(response: Response, receive: Callable[..., Any], send: Callabl
         await chunks.aclose()
 
 
-def closing_chunks(response: Response) -> Generator[bytes, None, None]:
-    """The stream's chunks; closing this generator (Django does when the client goes) runs the
-    response's clean-up."""
-    chunks = response.body
-    assert not isinstance(chunks, bytes)
-    try:
-        yield from chunks
-    finally:
-        close: Any = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-        if response.on_close is not None:
-            response.on_close()
-
-
 async def pumped(response: Response) -> AsyncGenerator[bytes, None]:
     """A streamed body's chunks for an asyncio server: a thread of its own reads them (each
     may wait seconds for the next event: never one of the event loop's pool, which a few open
@@ -282,17 +245,21 @@ async def pumped(response: Response) -> AsyncGenerator[bytes, None]:
         except RuntimeError:  # the loop is closed: nobody reads any more
             gone.set()
 
+    chunks = response.body
+    assert not isinstance(chunks, bytes)
+
     def pump() -> None:
-        stream = closing_chunks(response)
         try:
-            for chunk in stream:
+            for chunk in chunks:
                 if gone.is_set():
                     break
                 hand_over(chunk)
         except Exception:  # noqa: BLE001 - the stream ends; the page reconnects
             log.exception("durable dashboard: the event stream failed")
         finally:
-            stream.close()
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
             hand_over(None)
 
     threading.Thread(target=pump, name="durable-dashboard-stream", daemon=True).start()

@@ -28,7 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from durable_celery.contrib.django.project import project_durable
 from durable_celery.dashboard import Dashboard, Request, Response
-from durable_celery.dashboard.http import closing_chunks, pumped
+from durable_celery.dashboard.http import pumped
 from durable_celery.dashboard.security import Auth, AuthSpec
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def _django_response(request: HttpRequest, response: Response) -> HttpResponseBa
     else:
         # Django under ASGI reads a synchronous iterator whole before it sends a byte (an
         # endless one: never), and one under WSGI an asynchronous one: each gets its own kind
-        chunks = pumped(response) if isinstance(request, ASGIRequest) else closing_chunks(response)
+        chunks = pumped(response) if isinstance(request, ASGIRequest) else response.body
         answer = StreamingHttpResponse(chunks, status=response.status, content_type=response.content_type)
     for name, value in response.all_headers():
         if name.lower() == "set-cookie":
