@@ -90,7 +90,7 @@ class Auth:
 
 
 def token_cookie(token: str, root: str, secure: bool) -> tuple[str, str]:
-    return ("Set-Cookie", _cookie(TOKEN_COOKIE, token, root, secure, http_only=True))
+    return ("Set-Cookie", _cookie(TOKEN_COOKIE, token, root, secure))
 
 
 def csrf_token(request: Request) -> tuple[str, tuple[str, str] | None]:
@@ -99,8 +99,7 @@ def csrf_token(request: Request) -> tuple[str, tuple[str, str] | None]:
     if len(token) == 43 and token.replace("-", "").replace("_", "").isalnum():
         return token, None
     token = secrets.token_urlsafe(32)
-    return token, ("Set-Cookie", _cookie(CSRF_COOKIE, token, request.root, request.scheme == "https",
-                                         http_only=True))
+    return token, ("Set-Cookie", _cookie(CSRF_COOKIE, token, request.root, request.scheme == "https"))
 
 
 def check_csrf(request: Request) -> None:
@@ -123,10 +122,9 @@ def check_host(request: Request) -> None:
                              "serve it with --host and a --token to reach it from elsewhere")
 
 
-def _cookie(name: str, value: str, root: str, secure: bool, *, http_only: bool) -> str:
-    parts = [f"{name}={value}", f"Path={root or '/'}", "SameSite=Strict"]
-    if http_only:
-        parts.append("HttpOnly")
+def _cookie(name: str, value: str, root: str, secure: bool) -> str:
+    """A cookie for the dashboard's path only, never sent cross-site, never readable by scripts."""
+    parts = [f"{name}={value}", f"Path={root or '/'}", "SameSite=Strict", "HttpOnly"]
     if secure:
         parts.append("Secure")
     return "; ".join(parts)
