@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from durable_celery.dashboard.app import route
 from durable_celery.dashboard.http import HTTPError, Request, Response, redirect
 from durable_celery.dashboard.render import page
-from durable_celery.errors import ScheduleNotFound
+from durable_celery.errors import QueueNotFound, ScheduleNotFound
 from durable_celery.identifiers import is_execution_id
 
 if TYPE_CHECKING:
@@ -61,14 +61,17 @@ def queues(dashboard: Dashboard, request: Request, match: re.Match[str]) -> Resp
 @route("POST", r"/queues/(?P<name>.+)/(?P<action>pause|resume)")
 def queue_action(dashboard: Dashboard, request: Request, match: re.Match[str]) -> Response:
     durable, name, action = dashboard.durable, match["name"], match["action"]
-    known = {queue.name: queue for queue in durable.list_queues()}
-    if name not in known:
-        raise HTTPError(404, f"no queue named {name!r}: the queues are {', '.join(sorted(known)) or 'none'}")
-    if not known[name].controlled:
-        raise HTTPError(400, f"queue {name!r} cannot be paused: only the queues listed in the engine's "
-                             "queues= setting can")
-    if action == "pause":
-        durable.pause_queue(name)
-    else:
-        durable.resume_queue(name)
+    try:
+        if action == "pause":
+            durable.pause_queue(name)
+        else:
+            durable.resume_queue(name)
+    except QueueNotFound:
+        # only the queues listed in queues= can be paused: say whether this one exists at all
+        queues = durable.engine_queues()
+        if name in queues:
+            raise HTTPError(400, f"queue {name!r} cannot be paused: only the queues listed in the engine's "
+                                 "queues= setting can") from None
+        known = sorted(queues | set(durable.settings.queue_limits))
+        raise HTTPError(404, f"no queue named {name!r}: the queues are {', '.join(known) or 'none'}") from None
     return redirect(request.url("/queues") + "?flash=" + DONE[action])
