@@ -21,7 +21,7 @@ class _IPv6ThreadingServer(_ThreadingServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """Logs through ``logging`` only errors, not one line per request on stderr."""
+    """No line on stderr per request (a page that fails is logged by ``Dashboard.handle``)."""
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
