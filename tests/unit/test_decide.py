@@ -17,6 +17,7 @@ from durable_celery.engine import decide, fanout, saga
 from durable_celery.engine.statuses import ExecutionStatus, check_move
 from durable_celery.engine.values import Checkpoint, Outcome, Snapshot, StepOutcome, StepResult
 from durable_celery.errors import IllegalMove
+from tests.unit.snapshots import snap
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 POLICY = decide.Policy(dispatch_mode="per_step", max_countdown=60, stale_lock_timeout=30, worker="w1")
@@ -54,16 +55,6 @@ def machine(compensate: bool = False) -> StateMachine:
             return ctx
 
     return compile_workflow(wf)
-
-
-def snap(m: StateMachine, node: str | None, **changes: Any) -> Snapshot:
-    values: dict[str, Any] = dict(
-        id="e1", workflow=m.workflow, version=m.version, kind="workflow", status=ExecutionStatus.RUNNING,
-        queue="durable", priority=0, seq=4, entered_seq=4, attempt=1, current_node=node,
-        node_shape=m.states[node].shape if node in m.states else None, context={"kind": "a"}, input={},
-        lease_owner="t")
-    values.update(changes)
-    return Snapshot(**values)
 
 
 def ok(value: Any) -> StepResult:

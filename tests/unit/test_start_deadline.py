@@ -20,6 +20,7 @@ from durable_celery.engine.values import Checkpoint, Outcome, Snapshot, StepOutc
 from durable_celery.errors import DefinitionError, InvalidInput
 from durable_celery.runtime.starts import hand_over_start, new_execution_row, new_execution_rows
 from durable_celery.settings import Settings
+from tests.unit.snapshots import snap as snapshot
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=timezone.utc)
 POLICY = decide.Policy(worker="w1")
@@ -42,13 +43,8 @@ def machine(start_deadline: Any = None, timeout: Any = None) -> StateMachine:
 
 def claimed(m: StateMachine, start_deadline_at: datetime | None, **changes: Any) -> Snapshot:
     """The first step's execution as a claim returns it (running, started now)."""
-    values: dict[str, Any] = dict(
-        id="e1", workflow=m.workflow, version=m.version, kind="workflow", status=ExecutionStatus.RUNNING,
-        queue="durable", priority=0, seq=0, entered_seq=0, attempt=1, current_node=m.entry,
-        node_shape=m.states[m.entry].shape, context={}, input={}, lease_owner="t", started_at=NOW,
-        step_started_at=NOW, start_deadline_at=start_deadline_at)
-    values.update(changes)
-    return Snapshot(**values)
+    return snapshot(m, m.entry, **{"seq": 0, "entered_seq": 0, "context": {}, "started_at": NOW,
+                                   "step_started_at": NOW, "start_deadline_at": start_deadline_at, **changes})
 
 
 # -- where a start deadline comes from ------------------------------------------------------------
