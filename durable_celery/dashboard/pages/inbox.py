@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -34,7 +33,6 @@ class Card:
     """One pending input as the inbox shows it."""
 
     input: PendingInput
-    workflow: str
     form: InputForm
     #: seconds until it times out (None: never; negative: due, the tick has not fired it yet)
     expires_in: float | None
@@ -96,7 +94,7 @@ def answer(dashboard: Dashboard, request: Request, match: re.Match[str]) -> Resp
 def _inbox_page(dashboard: Dashboard, request: Request, refusal: Refusal | None = None) -> Response:
     durable = dashboard.durable
     listed = durable.list_pending_inputs(status="pending", limit=READ, expiring_first=True)
-    pending = _by_urgency(listed)
+    pending = _one_per_name(listed)
     if refusal is not None:  # the refused form comes first, where the page opens, with its errors
         pending = [refusal.input, *(item for item in pending if item != refusal.input)]
     now = durable.clock.now()
@@ -107,26 +105,22 @@ def _inbox_page(dashboard: Dashboard, request: Request, refusal: Refusal | None 
         else:
             form = build_form(item)
         expires_in = (item.timeout_at - now).total_seconds() if item.timeout_at is not None else None
-        cards.append(Card(item, item.workflow or "", form, expires_in))
+        cards.append(Card(item, form, expires_in))
     return page(request, "inbox.html", status=400 if refusal else 200, title="Inbox", dashboard=dashboard,
                 live="all", cards=cards, hidden=max(0, len(pending) - SHOWN), more=len(listed) >= READ,
                 refused_key=refusal.key if refusal else None)
 
 
-def _by_urgency(pending: list[PendingInput]) -> list[PendingInput]:
-    """Expiring first (by timeout), those that never time out last, each oldest first; one card
-    per execution and name (branches that ask for the same name take one answer)."""
+def _one_per_name(pending: list[PendingInput]) -> list[PendingInput]:
+    """The first of each execution and name, in the order given (expiring first, as listed):
+    branches that ask for the same name take one answer."""
     seen: set[str] = set()
     ordered = []
-    for item in sorted(pending, key=_urgency):
+    for item in pending:
         if _key(item) not in seen:
             seen.add(_key(item))
             ordered.append(item)
     return ordered
-
-
-def _urgency(item: PendingInput) -> tuple[bool, datetime, datetime]:
-    return item.timeout_at is None, item.timeout_at or item.created_at, item.created_at
 
 
 def _pending(durable: Durable, execution_id: str, name: str) -> PendingInput | None:
