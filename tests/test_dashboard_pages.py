@@ -5,17 +5,15 @@ started executions stay pending, which is all these pages need to show."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from durable_celery.dashboard import HOST_AUTH, Dashboard
 from durable_celery.dashboard import hub as hub_module
-from durable_celery.dashboard.server import make
 from tests.conftest import Project
 from tests.dashboard_support import DashboardClient
 
@@ -117,18 +115,10 @@ def test_a_live_refresh_gets_only_the_pages_main_content(project: Project, clien
 
 
 @pytest.fixture
-def served(project: Project) -> Iterator[tuple[Dashboard, str]]:
+def served(project: Project, serve_dashboard: Callable[[Dashboard], str]) -> tuple[Dashboard, str]:
+    """The project's dashboard on the standalone server (tests/browser_support.py), and its URL."""
     board = Dashboard(project.durable, auth=HOST_AUTH, local_only=True)
-    server = make(board.wsgi(), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield board, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-        board.close()
+    return board, serve_dashboard(board)
 
 
 def read_event(stream) -> str:
@@ -178,7 +168,7 @@ def test_the_subscription_ends_when_the_last_page_has_gone(project: Project, ser
     stream.readline()
     assert board.hub.listening
     stream.close()
-    deadline = time.monotonic() + 15  # the server notices the closed page at its next keep-alive (5 s)
+    deadline = time.monotonic() + 15  # the server notices the closed page at its next keep-alive
     while board.hub.listening and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not board.hub.listening
