@@ -14,8 +14,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Project, new_project
+from tests.conftest import ROOT, Project
 from tests.dashboard_hosts import ServerProcess, event_for_a_start
+from tests.dashboard_support import working_project
 
 TOKEN = "cli-token-of-the-tests-0123456789"
 COMMAND = [sys.executable, "-m", "celery", "-A", "tests.proj.app", "durable", "dashboard"]
@@ -23,12 +24,7 @@ COMMAND = [sys.executable, "-m", "celery", "-A", "tests.proj.app", "durable", "d
 
 @pytest.fixture(scope="module")
 def project() -> Iterator[Project]:
-    made = new_project("redis")
-    try:
-        made.worker()
-        yield made
-    finally:
-        made.close()
+    yield from working_project(beat=False)
 
 
 def _env(project: Project) -> dict[str, str]:

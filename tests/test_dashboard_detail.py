@@ -14,8 +14,8 @@ import pytest
 
 from durable_celery import Workflow
 from durable_celery.dashboard import HOST_AUTH, Dashboard
-from tests.conftest import Project, new_project
-from tests.dashboard_support import DashboardClient, Page
+from tests.conftest import Project
+from tests.dashboard_support import DashboardClient, Page, working_project
 from tests.proj.factory import make
 
 
@@ -39,13 +39,7 @@ def tags(page: Page, tag: str, **attrs: str) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def project() -> Iterator[Project]:
-    made = new_project("redis")
-    try:
-        made.worker()
-        made.beat()
-        yield made
-    finally:
-        made.close()
+    yield from working_project(beat=True)
 
 
 @pytest.fixture

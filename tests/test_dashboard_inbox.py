@@ -7,76 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 
 from durable_celery.dashboard import HOST_AUTH, Dashboard
-from tests.conftest import Project, new_project
-from tests.dashboard_support import DashboardClient, Page
-
-
-@dataclass
-class Form:
-    """A form of a page: its attributes, its controls (tag and attributes) and its text."""
-
-    attrs: dict[str, str]
-    controls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    text: str = ""
-
-    def named(self, name: str) -> list[dict[str, str]]:
-        return [attrs for _, attrs in self.controls if attrs.get("name") == name]
-
-
-class _FormParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-        self._open: Form | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {name: value or "" for name, value in attrs}
-        if tag == "form":
-            self._open = Form(values)
-            self.forms.append(self._open)
-        elif self._open is not None and tag in ("input", "button", "textarea", "select", "option"):
-            self._open.controls.append((tag, values))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._open = None
-
-    def handle_data(self, data: str) -> None:
-        if self._open is not None:
-            self._open.text += data
-
-
-def forms(page: Page, **wanted: str) -> list[Form]:
-    """The page's forms whose ``data-<key>`` attributes have the wanted values (``data_form_key=``)."""
-    parser = _FormParser()
-    parser.feed(page.text)
-    want = {f"data-{key.replace('_', '-')}": value for key, value in wanted.items()}
-    return [form for form in parser.forms if all(form.attrs.get(k) == v for k, v in want.items())]
-
-
-def the_form(page: Page, **wanted: str) -> Form:
-    found = forms(page, **wanted)
-    assert len(found) == 1, f"{len(found)} forms match {wanted}"
-    return found[0]
-
-
-def working_project(*, beat: bool, **settings: Any) -> Iterator[Project]:
-    """A project with a worker (and beat) for a module's tests, stopped and dropped after them."""
-    p = new_project("redis", **settings)
-    try:
-        p.worker()
-        if beat:
-            p.beat()
-        yield p
-    finally:
-        p.close()
+from tests.conftest import Project
+from tests.dashboard_support import DashboardClient, forms, the_form, working_project
 
 
 @pytest.fixture(scope="module")

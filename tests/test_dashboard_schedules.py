@@ -12,8 +12,7 @@ import pytest
 
 from durable_celery.dashboard import HOST_AUTH, Dashboard
 from tests.conftest import Project
-from tests.dashboard_support import DashboardClient
-from tests.test_dashboard_inbox import forms, the_form, working_project
+from tests.dashboard_support import DashboardClient, forms, the_form, working_project
 
 
 @pytest.fixture(scope="module")
