@@ -193,20 +193,39 @@ def test_a_worker_killed_in_the_middle_of_a_big_foreach_loses_no_item_and_runs_n
     assert sum(notes.values()) - 600 <= in_flight
 
 
-def test_a_worker_killed_between_a_branch_end_and_settling_its_block_leaves_the_join_to_the_tick(
+def test_a_worker_killed_between_an_iteration_end_and_settling_its_block_leaves_the_join_to_the_tick(
         project_factory: Factory, tmp_path: Path) -> None:
     p = project_factory("redis")
     marker = tmp_path / "fault.log"
-    # Given a worker whose process dies after the last branch of a parallel block commits its end,
-    # before the transaction that settles the block (wakes the parent) runs
-    p.worker(env={"DURABLE_FAULTS": "before_settle:fetch_orders", "DURABLE_FAULT_MARKER": str(marker)})
+    # Given a worker whose process dies after the last iteration of a foreach commits its end
+    # (under a shared lock of the parent), before the transaction that settles the block (wakes
+    # the parent) runs
+    p.worker(env={"DURABLE_FAULTS": "before_settle:tag", "DURABLE_FAULT_MARKER": str(marker)})
     p.beat()
-    execution_id = p.durable.start("fanout", {"id": 7, "orders_sleep": 0.5})
+    execution_id = p.durable.start("squares", {"items": [4]})
     # Then the tick settles it once its grace has passed: the workflow completes, each step once
     execution = p.wait(execution_id, timeout=40)
-    assert marker.read_text().startswith("before_settle:fetch_orders:")
+    assert marker.read_text().startswith("before_settle:tag:")
+    assert execution.status == "completed", execution.error
+    assert execution.context["__results__"] == [["ok", {"square": 16, "item": 4}]]
+    assert [s.step_name for s in execution.steps if s.status == "completed"].count("square") == 1
+    assert p.sql("SELECT count(*) FROM {schema}.workflow_executions WHERE ready_at IS NOT NULL "
+                 "AND status = 'completed'")[0][0] == 0  # no mark left
+
+
+def test_the_last_branch_of_a_parallel_block_wakes_its_parent_in_the_transaction_that_ends_it(
+        project_factory: Factory, tmp_path: Path) -> None:
+    p = project_factory("redis")
+    marker = tmp_path / "fault.log"
+    # Given a worker armed to die before settling a block in a second transaction
+    p.worker(env={"DURABLE_FAULTS": "before_settle:fetch_orders", "DURABLE_FAULT_MARKER": str(marker)})
+    execution_id = p.durable.start("fanout", {"id": 7, "orders_sleep": 0.5})
+    # Then no branch needs one (it locks its parent for update and decides as it ends): the
+    # workflow completes without a tick, each branch once, and nothing is left marked
+    execution = p.wait(execution_id, timeout=20)
+    assert not marker.exists()
     assert execution.status == "completed", execution.error
     assert execution.context["results"]["fetch_orders"] == ["ok", {"orders": [1, 2]}]
     assert p.effects(execution_id) == {"fetch_user": 1, "fetch_orders": 1}
     assert p.sql("SELECT count(*) FROM {schema}.workflow_executions WHERE ready_at IS NOT NULL "
-                 "AND status = 'completed'")[0][0] == 0  # no mark left
+                 "AND status = 'completed'")[0][0] == 0

@@ -120,9 +120,11 @@ class Dispatcher:
                         ignore_result=None, argsrepr=repr(args), kwargsrepr=shown,
                         # the name worker logs, task events and Flower show: which workflow and step
                         shadow=f"{m.workflow}.{m.step}" if m.step else m.workflow)
-                    # declared once per queue and batch (kombu caches it per channel, but finding
-                    # it in that cache copies the queue, at every message)
-                    declare: list[Any] | None = None if m.queue not in declared else []
+                    # declared once per queue and batch, and not at all once the connection has
+                    # declared it (kombu's cache, which Celery's own lookup reaches only after
+                    # copying the queue, at every message)
+                    declare: list[Any] | None = [] if m.queue in declared or _declared(producer, amqp, m.queue) \
+                        else None
                     declared.add(m.queue)
                     amqp.send_task_message(producer, name, message, queue=m.queue, routing_key=m.queue,
                                            priority=self.broker_priority(m.priority), declare=declare, retry=retry,
@@ -162,6 +164,15 @@ def handoff_payload(message: Message, handed: Snapshot) -> dict[str, Any]:
     execution it leases, so the receiving task needs no claim (``Runner.run``)."""
     assert message.handoff is not None and message.handoff_until is not None
     return {"token": message.handoff, "until": message.handoff_until.timestamp(), "snapshot": handed.to_wire()}
+
+
+def _declared(producer: Any, amqp: Any, queue: str) -> bool:
+    """Whether the producer's connection has declared ``queue`` already: kombu keeps the
+    entities a connection declared (``Connection.declared_entities``, emptied when it
+    reconnects) by their hash, as ``maybe_declare`` looks them up."""
+    entities: set[int] | None = getattr(producer.connection, "declared_entities", None)
+    known = amqp.queues.get(queue)
+    return entities is not None and known is not None and hash(known) in entities
 
 
 #: Messages pipelined per round trip by ``send_many`` (where the transport supports it).

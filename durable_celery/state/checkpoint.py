@@ -39,6 +39,7 @@ from durable_celery.state.children import (
 )
 from durable_celery.state.db import Database
 from durable_celery.state.journal import should_wake
+from durable_celery.state.prepared import prepared_for
 from durable_celery.state.tables import UNSETTLED_WHERE
 from durable_celery.state.tables import step_executions as s
 from durable_celery.state.tables import waits as w
@@ -74,12 +75,15 @@ def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot,
         # A top-level workflow that completes has no parent to tell: its open waits close in the statement
         closes = cp.completes_alone and snap.is_top_level and cp.attempt is not None
         if cp.simple or closes:
-            with db.single() as conn:
-                if cp.attempt is not None:
-                    moved = _advance_with_attempt(conn, snap, token, {**cp.values, "updated_at": now}, cp.attempt,
-                                                  close_waits_at=now if closes else None)
-                else:
-                    moved = advance_txn(conn, snap, token, {**cp.values, "updated_at": now})
+            values = {**cp.values, "updated_at": now}
+            if cp.attempt is not None:  # the step path: one statement, on the driver's cursor
+                key = _shape(values, cp.attempt, closes)
+                prepared = prepared_for(db, key, lambda: _advance_statement(key))
+                moved = prepared.first(_advance_params(snap, token, values, cp.attempt, now if closes else None)) \
+                    is not None
+            else:
+                with db.single() as conn:
+                    moved = advance_txn(conn, snap, token, values)
             return Written(cp.outcome, cp.messages) if moved else None
     with db.begin() as conn:
         written = write_checkpoint_txn(conn, machine, snap, token, cp, now, stopping=stopping, take=take,
@@ -97,13 +101,16 @@ def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: S
                          take: TakeNext | None = None, share_parent: bool = False) -> Written | None:
     """The general path of :func:`write_checkpoint`, in the caller's transaction.
 
-    ``share_parent``: a branch or iteration that completes may hold only a shared lock of its
-    parent, so the children of one block finish side by side; it then never writes the parent (that
-    would wait on its siblings' shared locks): a decision it cannot make is left ``unsettled``."""
+    ``share_parent``: a foreach iteration that completes may hold only a shared lock of its
+    parent, so the iterations of one block finish side by side; it then never writes the parent
+    (that would wait on its siblings' shared locks): a decision it cannot make is left
+    ``unsettled``. A parallel branch locks its parent for update instead: a block has a few
+    branches, not thousands of items, and holding the lock for the three statements of its end
+    costs less than the mark, its removal and, for the last branches, a second transaction."""
     values: dict[str, Any] = {**cp.values, "updated_at": now}
     child = not snap.is_top_level and snap.parent_id is not None
     ends = cp.finishing or cp.compensate
-    shared = (share_parent and child and not cp.compensate
+    shared = (share_parent and child and snap.kind != "branch" and not cp.compensate
               and values.get("status") == ExecutionStatus.COMPLETED.value)
     ancestors = _lock_ancestors(conn, snap, shared=shared) if ends and child else None
     if cp.stop_descendants or cp.compensate:
@@ -123,7 +130,8 @@ def write_checkpoint_txn(conn: Connection, machine: StateMachine | None, snap: S
         # dies between the two leaves the mark for the tick (``settle_lost``)
         values["ready_at"] = now + SETTLE_GRACE
     # A completing branch or iteration: its row, its attempt and its open waits in one statement
-    merged = shared and cp.completes_alone and cp.attempt is not None and conn.dialect.name == "postgresql"
+    merged = (child and not stopping and cp.completes_alone and cp.attempt is not None
+              and conn.dialect.name == "postgresql")
     if not _move_txn(conn, snap, token, values, cp, now, stopping=stopping, merged=merged):
         return None
     if cp.children:
@@ -201,10 +209,18 @@ class _Ancestors:
     parent: Mapping[Any, Any]
 
 
+def _lock_statement(shared: bool) -> Any:
+    # built once: every branch and iteration that ends runs it
+    stmt = select(t.c.id, t.c.status, t.c.current_node, t.c.entered_seq).where(t.c.id == bindparam("id"))
+    return stmt.with_for_update(read=shared)
+
+
+_LOCK = {shared: _lock_statement(shared) for shared in (False, True)}
+
+
 def _lock(conn: Connection, execution_id: str, shared: bool) -> Mapping[Any, Any] | None:
     """Lock a row, reading only what a finishing child needs of it (not its context)."""
-    stmt = select(t.c.id, t.c.status, t.c.current_node, t.c.entered_seq).where(t.c.id == execution_id)
-    return conn.execute(stmt.with_for_update(read=shared)).mappings().first()
+    return conn.execute(_LOCK[shared], {"id": execution_id}).mappings().first()
 
 
 def _lock_ancestors(conn: Connection, snap: Snapshot, *, shared: bool = False) -> _Ancestors | None:
@@ -311,27 +327,44 @@ def _advance_with_attempt(conn: Connection, snap: Snapshot, token: str, values: 
                           attempt: Mapping[Any, Any], close_waits_at: datetime | None = None) -> bool:
     """Postgres, in one statement: move the execution and record the attempt, or neither; with
     ``close_waits_at``, the execution's open waits are closed too (it completes)."""
-    closes = close_waits_at is not None
-    key = (tuple(values), tuple(attempt), closes)
+    key = _shape(values, attempt, close_waits_at is not None)
     stmt = _ADVANCE.get(key)
     if stmt is None:  # built once per shape: building costs more than running it
-        moved = (update(t).where(t.c.id == bindparam("_id"), t.c.seq == bindparam("_seq"),
-                                 t.c.lease_owner == bindparam("_token"), t.c.stopping.is_(None))
-                 .values(seq=bindparam("_next"), **{k: bindparam(f"v_{k}", type_=t.c[k].type) for k in values})
-                 .returning(t.c.id).cte("moved"))
-        row = select(*[bindparam(f"a_{c}", type_=s.c[c].type).label(c) for c in attempt]).select_from(moved)
-        stmt = insert(s).from_select(list(attempt), row).returning(s.c.id)
-        if closes:  # as cancel_waits_txn does, once the row moved
-            closed = (update(w).where(w.c.execution_id == bindparam("_id"), w.c.status == "pending",
-                                      exists(select(moved.c.id)))
-                      .values(status="cancelled", resolved_at=bindparam("_closed_at")).cte("closed"))
-            stmt = stmt.add_cte(closed)
-        _ADVANCE[key] = stmt
+        stmt = _ADVANCE[key] = _advance_statement(key)
+    return conn.execute(stmt, _advance_params(snap, token, values, attempt, close_waits_at)).first() is not None
+
+
+_Shape = tuple[tuple[str, ...], tuple[str, ...], bool]
+
+
+def _shape(values: Mapping[str, Any], attempt: Mapping[Any, Any], closes: bool) -> _Shape:
+    """What the statement of :func:`_advance_with_attempt` depends on: the columns it writes."""
+    return tuple(values), tuple(attempt), closes
+
+
+def _advance_statement(shape: _Shape) -> Any:
+    written, recorded, closes = shape
+    moved = (update(t).where(t.c.id == bindparam("_id"), t.c.seq == bindparam("_seq"),
+                             t.c.lease_owner == bindparam("_token"), t.c.stopping.is_(None))
+             .values(seq=bindparam("_next"), **{k: bindparam(f"v_{k}", type_=t.c[k].type) for k in written})
+             .returning(t.c.id).cte("moved"))
+    row = select(*[bindparam(f"a_{c}", type_=s.c[c].type).label(c) for c in recorded]).select_from(moved)
+    stmt = insert(s).from_select(list(recorded), row).returning(s.c.id)
+    if closes:  # as cancel_waits_txn does, once the row moved
+        closed = (update(w).where(w.c.execution_id == bindparam("_id"), w.c.status == "pending",
+                                  exists(select(moved.c.id)))
+                  .values(status="cancelled", resolved_at=bindparam("_closed_at")).cte("closed"))
+        stmt = stmt.add_cte(closed)
+    return stmt
+
+
+def _advance_params(snap: Snapshot, token: str, values: Mapping[str, Any], attempt: Mapping[Any, Any],
+                    close_waits_at: datetime | None) -> dict[str, Any]:
     params = {"_id": snap.id, "_seq": snap.seq, "_token": token, "_next": snap.seq + 1,
               **{f"v_{k}": v for k, v in values.items()}, **{f"a_{c}": v for c, v in attempt.items()}}
-    if closes:
+    if close_waits_at is not None:
         params["_closed_at"] = close_waits_at
-    return conn.execute(stmt, params).first() is not None
+    return params
 
 
-_ADVANCE: dict[tuple[tuple[str, ...], tuple[str, ...], bool], Any] = {}
+_ADVANCE: dict[_Shape, Any] = {}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, literal_column, select, update
+from sqlalchemy import and_, bindparam, insert, literal_column, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -64,30 +64,42 @@ class Finished:
     unsettled: bool = False
 
 
+_TERMINAL = [s.value for s in TERMINAL]
+
+
+def _sibling_statement(*, unleased: bool) -> Any:
+    # Built once: constructing a statement costs more than running it, and every branch and
+    # iteration that ends runs one of these.
+    unfinished = (select(t.c.id)
+                  .where(t.c.parent_id == bindparam("parent_id"), t.c.parent_seq == bindparam("parent_seq"),
+                         t.c.id != bindparam("child_id"), t.c.status.not_in(_TERMINAL)))
+    if unleased:
+        unfinished = unfinished.where(t.c.lease_owner.is_(None))
+    return unfinished.order_by(t.c.branch_index.desc()).limit(1)
+
+
+_UNFINISHED_SIBLING = _sibling_statement(unleased=False)
+_UNLEASED_SIBLING = _sibling_statement(unleased=True)
+
+
 def _siblings(child: Mapping[Any, Any]) -> Any:
     return and_(t.c.parent_id == child["parent_id"], t.c.parent_seq == child["parent_seq"])
 
 
-_TERMINAL = [s.value for s in TERMINAL]
+def _sibling_params(child: Mapping[Any, Any]) -> dict[str, Any]:
+    return {"parent_id": child["parent_id"], "parent_seq": child["parent_seq"], "child_id": child["id"]}
 
 
 def _unfinished_sibling(conn: Connection, child: Mapping[Any, Any]) -> bool:
     """Whether any sibling is unfinished, found without counting: a foreach may have thousands
     of siblings. Iterations start in item order, so an unfinished one, if any, is near the end:
     the scan goes backwards over the (parent_id, parent_seq, branch_index) index."""
-    unfinished = conn.execute(
-        select(t.c.id).where(_siblings(child), t.c.id != child["id"], t.c.status.not_in(_TERMINAL))
-        .order_by(t.c.branch_index.desc()).limit(1)).first()
-    return unfinished is not None
+    return conn.execute(_UNFINISHED_SIBLING, _sibling_params(child)).first() is not None
 
 
 def _unleased_sibling(conn: Connection, child: Mapping[Any, Any]) -> bool:
     """Whether an unfinished sibling is held by no worker (parked, or waiting for its message)."""
-    unleased = conn.execute(
-        select(t.c.id).where(_siblings(child), t.c.id != child["id"], t.c.status.not_in(_TERMINAL),
-                             t.c.lease_owner.is_(None))
-        .order_by(t.c.branch_index.desc()).limit(1)).first()
-    return unleased is not None
+    return conn.execute(_UNLEASED_SIBLING, _sibling_params(child)).first() is not None
 
 
 def _release_parked(conn: Connection, child: Mapping[Any, Any], final_ctx: Any, now: datetime,

@@ -17,7 +17,7 @@ import select
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -152,6 +152,29 @@ class Database:
         with self._reached(self.autocommit_engine.connect) as conn:
             yield conn
 
+    def autocommit_pool_connection(self) -> Any:
+        """A driver connection from the autocommit pool, for a statement that skips SQLAlchemy's
+        execution (``state/prepared.py``): the pool's proxy, whose ``close()`` gives it back."""
+        engine = self.autocommit_engine
+        try:
+            return engine.raw_connection()
+        except DBAPIError as exc:
+            self.raise_if_unreachable(exc)
+            raise
+        except driver_errors(engine.dialect) as exc:  # a new connection that failed: raised as the driver raised it
+            self.raise_driver_error(exc, None, None)
+
+    def raise_driver_error(self, exc: Exception, statement: str | None, params: Any, *,
+                           invalidated: bool = False) -> NoReturn:
+        """Raise the driver's error ``exc`` as SQLAlchemy would (``DBAPIError`` and its
+        subclasses), or :class:`DatabaseUnavailable` if it says the database cannot be reached."""
+        dialect = self.engine.dialect
+        wrapped = DBAPIError.instance(statement, params, exc, driver_errors(dialect), connection_invalidated=invalidated,
+                                      dialect=dialect)
+        if isinstance(wrapped, DBAPIError):
+            self.raise_if_unreachable(wrapped)
+        raise wrapped from exc
+
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         with self._reached(self.engine.connect) as conn:
@@ -165,10 +188,10 @@ class Database:
             with open_connection() as conn:
                 yield conn
         except DBAPIError as exc:
-            self._raise_if_unreachable(exc)
+            self.raise_if_unreachable(exc)
             raise
 
-    def _raise_if_unreachable(self, exc: DBAPIError) -> None:
+    def raise_if_unreachable(self, exc: DBAPIError) -> None:
         """Raise :class:`DatabaseUnavailable` from ``exc`` if it says the database cannot be
         reached (on PostgreSQL: SQLite's "database is locked" has no SQLSTATE either)."""
         if self.dialect == "postgresql" and unreachable(exc):
@@ -180,6 +203,13 @@ class Database:
             if engine is not None:
                 engine.dispose()
         self._engine = self._autocommit = None
+
+
+def driver_errors(dialect: Any) -> type[Exception]:
+    """The base class of the driver's errors (``Error`` of its DBAPI module)."""
+    dbapi = getattr(dialect, "loaded_dbapi", None) or dialect.dbapi  # (SQLAlchemy 1.4: dbapi)
+    error: type[Exception] = dbapi.Error
+    return error
 
 
 def _discard_if_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:

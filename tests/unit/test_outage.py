@@ -45,7 +45,7 @@ def test_database_unavailable_names_the_database_without_its_password_and_chains
     db = Database("postgresql://app:s3cret@db.example:5432/orders", "durable")
     cause = OperationalError("SELECT 1", {}, psycopg.OperationalError("connection failed: Connection refused\nmore"))
     with pytest.raises(DatabaseUnavailable) as caught:
-        db._raise_if_unreachable(cause)
+        db.raise_if_unreachable(cause)
     error = caught.value
     assert isinstance(error, DurableError) and error.__cause__ is cause
     assert "s3cret" not in str(error) and "app:***@db.example:5432/orders" in str(error)

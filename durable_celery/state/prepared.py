@@ -1,0 +1,89 @@
+"""A hot statement run on the driver's own cursor: compiled once per database (its dialect and
+schema), its values converted by the same type processors SQLAlchemy would apply, and sent
+with ``cursor.execute``. The step path's checkpoint runs here: through ``Connection.execute`` a
+cached statement still costs about as much Python as the round trip it makes (an execution
+context, the cache lookup, the schema translation, a result object), all of it the same at
+every step.
+
+What the connection pool and ``Database`` give every other statement still applies: the
+connection is checked out of the autocommit pool (its checkout check runs), a connection the
+server dropped is invalidated, an unreachable database raises :class:`DatabaseUnavailable`,
+and any other driver error is raised as SQLAlchemy's own exception class for it (``DBAPIError``
+and its subclasses). psycopg 3 prepares the statement on the server after its fifth run on a
+connection (``prepare_threshold``), psycopg2 sends it as text: the same as through SQLAlchemy.
+
+Only on PostgreSQL: SQLite (the embedded store) runs statements through SQLAlchemy as before.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+from durable_celery.state.db import Database, driver_errors
+
+
+class PreparedStatement:
+    """``statement`` compiled for ``db``; :meth:`first` runs it and returns its first row."""
+
+    def __init__(self, db: Database, statement: ClauseElement) -> None:
+        assert db.dialect == "postgresql", "prepared statements are for PostgreSQL only"
+        dialect = db.engine.dialect
+        schema = db.schema_options.get("schema_translate_map")
+        compiled = statement.compile(dialect=dialect, schema_translate_map=schema, render_schema_translate=True)
+        assert isinstance(compiled, SQLCompiler)
+        self._db = db
+        self._dialect: Dialect = dialect
+        self._errors = driver_errors(dialect)
+        self.sql = compiled.string
+        # each parameter's conversion, as SQLAlchemy would apply it (JSON, for one), and the
+        # values the statement carries itself (its literals), converted once
+        self._processors: dict[str, Callable[[Any], Any]] = {}
+        self._fixed: dict[str, Any] = {}
+        for bind, name in compiled.bind_names.items():  # each parameter and its name in the SQL
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if not bind.required:
+                self._fixed[name] = processor(bind.effective_value) if processor else bind.effective_value
+            elif processor is not None:
+                self._processors[name] = processor
+
+    def first(self, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """Run the statement with ``params`` (every bind parameter, by name) in autocommit; its
+        first row, or None."""
+        processors = self._processors
+        values = {name: processors[name](value) if name in processors else value for name, value in params.items()}
+        values.update(self._fixed)
+        pooled = self._db.autocommit_pool_connection()
+        try:
+            cursor = pooled.cursor()
+            try:
+                cursor.execute(self.sql, values)
+                return cursor.fetchone() if cursor.description is not None else None
+            finally:
+                cursor.close()
+        except self._errors as exc:
+            # as SQLAlchemy does: a connection the server dropped leaves the pool
+            disconnect = self._dialect.is_disconnect(exc, pooled.dbapi_connection, None)  # type: ignore[arg-type]
+            if disconnect:
+                pooled.invalidate(exc)
+            self._db.raise_driver_error(exc, self.sql, values, invalidated=disconnect)
+        finally:
+            pooled.close()  # back to the pool (invalidated ones are discarded)
+
+
+_PREPARED: weakref.WeakKeyDictionary[Database, dict[Hashable, PreparedStatement]] = weakref.WeakKeyDictionary()
+
+
+def prepared_for(db: Database, key: Hashable, build: Callable[[], ClauseElement]) -> PreparedStatement:
+    """The statement ``build()`` makes, prepared for ``db`` once per ``key`` (and kept while
+    ``db`` lives)."""
+    statements = _PREPARED.setdefault(db, {})
+    prepared = statements.get(key)
+    if prepared is None:
+        prepared = statements[key] = PreparedStatement(db, build())
+    return prepared

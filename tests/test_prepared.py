@@ -1,0 +1,84 @@
+"""A statement run on the driver's cursor (``state/prepared.py``) writes what SQLAlchemy would
+write, raises what SQLAlchemy would raise, and survives its connection being killed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from durable_celery.errors import DatabaseUnavailable
+from durable_celery.state.prepared import prepared_for
+from durable_celery.state.tables import workflow_executions as t
+from tests.conftest import Project
+
+Factory = Callable[..., Project]
+
+COLUMNS = ("id", "root_id", "kind", "workflow", "version", "status", "queue", "priority", "input", "context",
+           "current_node", "node_shape", "attempt", "seq", "entered_seq", "loops", "created_at", "updated_at")
+
+
+def row_values(execution_id: str, when: datetime) -> dict[str, object]:
+    return {"id": execution_id, "root_id": execution_id, "kind": "workflow", "workflow": "w", "version": "v1",
+            "status": "running", "queue": "q", "priority": 0, "input": {"n": 1}, "context": {"nested": [1, "two", None]},
+            "current_node": "s0", "node_shape": "sh", "attempt": 1, "seq": 0, "entered_seq": 0, "loops": None,
+            "created_at": when, "updated_at": when}
+
+
+def insert_statement() -> object:
+    return insert(t).values({c: bindparam(c, type_=t.c[c].type) for c in COLUMNS}).returning(t.c.id)
+
+
+def test_a_prepared_insert_stores_what_sqlalchemy_stores(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    db = p.durable.db
+    when = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
+    # Given the same row inserted once through SQLAlchemy and once through the prepared statement
+    with db.begin() as conn:
+        conn.execute(insert(t).values(row_values("a", when)))
+    prepared = prepared_for(db, "test-insert", insert_statement)
+    assert prepared.first(row_values("b", when)) == ("b",)
+    # Then both rows read back the same: JSON, SQL NULL for a None JSON column, the timestamp
+    with db.connect() as conn:
+        rows = {r["id"]: r for r in conn.execute(select(t).where(t.c.id.in_(["a", "b"]))).mappings()}
+    for column in COLUMNS[2:]:
+        assert rows["a"][column] == rows["b"][column], column
+    assert rows["b"]["context"] == {"nested": [1, "two", None]} and rows["b"]["created_at"] == when
+    with db.connect() as conn:  # and the same as stored: JSON null for None, not SQL NULL, in both
+        stored = conn.execute(text(f'SELECT DISTINCT loops::text, context::text, input::text, created_at '
+                                   f'FROM "{p.prefix}".workflow_executions WHERE id IN (\'a\', \'b\')')).all()
+    assert len(stored) == 1 and stored[0][0] == "null"
+    # And it is built once per key and database
+    assert prepared_for(db, "test-insert", insert_statement) is prepared
+
+
+def test_a_prepared_statement_raises_sqlalchemys_error_and_keeps_its_connection(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    db = p.durable.db
+    when = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
+    prepared = prepared_for(db, "test-insert", insert_statement)
+    prepared.first(row_values("dup", when))
+    # When the same key is inserted again, the driver's unique violation comes as SQLAlchemy's
+    with pytest.raises(IntegrityError):
+        prepared.first(row_values("dup", when))
+    # And the connection is still good for the next statement
+    assert prepared.first(row_values("next", when)) == ("next",)
+
+
+def test_a_connection_killed_under_its_statement_raises_database_unavailable_and_is_not_reused(
+        project_factory: Factory) -> None:
+    p = project_factory("redis")
+    db = p.durable.db
+    when = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
+    # Given a statement whose backend is terminated while it runs (as a server restart does)
+    suicide = prepared_for(db, "test-terminate", lambda: select(func.pg_terminate_backend(func.pg_backend_pid())))
+    # Then it raises DatabaseUnavailable, naming the database, not the driver's error
+    with pytest.raises(DatabaseUnavailable) as caught:
+        suicide.first({})
+    assert isinstance(caught.value.__cause__, OperationalError)  # SQLAlchemy's, chaining the driver's
+    # And the dead connection went out of the pool: the next statement runs on a fresh one
+    inserted = prepared_for(db, "test-insert", insert_statement)
+    assert inserted.first(row_values("after", when)) == ("after",)
