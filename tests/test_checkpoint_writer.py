@@ -13,7 +13,7 @@ from sqlalchemy import text
 from durable_celery.engine import decide
 from durable_celery.engine.values import Outcome, Snapshot, StepOutcome, StepResult
 from durable_celery.runtime.commit import snapshot
-from durable_celery.state.checkpoint import write_checkpoint
+from durable_celery.state.checkpoint import _advance_with_attempt, write_checkpoint
 from durable_celery.state.executions import claim_txn, peek_txn
 from tests.conftest import Project
 
@@ -73,3 +73,28 @@ def test_a_stale_writer_leaves_a_pending_wait_of_another_visit_alone(project_fac
     with d.db.connect() as conn:
         assert conn.execute(text(f'SELECT status FROM "{p.prefix}".workflow_executions WHERE id = :id'),
                             {"id": execution_id}).scalar() == "running"
+
+
+def test_a_continuation_checkpoint_is_a_hot_update_that_writes_no_index(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    d = p.durable
+    machine = d.registry.get("noop")
+    # Given a `noop` execution claimed at its first step
+    execution_id, snap, now = claimed_with_open_wait(p, "event", ["go"])
+    # When the step's checkpoint keeps the lease to run the next step in the same task (continuation)
+    located = decide.locate(machine, snap, decide.Turn(now, snap.queue, may_continue=True))
+    assert isinstance(located, decide.Run)
+    policy = decide.Policy(dispatch_mode="continuation", handoff_ttl=15.0)
+    cp = decide.after_step(machine, snap, located, StepResult(StepOutcome.SUCCEEDED, value={"n": 1}),
+                           decide.Turn(now, snap.queue, may_continue=True, handoff="h1"), policy)
+    assert cp.keep_lease and cp.values["current_node"] == "noop_1"
+    counts = text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+                  "WHERE schemaname = :schema AND relname = 'workflow_executions'")
+    with d.db.begin() as conn:
+        # (the backend's counts not flushed yet, the claim's among them, show here too: a difference)
+        before = conn.execute(counts, {"schema": p.prefix}).one()
+        assert _advance_with_attempt(conn, snap, "w1", {**cp.values, "updated_at": now}, cp.attempt)
+        after = conn.execute(counts, {"schema": p.prefix}).one()
+    # Then Postgres updated the row in place (HOT): the step it moved to, its context and its
+    # attempt counter are in no index, so no index of the table got an entry
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)

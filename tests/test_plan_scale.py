@@ -102,6 +102,7 @@ def test_plan_groups_100000_in_flight_executions_in_sql_in_well_under_a_second(
         assert plan_of is not None
         assert plan_of.counts == {"kept": 0, "unchanged": 90_000, "changed": 0, "gone": 10_000}
         assert made.stranded == 10_000 and not made.ok
+        print(f"\nplan of 100,000 in-flight executions: {sorted(round(r * 1000) for r in runs)} ms")
         assert min(runs) < 0.5, f"plan took {sorted(round(r * 1000) for r in runs)} ms"
     finally:
         durable.db.dispose()

@@ -166,9 +166,11 @@ workflow_executions = Table(
     # database's collation (text_pattern_ops); top-level executions, as the listing reads
     Index("ix_workflow_executions_id_prefix", "id", postgresql_ops={"id": "text_pattern_ops"},
           postgresql_where=text(LISTED_WHERE), sqlite_where=text(LISTED_WHERE)),
-    # durable plan (state/versions.py): the in-flight executions grouped by where they stand
-    Index("ix_workflow_executions_in_flight", "workflow", "version", "current_node", "node_shape",
-          postgresql_include=["id"], postgresql_where=text(IN_FLIGHT_WHERE), sqlite_where=text(IN_FLIGHT_WHERE)),
+    # durable plan (state/versions.py): the in-flight executions, by workflow and version. Not
+    # by where they stand (current_node, node_shape): a checkpoint changes those, and a column
+    # in any index makes its update write every index (no HOT update: see migration 0017)
+    Index("ix_workflow_executions_in_flight", "workflow", "version",
+          postgresql_where=text(IN_FLIGHT_WHERE), sqlite_where=text(IN_FLIGHT_WHERE)),
 )
 
 step_executions = Table(
