@@ -60,7 +60,7 @@ from durable_celery.schedules import ScheduleCalls
 from durable_celery.settings import Settings, default_data_dir
 from durable_celery.state import migrate
 from durable_celery.state.db import Database
-from durable_celery.state.executions import children_of_txn, insert_execution_txn, peek_txn
+from durable_celery.state.executions import children_of_txn, insert_execution, insert_execution_txn, peek_txn
 from durable_celery.state.inserts import insert_executions_txn
 from durable_celery.state.queues import counts_txn, paused_queues_txn, set_paused_txn, starts_in_window_txn
 from durable_celery.state.records import to_execution, to_pending_input
@@ -348,8 +348,7 @@ class Durable(ScheduleCalls, QueryCalls, OperationsCalls, VersionCalls):
         self.ensure_schema()
         handed = self._hand_over(row, machine)
         # One statement, in autocommit: the insert is the start's only round trip to the database.
-        with self.db.single() as conn:
-            execution_id, created = insert_execution_txn(conn, row)
+        execution_id, created = insert_execution(self.db, row)
         faults.trip("after_start_commit", machine.workflow)
         if created:
             self._announce([row])

@@ -16,6 +16,8 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from durable_celery.engine.statuses import ACTIVE, RUNNABLE, ExecutionStatus, sources_of
 from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
+from durable_celery.state.db import Database
+from durable_celery.state.prepared import prepared_for
 from durable_celery.state.tables import workflow_executions as t
 
 #: What a message needs to be published for an execution.
@@ -32,6 +34,22 @@ _INSERT_UNIQUE = {
     "sqlite": sqlite.insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(t.c.id),
 }
 _KEY_HOLDER = select(t.c.id).where(t.c.idempotency_key == bindparam("key"))
+
+
+def insert_execution(db: Database, row: dict[str, Any]) -> tuple[str, bool]:
+    """:func:`insert_execution_txn` as a statement of its own. A plain start on PostgreSQL (no
+    idempotency key) is one prepared INSERT on the driver's cursor (``state/prepared.py``):
+    a start's only round trip, without SQLAlchemy's execution around it."""
+    if db.dialect == "postgresql" and row.get("idempotency_key") is None:
+        shape = tuple(row)
+        prepared_for(db, ("insert_execution", shape), lambda: _insert_statement(shape)).first(row)
+        return row["id"], True
+    with db.single() as conn:
+        return insert_execution_txn(conn, row)
+
+
+def _insert_statement(columns: tuple[str, ...]) -> Any:
+    return insert(t).values({c: bindparam(c, type_=t.c[c].type) for c in columns})
 
 
 def insert_execution_txn(conn: Connection, row: dict[str, Any],
