@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from durable_celery.errors import DatabaseUnavailable
@@ -82,3 +82,20 @@ def test_a_connection_killed_under_its_statement_raises_database_unavailable_and
     # And the dead connection went out of the pool: the next statement runs on a fresh one
     inserted = prepared_for(db, "test-insert", insert_statement)
     assert inserted.first(row_values("after", when)) == ("after",)
+
+
+def test_a_prepared_statement_names_its_returned_columns_and_refuses_a_list_parameter(
+        project_factory: Factory) -> None:
+    p = project_factory("redis")
+    db = p.durable.db
+    when = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
+    prepared_for(db, "test-insert", insert_statement).first(row_values("named", when))
+    # A row comes back by the names RETURNING gives its columns, decoded by the driver
+    read = prepared_for(db, "test-read", lambda: update(t).where(t.c.id == bindparam("id"))
+                        .values(attempt=bindparam("attempt")).returning(t.c.id, t.c.context, t.c.created_at))
+    assert read.first_mapping({"id": "named", "attempt": 2}) == {
+        "id": "named", "context": {"nested": [1, "two", None]}, "created_at": when}
+    assert read.first_mapping({"id": "missing", "attempt": 2}) is None
+    # A list parameter (expanded at each execution) cannot be prepared: the error says what to do
+    with pytest.raises(ValueError, match="literals"):
+        prepared_for(db, "test-list", lambda: select(t.c.id).where(t.c.status.in_(["running", "waiting"])))

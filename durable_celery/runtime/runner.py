@@ -28,7 +28,7 @@ from durable_celery.runtime.handoff import confirm_after, take_handoff
 from durable_celery.runtime.journal import StepJournal
 from durable_celery.runtime.poison import PoisonMessage
 from durable_celery.runtime.services import Services
-from durable_celery.state.executions import claim_txn, peek_txn
+from durable_celery.state.executions import claim, peek_txn
 from durable_celery.state.queues import Refusal
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,9 @@ class Runner:
             assert handed.lease_owner is not None and sv.policy.handoff_ttl is not None
             return self._hold_and_drive(handed, Lease(handed.lease_owner, queue, time.monotonic()),
                                         confirm_after=confirm_after(sv.policy.handoff_ttl))
-        with sv.db.single() as conn:  # the claim is one UPDATE ... RETURNING
-            row = claim_txn(conn, execution_id, seq, token, now,
-                            now + timedelta(seconds=sv.settings.stale_lock_timeout), handed)
+        # the claim is one UPDATE ... RETURNING
+        row = claim(sv.db, execution_id, seq, token, now, now + timedelta(seconds=sv.settings.stale_lock_timeout),
+                    handed)
         if row is None:
             return self._unclaimed(execution_id, seq)
         return self._hold_and_drive(snapshot(row), Lease(token, queue, time.monotonic()))

@@ -83,7 +83,8 @@ def _claim_statement() -> Any:
     return (
         update(t)
         .where(t.c.id == bindparam("execution_id"), t.c.seq == bindparam("expected_seq"),
-               t.c.status.in_([s.value for s in RUNNABLE]),
+               # as literals: a prepared statement takes no list parameter (state/prepared.py)
+               t.c.status.in_([literal_column(f"'{s.value}'") for s in RUNNABLE]),
                or_(and_(t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now),
                    # the lease its message carries, taken over by a task that got it late
                    t.c.lease_owner == bindparam("handed")))
@@ -107,14 +108,28 @@ def _claim_statement() -> Any:
 _CLAIM = _claim_statement()
 
 
+def claim(db: Database, execution_id: str, seq: int, token: str, now: datetime, lease_until: datetime,
+          handed: str | None = None) -> Mapping[Any, Any] | None:
+    """:func:`claim_txn` as a statement of its own: on PostgreSQL, prepared on the driver's cursor."""
+    if db.dialect == "postgresql":
+        return prepared_for(db, "claim", lambda: _CLAIM).first_mapping(
+            _claim_params(execution_id, seq, token, now, lease_until, handed))
+    with db.single() as conn:
+        return claim_txn(conn, execution_id, seq, token, now, lease_until, handed)
+
+
 def claim_txn(conn: Connection, execution_id: str, seq: int, token: str, now: datetime,
               lease_until: datetime, handed: str | None = None) -> RowMapping | None:
     """Take the lease on an execution that is runnable at ``seq``, or leased to ``handed`` (the
     lease the message carries); ``None`` if the message is a duplicate, stale, early, or another
     worker holds the lease."""
-    params = {"execution_id": execution_id, "expected_seq": seq, "token": token, "now": now,
-              "lease_until": lease_until, "handed": handed}
-    return conn.execute(_CLAIM, params).mappings().first()
+    return conn.execute(_CLAIM, _claim_params(execution_id, seq, token, now, lease_until, handed)).mappings().first()
+
+
+def _claim_params(execution_id: str, seq: int, token: str, now: datetime, lease_until: datetime,
+                  handed: str | None) -> dict[str, Any]:
+    return {"execution_id": execution_id, "expected_seq": seq, "token": token, "now": now,
+            "lease_until": lease_until, "handed": handed}
 
 
 def peek_txn(conn: Connection, execution_id: str) -> RowMapping | None:

@@ -37,10 +37,13 @@ class PreparedStatement:
         schema = db.schema_options.get("schema_translate_map")
         compiled = statement.compile(dialect=dialect, schema_translate_map=schema, render_schema_translate=True)
         assert isinstance(compiled, SQLCompiler)
+        if "POSTCOMPILE" in compiled.string:  # an IN over a list parameter, expanded at each execution
+            raise ValueError("a prepared statement takes no list parameter: write the list as literals")
         self._db = db
         self._dialect: Dialect = dialect
         self._errors = driver_errors(dialect)
         self.sql = compiled.string
+        self._columns: list[str] = []  # the names of the rows' columns, once it has run
         # each parameter's conversion, as SQLAlchemy would apply it (JSON, for one), and the
         # values the statement carries itself (its literals), converted once
         self._processors: dict[str, Callable[[Any], Any]] = {}
@@ -52,9 +55,15 @@ class PreparedStatement:
             elif processor is not None:
                 self._processors[name] = processor
 
+    def first_mapping(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """:meth:`first`, as a mapping of its column names (those of ``RETURNING``)."""
+        row = self.first(params)
+        return None if row is None else dict(zip(self._columns, row))
+
     def first(self, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """Run the statement with ``params`` (every bind parameter, by name) in autocommit; its
-        first row, or None."""
+        first row, or None. The driver decodes the row's values (JSON, timestamps with their
+        time zone), as SQLAlchemy leaves it to do on PostgreSQL."""
         processors = self._processors
         values = {name: processors[name](value) if name in processors else value for name, value in params.items()}
         values.update(self._fixed)
@@ -63,7 +72,11 @@ class PreparedStatement:
             cursor = pooled.cursor()
             try:
                 cursor.execute(self.sql, values)
-                return cursor.fetchone() if cursor.description is not None else None
+                if cursor.description is None:
+                    return None
+                self._columns = [column[0] for column in cursor.description]
+                row: tuple[Any, ...] | None = cursor.fetchone()
+                return row
             finally:
                 cursor.close()
         except self._errors as exc:
