@@ -4,13 +4,15 @@ completes, its open waits), and a stale writer writes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import text
 
 from durable_celery.engine import decide
+from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import Outcome, Snapshot, StepOutcome, StepResult
 from durable_celery.runtime.commit import snapshot
 from durable_celery.state.checkpoint import _advance_with_attempt, write_checkpoint
@@ -97,4 +99,43 @@ def test_a_continuation_checkpoint_is_a_hot_update_that_writes_no_index(project_
         after = conn.execute(counts, {"schema": p.prefix}).one()
     # Then Postgres updated the row in place (HOT): the step it moved to, its context and its
     # attempt counter are in no index, so no index of the table got an entry
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
+def test_a_per_step_checkpoint_after_a_handed_step_is_a_hot_update_too(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    d = p.durable
+    machine = d.registry.get("noop")
+    ttl = d.settings.handoff_ttl
+    policy = decide.Policy(dispatch_mode="per_step", handoff_ttl=ttl)
+    # Given a `noop` execution whose first step ran from the lease its start handed to its message
+    execution_id = d.start("noop", {})
+    with d.db.connect() as conn:
+        row = peek_txn(conn, execution_id)
+    assert row is not None
+    first = dataclasses.replace(snapshot(row), status=ExecutionStatus.RUNNING)
+    grid = ttl / decide.HANDOFF_GRID  # two steps within one quarter of the lease
+    now = datetime.fromtimestamp((int(d.clock.now().timestamp() / grid) + 1) * grid + grid / 4, tz=timezone.utc)
+
+    def handed_over(snap: Snapshot, at: datetime, token: str) -> decide.Checkpoint:
+        turn = decide.Turn(at, snap.queue, handoff=token)
+        located = decide.locate(machine, snap, turn)
+        assert isinstance(located, decide.Run)
+        return decide.after_step(machine, snap, located, StepResult(StepOutcome.SUCCEEDED, value={}), turn, policy)
+
+    done = handed_over(first, now, "h2")
+    assert write_checkpoint(d.db, machine, first, str(first.lease_owner), done, now) is not None
+    # When the step it handed over checkpoints in turn, handing over to the third
+    second = first.after(done)
+    then = now + timedelta(seconds=grid / 2)
+    cp = handed_over(second, then, "h3")
+    assert cp.values["lease_expires_at"] == done.values["lease_expires_at"]
+    counts = text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+                  "WHERE schemaname = :schema AND relname = 'workflow_executions'")
+    with d.db.begin() as conn:
+        before = conn.execute(counts, {"schema": p.prefix}).one()
+        assert _advance_with_attempt(conn, second, "h2", {**cp.values, "updated_at": then}, cp.attempt)
+        after = conn.execute(counts, {"schema": p.prefix}).one()
+    # Then the row is updated in place: the new lease's token and the step it stands on are in
+    # no index, and its expiry, on the lease index, is the same quarter's
     assert (after[0] - before[0], after[1] - before[1]) == (1, 1)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from durable_celery import codec
@@ -214,12 +215,26 @@ def move_on(machine: StateMachine, snap: Snapshot, state: State, next_id: str, c
         return checkpoint(snap, Outcome.CONTINUE, values, attempt, keep_lease=True)
     if turn.handoff is not None and policy.handoff_ttl is not None and next_queue not in policy.controlled:
         # The next step's message carries its lease: its task runs without a claim (one commit a step)
-        until = turn.now + timedelta(seconds=policy.handoff_ttl)
+        until = handed_until(turn.now, policy.handoff_ttl)
         values.update(RELEASED, lease_owner=turn.handoff, lease_expires_at=until, dispatched_at=turn.now)
         message = dataclasses.replace(_message(snap, target, next_queue), handoff=turn.handoff, handoff_until=until)
         return checkpoint(snap, Outcome.DISPATCHED, values, attempt, messages=(message,))
     values.update(RELEASED, ready_at=turn.now, dispatched_at=turn.now)
     return checkpoint(snap, Outcome.DISPATCHED, values, attempt, messages=(_message(snap, target, next_queue),))
+
+
+#: a handed lease's expiry is rounded up to a multiple of this share of ``handoff_ttl``
+HANDOFF_GRID = 4
+
+
+def handed_until(now: datetime, ttl: float) -> datetime:
+    """When a lease handed to a message expires: ``ttl`` seconds from ``now``, rounded up to the
+    next multiple of ``ttl / HANDOFF_GRID`` seconds since the epoch (so at most a quarter later).
+    Consecutive steps handed over within that quarter write the same expiry: their checkpoints
+    change no indexed column and stay HOT updates (the expiry is in the lease index)."""
+    grid = ttl / HANDOFF_GRID
+    due = now.timestamp() + ttl
+    return datetime.fromtimestamp(math.ceil(due / grid) * grid, tz=timezone.utc)
 
 
 def _failed_attempt(machine: StateMachine, snap: Snapshot, state: State, result: StepResult,

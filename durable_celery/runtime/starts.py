@@ -14,6 +14,7 @@ from durable_celery.compiler.ir import StateMachine
 from durable_celery.dsl import typed
 from durable_celery.dsl.options import timeout_seconds
 from durable_celery.durations import Duration
+from durable_celery.engine.decide import handed_until
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import COLUMNS, Snapshot
 from durable_celery.errors import InvalidInput
@@ -119,7 +120,7 @@ def hand_over_start(row: dict[str, Any], token: str, ttl: float) -> Snapshot:
     """Lease a new execution's ``row`` (changed in place) to its first message under ``token``
     for ``ttl`` seconds; returns the execution the message carries (see ``runtime/handoff.py``).
     Its row stays ``pending`` until its first checkpoint, which records when it started."""
-    row.update(lease_owner=token, lease_expires_at=row["created_at"] + timedelta(seconds=ttl), ready_at=None)
+    row.update(lease_owner=token, lease_expires_at=handed_until(row["created_at"], ttl), ready_at=None)
     # What the row sets; the rest are the snapshot's defaults. Its task runs it as a claim
     # would have left it (running), in its first visit (the column's default, 0).
     fields = {name: row[name] for name in COLUMNS if name in row}

@@ -135,10 +135,25 @@ def test_a_completed_step_hands_its_lease_to_the_next_steps_message() -> None:
                            decide.Turn(NOW, "durable", handoff="h1"), HANDING)
     # The row is leased to the message, not runnable by a claim, and the tick takes it back at expiry
     assert cp.outcome is Outcome.DISPATCHED and cp.simple
-    until = NOW + timedelta(seconds=15)
+    until = decide.handed_until(NOW, 15)
+    assert NOW + timedelta(seconds=15) <= until <= NOW + timedelta(seconds=15 * 1.25)
     assert cp.values["lease_owner"] == "h1" and cp.values["lease_expires_at"] == until
     assert cp.values["ready_at"] is None and cp.values["step_started_at"] is None and cp.values["dispatched_at"] == NOW
     assert [(msg.seq, msg.step, msg.handoff, msg.handoff_until) for msg in cp.messages] == [(5, "jump", "h1", until)]
+
+
+def test_steps_handed_over_within_a_quarter_of_the_ttl_write_the_same_lease_expiry() -> None:
+    # A handed lease lasts at least its ttl and at most a quarter more, on a grid of ttl / 4
+    start = datetime(2026, 12, 7, 4, 0, 0, tzinfo=timezone.utc)  # a multiple of 3.75 s since the epoch
+    assert decide.handed_until(start, 15) == start + timedelta(seconds=15)
+    # so consecutive steps within the same quarter write the same value (their updates stay HOT)
+    expiries = {decide.handed_until(start + timedelta(seconds=s), 15) for s in (0.001, 1.0, 2.5, 3.75)}
+    assert expiries == {start + timedelta(seconds=18.75)}
+    # and a step in the next quarter moves it on by one step of the grid
+    assert decide.handed_until(start + timedelta(seconds=3.76), 15) == start + timedelta(seconds=22.5)
+    for offset in range(0, 600, 7):
+        now = start + timedelta(seconds=offset / 10)
+        assert now + timedelta(seconds=15) <= decide.handed_until(now, 15) <= now + timedelta(seconds=18.75)
 
 
 @pytest.mark.parametrize("policy, next_queue", [(dataclasses.replace(HANDING, handoff_ttl=None), "durable"),
