@@ -77,6 +77,19 @@ def test_a_stale_writer_leaves_a_pending_wait_of_another_visit_alone(project_fac
                             {"id": execution_id}).scalar() == "running"
 
 
+def updates_written(p: Project, snap: Snapshot, token: str, cp: decide.Checkpoint, now: datetime) -> tuple[int, int]:
+    """Write ``cp``'s row and attempt in one transaction: how many rows of `workflow_executions` it
+    updated, and how many of those in place (HOT), as Postgres counts them in that transaction."""
+    counts = text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+                  "WHERE schemaname = :schema AND relname = 'workflow_executions'")
+    with p.durable.db.begin() as conn:
+        # (the backend's counts not flushed yet, of earlier transactions, show here too: a difference)
+        before = conn.execute(counts, {"schema": p.prefix}).one()
+        assert _advance_with_attempt(conn, snap, token, {**cp.values, "updated_at": now}, cp.attempt)
+        after = conn.execute(counts, {"schema": p.prefix}).one()
+    return after[0] - before[0], after[1] - before[1]
+
+
 def test_a_continuation_checkpoint_is_a_hot_update_that_writes_no_index(project_factory: Factory) -> None:
     p = project_factory("redis")
     d = p.durable
@@ -90,16 +103,9 @@ def test_a_continuation_checkpoint_is_a_hot_update_that_writes_no_index(project_
     cp = decide.after_step(machine, snap, located, StepResult(StepOutcome.SUCCEEDED, value={"n": 1}),
                            decide.Turn(now, snap.queue, may_continue=True, handoff="h1"), policy)
     assert cp.keep_lease and cp.values["current_node"] == "noop_1"
-    counts = text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
-                  "WHERE schemaname = :schema AND relname = 'workflow_executions'")
-    with d.db.begin() as conn:
-        # (the backend's counts not flushed yet, the claim's among them, show here too: a difference)
-        before = conn.execute(counts, {"schema": p.prefix}).one()
-        assert _advance_with_attempt(conn, snap, "w1", {**cp.values, "updated_at": now}, cp.attempt)
-        after = conn.execute(counts, {"schema": p.prefix}).one()
-    # Then Postgres updated the row in place (HOT): the step it moved to, its context and its
-    # attempt counter are in no index, so no index of the table got an entry
-    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    # Then Postgres updates the row in place (HOT): the step it moved to, its context and its
+    # attempt counter are in no index, so no index of the table gets an entry
+    assert updates_written(p, snap, "w1", cp, now) == (1, 1)
 
 
 def test_a_per_step_checkpoint_after_a_handed_step_is_a_hot_update_too(project_factory: Factory) -> None:
@@ -130,12 +136,6 @@ def test_a_per_step_checkpoint_after_a_handed_step_is_a_hot_update_too(project_f
     then = now + timedelta(seconds=grid / 2)
     cp = handed_over(second, then, "h3")
     assert cp.values["lease_expires_at"] == done.values["lease_expires_at"]
-    counts = text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
-                  "WHERE schemaname = :schema AND relname = 'workflow_executions'")
-    with d.db.begin() as conn:
-        before = conn.execute(counts, {"schema": p.prefix}).one()
-        assert _advance_with_attempt(conn, second, "h2", {**cp.values, "updated_at": then}, cp.attempt)
-        after = conn.execute(counts, {"schema": p.prefix}).one()
     # Then the row is updated in place: the new lease's token and the step it stands on are in
     # no index, and its expiry, on the lease index, is the same quarter's
-    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    assert updates_written(p, second, "h2", cp, then) == (1, 1)
