@@ -132,6 +132,8 @@ class Result:
     commits: int | None = None
     own_queries: int | None = None
     commits_raw: int | None = None
+    #: bytes of write-ahead log the whole cluster wrote over the measured window (engine only)
+    wal_bytes: int | None = None
     cpu_worker_s: float | None = None
     cpu_machine_s: float | None = None
     #: end-to-end seconds of single workflows run one at a time (W=1), sorted
@@ -158,6 +160,10 @@ class Result:
     def commits_per_step(self) -> float | None:
         return None if self.commits is None else self.commits / self.total_steps
 
+    @property
+    def wal_bytes_per_step(self) -> float | None:
+        return None if self.wal_bytes is None else self.wal_bytes / self.total_steps
+
     def cpu_ms_per_step(self, seconds: float | None) -> float | None:
         return None if seconds is None else seconds / self.total_steps * 1000
 
@@ -170,6 +176,7 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "workflows_per_s": self.workflows_per_s, "steps_per_s": self.steps_per_s,
                 "overhead_ms_per_step_per_process": self.overhead_ms, "commits_per_step": self.commits_per_step,
+                "wal_bytes_per_step": self.wal_bytes_per_step,
                 "cpu_worker_ms_per_step": self.cpu_ms_per_step(self.cpu_worker_s),
                 "cpu_machine_ms_per_step": self.cpu_ms_per_step(self.cpu_machine_s),
                 "latency_p50_ms": self.latency_ms(0.5), "latency_p95_ms": self.latency_ms(0.95)}
@@ -247,6 +254,20 @@ class Stats:
         with psycopg.connect(self._dsn, autocommit=True) as conn:
             row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (DATABASE,)).fetchone()
         assert row is not None, f"no statistics for database {DATABASE}"
+        return int(row[0])
+
+    def wal_lsn(self) -> str:
+        """Where the cluster's write-ahead log stands (``pg_current_wal_lsn``)."""
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def wal_since(self, lsn: str) -> int:
+        """Bytes of write-ahead log written since ``lsn``."""
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)::bigint", (lsn,)).fetchone()
+        assert row is not None
         return int(row[0])
 
     def wait_disconnected(self, timeout: float = 30.0) -> None:
@@ -346,6 +367,7 @@ def run_engine(cfg: Config, mode: str, queue: str, schema: str) -> Result:
             latencies = engine_latencies(durable, poller, cfg)
             time.sleep(cfg.stats_settle)  # let idle backends flush the warm-up's statistics
             before = stats.commits()
+            wal_from = stats.wal_lsn()
             poller.queries = 0
             cpu = CpuMeter(proc.pid)
             began = time.time()
@@ -357,11 +379,12 @@ def run_engine(cfg: Config, mode: str, queue: str, schema: str) -> Result:
         poller.close()
         stats.wait_disconnected()
         raw = stats.commits() - before
+        wal = stats.wal_since(wal_from)
     finally:
         delete_queues(app, queue, f"{queue}-default")
     wall = last.timestamp() - began
     return Result(mode, cfg.workflows, cfg.steps, cfg.concurrency, wall, failed=failed,
-                  commits=raw - poller.queries, own_queries=poller.queries, commits_raw=raw,
+                  commits=raw - poller.queries, own_queries=poller.queries, commits_raw=raw, wal_bytes=wal,
                   cpu_worker_s=cpu.worker, cpu_machine_s=cpu.machine, latencies=latencies)
 
 
@@ -443,6 +466,9 @@ def print_result(result: Result) -> None:
     if result.commits is not None:
         lines.append(f"  commits/step     {_fmt(result.commits_per_step, '.3f')}  (engine {result.commits} = "
                      f"xact_commit delta {result.commits_raw} - {result.own_queries} bench polls)")
+    if result.wal_bytes is not None:
+        lines.append(f"  WAL/step         {_fmt(result.wal_bytes_per_step, '.0f')} bytes  (the whole cluster's "
+                     "write-ahead log over the run: checkpoints, attempts, their indexes, and anything else)")
     if result.failed:
         lines.append(f"  FAILED           {result.failed} workflows failed")
     print("\n".join(lines), flush=True)
@@ -493,13 +519,13 @@ def print_summary(cfg: Config, rounds: dict[str, list[Result]]) -> None:
     print(f"\nSummary: W={cfg.workflows} N={cfg.steps} broker={cfg.broker} concurrency={cfg.concurrency} (prefork)"
           + (f", median of {cfg.repeat} rounds" if cfg.repeat > 1 else ""))
     print(f"{'scenario':<14}{'wall s':>9}{'wf/s':>9}{'steps/s':>10}{'ms/step/proc':>14}{'cpu ms/step':>13}"
-          f"{'commits/step':>14}{'vs chain':>10}" + (f"{'steps/s range':>18}" if cfg.repeat > 1 else ""))
+          f"{'commits/step':>14}{'WAL B/step':>12}{'vs chain':>10}" + (f"{'steps/s range':>18}" if cfg.repeat > 1 else ""))
     for name, r in results.items():
         ratio = 1.0 if name == "chain" else vs.get(f"{name}_vs_chain")
         cpu = f"{_fmt(r.cpu_ms_per_step(r.cpu_worker_s), '.2f')}/{_fmt(r.cpu_ms_per_step(r.cpu_machine_s), '.2f')}"
         spread = [run.steps_per_s for run in rounds[name]]
         print(f"{name:<14}{r.wall_s:>9.3f}{r.workflows_per_s:>9.1f}{r.steps_per_s:>10.1f}{r.overhead_ms:>14.2f}"
-              f"{cpu:>13}{_fmt(r.commits_per_step, '.3f'):>14}"
+              f"{cpu:>13}{_fmt(r.commits_per_step, '.3f'):>14}{_fmt(r.wal_bytes_per_step, '.0f'):>12}"
               f"{_fmt(ratio, '.2f') + ('x' if ratio is not None else ''):>10}"
               + (f"{f'{min(spread):.0f}-{max(spread):.0f}':>18}" if cfg.repeat > 1 else ""))
     print("(cpu ms/step: worker process tree / whole machine)")
