@@ -11,7 +11,8 @@ from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from durable_celery.errors import DatabaseUnavailable
-from durable_celery.state.prepared import prepared_for
+from durable_celery.state.db import Database
+from durable_celery.state.prepared import PreparedStatement, prepared_for
 from durable_celery.state.tables import workflow_executions as t
 from tests.conftest import Project
 
@@ -21,58 +22,64 @@ COLUMNS = ("id", "root_id", "kind", "workflow", "version", "status", "queue", "p
            "current_node", "node_shape", "attempt", "seq", "entered_seq", "loops", "created_at", "updated_at")
 
 
-def row_values(execution_id: str, when: datetime) -> dict[str, object]:
+#: when every row of these tests was created
+WHEN = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
+
+
+def row_values(execution_id: str) -> dict[str, object]:
     return {"id": execution_id, "root_id": execution_id, "kind": "workflow", "workflow": "w", "version": "v1",
             "status": "running", "queue": "q", "priority": 0, "input": {"n": 1}, "context": {"nested": [1, "two", None]},
             "current_node": "s0", "node_shape": "sh", "attempt": 1, "seq": 0, "entered_seq": 0, "loops": None,
-            "created_at": when, "updated_at": when}
+            "created_at": WHEN, "updated_at": WHEN}
 
 
 def insert_statement() -> object:
     return insert(t).values({c: bindparam(c, type_=t.c[c].type) for c in COLUMNS}).returning(t.c.id)
 
 
+def inserter(db: Database) -> PreparedStatement:
+    """The prepared INSERT of a row of ``row_values``, returning its id."""
+    return prepared_for(db, "test-insert", insert_statement)
+
+
 def test_a_prepared_insert_stores_what_sqlalchemy_stores(project_factory: Factory) -> None:
     p = project_factory("redis")
     db = p.durable.db
-    when = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
     # Given the same row inserted once through SQLAlchemy and once through the prepared statement
     with db.begin() as conn:
-        conn.execute(insert(t).values(row_values("a", when)))
-    prepared = prepared_for(db, "test-insert", insert_statement)
-    assert prepared.first(row_values("b", when)) == ("b",)
-    # Then both rows read back the same: JSON, SQL NULL for a None JSON column, the timestamp
+        conn.execute(insert(t).values(row_values("a")))
+    prepared = inserter(db)
+    assert prepared.first(row_values("b")) == ("b",)
+    # Then both rows read back the same: JSON, a None JSON column, the timestamp
     with db.connect() as conn:
         rows = {r["id"]: r for r in conn.execute(select(t).where(t.c.id.in_(["a", "b"]))).mappings()}
     for column in COLUMNS[2:]:
         assert rows["a"][column] == rows["b"][column], column
-    assert rows["b"]["context"] == {"nested": [1, "two", None]} and rows["b"]["created_at"] == when
+    assert rows["b"]["context"] == {"nested": [1, "two", None]} and rows["b"]["created_at"] == WHEN
     with db.connect() as conn:  # and the same as stored: JSON null for None, not SQL NULL, in both
         stored = conn.execute(text(f'SELECT DISTINCT loops::text, context::text, input::text, created_at '
                                    f'FROM "{p.prefix}".workflow_executions WHERE id IN (\'a\', \'b\')')).all()
     assert len(stored) == 1 and stored[0][0] == "null"
     # And it is built once per key and database
-    assert prepared_for(db, "test-insert", insert_statement) is prepared
+    assert inserter(db) is prepared
 
 
 def test_a_prepared_statement_raises_sqlalchemys_error_and_keeps_its_connection(project_factory: Factory) -> None:
     p = project_factory("redis")
     db = p.durable.db
-    when = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
-    prepared = prepared_for(db, "test-insert", insert_statement)
-    prepared.first(row_values("dup", when))
+    prepared = inserter(db)
+    prepared.first(row_values("dup"))
     # When the same key is inserted again, the driver's unique violation comes as SQLAlchemy's
     with pytest.raises(IntegrityError):
-        prepared.first(row_values("dup", when))
+        prepared.first(row_values("dup"))
     # And the connection is still good for the next statement
-    assert prepared.first(row_values("next", when)) == ("next",)
+    assert prepared.first(row_values("next")) == ("next",)
 
 
 def test_a_connection_killed_under_its_statement_raises_database_unavailable_and_is_not_reused(
         project_factory: Factory) -> None:
     p = project_factory("redis")
     db = p.durable.db
-    when = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
     # Given a statement whose backend is terminated while it runs (as a server restart does)
     suicide = prepared_for(db, "test-terminate", lambda: select(func.pg_terminate_backend(func.pg_backend_pid())))
     # Then it raises DatabaseUnavailable, naming the database, not the driver's error
@@ -80,21 +87,20 @@ def test_a_connection_killed_under_its_statement_raises_database_unavailable_and
         suicide.first({})
     assert isinstance(caught.value.__cause__, OperationalError)  # SQLAlchemy's, chaining the driver's
     # And the dead connection went out of the pool: the next statement runs on a fresh one
-    inserted = prepared_for(db, "test-insert", insert_statement)
-    assert inserted.first(row_values("after", when)) == ("after",)
+    inserted = inserter(db)
+    assert inserted.first(row_values("after")) == ("after",)
 
 
 def test_a_prepared_statement_names_its_returned_columns_and_refuses_a_list_parameter(
         project_factory: Factory) -> None:
     p = project_factory("redis")
     db = p.durable.db
-    when = datetime(2026, 12, 7, 4, 0, tzinfo=timezone.utc)
-    prepared_for(db, "test-insert", insert_statement).first(row_values("named", when))
+    inserter(db).first(row_values("named"))
     # A row comes back by the names RETURNING gives its columns, decoded by the driver
     read = prepared_for(db, "test-read", lambda: update(t).where(t.c.id == bindparam("id"))
                         .values(attempt=bindparam("attempt")).returning(t.c.id, t.c.context, t.c.created_at))
     assert read.first_mapping({"id": "named", "attempt": 2}) == {
-        "id": "named", "context": {"nested": [1, "two", None]}, "created_at": when}
+        "id": "named", "context": {"nested": [1, "two", None]}, "created_at": WHEN}
     assert read.first_mapping({"id": "missing", "attempt": 2}) is None
     # A list parameter (expanded at each execution) cannot be prepared: the error says what to do
     with pytest.raises(ValueError, match="literals"):

@@ -74,7 +74,8 @@ class PreparedStatement:
                 cursor.execute(self.sql, values)
                 if cursor.description is None:
                     return None
-                self._columns = [column[0] for column in cursor.description]
+                if not self._columns:  # the same at every run: read once
+                    self._columns = [column[0] for column in cursor.description]
                 row: tuple[Any, ...] | None = cursor.fetchone()
                 return row
             finally:
