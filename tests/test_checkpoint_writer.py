@@ -5,13 +5,18 @@ completes, its open waits), and a stale writer writes nothing."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
+import pytest
 from sqlalchemy import text
 
-from durable_celery.engine import decide
+from durable_celery.engine import decide, fanout
 from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import Outcome, Snapshot, StepOutcome, StepResult
 from durable_celery.runtime.commit import snapshot
@@ -139,3 +144,95 @@ def test_a_per_step_checkpoint_after_a_handed_step_is_a_hot_update_too(project_f
     # Then the row is updated in place: the new lease's token and the step it stands on are in
     # no index, and its expiry, on the lease index, is the same quarter's
     assert updates_written(p, second, "h2", cp, then) == (1, 1)
+
+
+def branches_leased(p: Project, *, counted: bool = True) -> tuple[str, list[Snapshot], datetime]:
+    """A `fanout` execution waiting for its parallel block (two branches), each branch leased to
+    a worker of its own (b0, b1) at its first step; ``counted=False``: its open branches are not
+    counted, as for a block spawned before migration 0018."""
+    d = p.durable
+    machine = d.registry.get("fanout")
+    execution_id = d.start("fanout", {"id": 7})
+    now = d.clock.now()
+    until = now + timedelta(seconds=60)
+    with d.db.begin() as conn:
+        handed = conn.execute(text(f'SELECT lease_owner FROM "{p.prefix}".workflow_executions WHERE id = :id'),
+                              {"id": execution_id}).scalar()
+        row = claim_txn(conn, execution_id, 0, "p1", now, until, handed)
+    assert row is not None
+    parent = snapshot(row)
+    block = next(s for s in machine.states.values() if s.kind == "parallel")
+    spawned = fanout.spawn(machine, parent, block, {"id": 7}, {}, decide.Turn(now, parent.queue), decide.Policy())
+    assert spawned.values["open_branches"] == 2
+    assert write_checkpoint(d.db, machine, parent, "p1", spawned, now) is not None
+    branches = []
+    with d.db.begin() as conn:
+        if not counted:
+            conn.execute(text(f'UPDATE "{p.prefix}".workflow_executions SET open_branches = NULL WHERE id = :id'),
+                         {"id": execution_id})
+        ids = [r[0] for r in conn.execute(text(f'SELECT id FROM "{p.prefix}".workflow_executions '
+                                                "WHERE parent_id = :id ORDER BY branch_index"), {"id": execution_id})]
+        for i, branch_id in enumerate(ids):
+            leased = claim_txn(conn, branch_id, 0, f"b{i}", now, until)
+            assert leased is not None
+            branches.append(snapshot(leased))
+    return execution_id, branches, now
+
+
+def ended(p: Project, branch: Snapshot, how: str, now: datetime) -> decide.Checkpoint:
+    """The checkpoint that ends ``branch``'s only step: it completes, or fails for good."""
+    result = StepResult(StepOutcome.SUCCEEDED, value={}) if how == "completes" else \
+        StepResult(StepOutcome.FAILED, error={"type": "RuntimeError", "message": "down", "step": None})
+    attempt = decide.attempt_record(branch, str(branch.current_node), result, now, "w", output={})
+    if how == "completes":
+        return decide.complete(branch, {}, attempt, now)
+    return decide.fail(p.durable.registry.get("fanout"), branch, result.error, now, attempt=attempt)
+
+
+def side_by_side(*calls: Callable[[], Any]) -> list[Any]:
+    """Run ``calls`` in threads of their own, released at the same moment; their results."""
+    start = threading.Barrier(len(calls))
+
+    def released(call: Callable[[], Any]) -> Any:
+        start.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(released, calls))
+
+
+@pytest.mark.parametrize("first,second", [("completes", "completes"), ("fails", "completes")])
+def test_of_the_last_two_branches_ending_side_by_side_exactly_one_wakes_the_parent(
+        project_factory: Factory, first: str, second: str) -> None:
+    p = project_factory("redis")
+    d = p.durable
+    machine = d.registry.get("fanout")
+    for _ in range(8):  # each round a new block: the two ends race differently each time
+        # Given a complete_all block whose two branches are both running
+        execution_id, branches, now = branches_leased(p)
+        checkpoints = [ended(p, b, how, now) for b, how in zip(branches, (first, second))]
+        # When both end at the same moment, each in its own worker's transaction
+        written = side_by_side(*(functools.partial(write_checkpoint, d.db, machine, b, f"b{i}", cp, now)
+                                 for i, (b, cp) in enumerate(zip(branches, checkpoints))))
+        # Then both ends are written, and exactly one of them woke the parent, once
+        assert all(w is not None for w in written)
+        woken = [row for w in written for row in w.rows]
+        assert [row["id"] for row in woken] == [execution_id]
+        assert p.sql("SELECT status, open_branches FROM {schema}.workflow_executions WHERE id = :id",
+                     id=execution_id) == [("running", 0)]
+
+
+def test_a_block_spawned_before_its_branches_were_counted_still_wakes_its_parent(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    d = p.durable
+    machine = d.registry.get("fanout")
+    # Given a block whose parent does not count its branches (spawned before migration 0018)
+    execution_id, branches, now = branches_leased(p, counted=False)
+    # When its branches complete one after the other
+    first = write_checkpoint(d.db, machine, branches[0], "b0", ended(p, branches[0], "completes", now), now)
+    last = write_checkpoint(d.db, machine, branches[1], "b1", ended(p, branches[1], "completes", now), now)
+    # Then the last one wakes the parent, as it did before the count, and no count appears
+    assert first is not None and first.rows == ()
+    assert last is not None and [row["id"] for row in last.rows] == [execution_id]
+    assert p.sql("SELECT status, open_branches FROM {schema}.workflow_executions WHERE id = :id",
+                 id=execution_id) == [("running", None)]

@@ -105,3 +105,22 @@ def test_a_prepared_statement_names_its_returned_columns_and_refuses_a_list_para
     # A list parameter (expanded at each execution) cannot be prepared: the error says what to do
     with pytest.raises(ValueError, match="literals"):
         prepared_for(db, "test-list", lambda: select(t.c.id).where(t.c.status.in_(["running", "waiting"])))
+
+
+def test_a_long_statement_with_a_repeated_parameter_and_a_percent_sign_runs_with_its_values(
+        project_factory: Factory) -> None:
+    p = project_factory("redis")
+    db = p.durable.db
+    # Given a statement longer than psycopg caches the parsing of (4 kB), which uses one parameter
+    # twice and matches a literal percent sign (sent in PostgreSQL's own placeholders: `$1`)
+    padding = " AND ".join(f"'{i}' = '{i}'" for i in range(400))
+    statement = (select(t.c.id, bindparam("tag") + "-" + bindparam("tag"))
+                 .where(t.c.id.like("a%"), t.c.workflow == bindparam("workflow"), text(padding)))
+    prepared = PreparedStatement(db, statement)
+    assert len(prepared.sql) > 4096
+    prepared_for(db, "test-insert", insert_statement).first(row_values("a1"))
+    # When it runs six times (past the fifth, psycopg prepares it on the server)
+    for _ in range(3):
+        # Then every parameter lands where it belongs
+        assert prepared.first({"tag": "x", "workflow": "w"}) == ("a1", "x-x")
+        assert prepared.first({"tag": "x", "workflow": "other"}) is None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, text, update
+from sqlalchemy import and_, bindparam, case, exists, insert, literal_column, select, text, update
 from sqlalchemy.engine import Connection
 
 from durable_celery.compiler.ir import State, StateMachine
@@ -38,6 +38,7 @@ from durable_celery.state.children import (
     tree_quiescent_txn,
 )
 from durable_celery.state.db import Database
+from durable_celery.state.executions import DISPATCH_COLUMNS
 from durable_celery.state.journal import should_wake
 from durable_celery.state.prepared import prepared_for
 from durable_celery.state.tables import UNSETTLED_WHERE
@@ -85,6 +86,10 @@ def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot,
                 with db.single() as conn:
                     moved = advance_txn(conn, snap, token, values)
             return Written(cp.outcome, cp.messages) if moved else None
+        if cp.completes_alone and cp.attempt is not None and snap.kind == "branch" and snap.parent_id == snap.top:
+            woken = _end_branch(db, snap, token, {**cp.values, "updated_at": now}, cp.attempt, now)
+            if woken is not None:
+                return Written(cp.outcome, cp.messages, woken)
     with db.begin() as conn:
         written = write_checkpoint_txn(conn, machine, snap, token, cp, now, stopping=stopping, take=take,
                                        share_parent=not stopping)
@@ -344,18 +349,77 @@ def _shape(values: Mapping[str, Any], attempt: Mapping[Any, Any], closes: bool) 
 
 def _advance_statement(shape: _Shape) -> Any:
     written, recorded, closes = shape
-    moved = (update(t).where(t.c.id == bindparam("_id"), t.c.seq == bindparam("_seq"),
-                             t.c.lease_owner == bindparam("_token"), t.c.stopping.is_(None))
-             .values(seq=bindparam("_next"), **{k: bindparam(f"v_{k}", type_=t.c[k].type) for k in written})
-             .returning(t.c.id).cte("moved"))
-    row = select(*[bindparam(f"a_{c}", type_=s.c[c].type).label(c) for c in recorded]).select_from(moved)
-    stmt = insert(s).from_select(list(recorded), row).returning(s.c.id)
-    if closes:  # as cancel_waits_txn does, once the row moved
-        closed = (update(w).where(w.c.execution_id == bindparam("_id"), w.c.status == "pending",
-                                  exists(select(moved.c.id)))
-                  .values(status="cancelled", resolved_at=bindparam("_closed_at")).cte("closed"))
-        stmt = stmt.add_cte(closed)
+    moved = _moved(written)
+    stmt = insert(s).from_select(list(recorded), _recorded_row(recorded, moved)).returning(s.c.id)
+    if closes:
+        stmt = stmt.add_cte(_closed(moved))
     return stmt
+
+
+def _moved(written: tuple[str, ...], *guards: Any) -> Any:
+    """The fenced update of the execution's row (and whatever ``guards`` add), as a CTE."""
+    return (update(t).where(t.c.id == bindparam("_id"), t.c.seq == bindparam("_seq"),
+                            t.c.lease_owner == bindparam("_token"), t.c.stopping.is_(None), *guards)
+            .values(seq=bindparam("_next"), **{k: bindparam(f"v_{k}", type_=t.c[k].type) for k in written})
+            .returning(t.c.id).cte("moved"))
+
+
+def _recorded_row(recorded: tuple[str, ...], moved: Any) -> Any:
+    """The attempt's record, a row only if the execution moved."""
+    return select(*[bindparam(f"a_{c}", type_=s.c[c].type).label(c) for c in recorded]).select_from(moved)
+
+
+def _closed(moved: Any) -> Any:
+    """Close the execution's open waits once its row moved (as ``cancel_waits_txn`` does)."""
+    return (update(w).where(w.c.execution_id == bindparam("_id"), w.c.status == "pending", exists(select(moved.c.id)))
+            .values(status="cancelled", resolved_at=bindparam("_closed_at")).cte("closed"))
+
+
+def _end_branch(db: Database, snap: Snapshot, token: str, values: dict[str, Any], attempt: Mapping[Any, Any],
+                now: datetime) -> tuple[Mapping[Any, Any], ...] | None:
+    """A parallel branch that completes, in one statement: its row, its attempt, its open waits,
+    and its parent's count of open branches, which wakes the parent when this branch is the
+    last (returned, to publish). None when it wrote nothing: the lease was lost, a stop was
+    requested, the parent compensates or counts no branches (a block spawned before the count
+    existed); the general path then decides.
+
+    The count, not a look at the siblings, decides: a statement sees the commits made before it
+    began, so two last branches ending side by side would each see the other unfinished. The
+    parent's row is locked first (the lock order everywhere); the second of two such statements
+    waits for that lock and then reads the parent's count as the first left it."""
+    key = ("branch", *_shape(values, attempt, True))
+    prepared = prepared_for(db, key, lambda: _branch_end_statement(_shape(values, attempt, True)))
+    params = _advance_params(snap, token, values, attempt, now)
+    ended = prepared.first_mapping({**params, "_parent": snap.parent_id, "_parent_seq": snap.parent_seq, "_now": now})
+    if ended is None:
+        return None
+    if not ended.pop("_woke"):
+        return ()
+    return (ended,)
+
+
+def _branch_end_statement(shape: _Shape) -> Any:
+    written, recorded, _ = shape
+    parent = t.alias("parent")
+    waiting, running = ExecutionStatus.WAITING.value, ExecutionStatus.RUNNING.value
+    locked = (select(parent.c.status, parent.c.open_branches)
+              .where(parent.c.id == bindparam("_parent"), parent.c.entered_seq == bindparam("_parent_seq"),
+                     parent.c.open_branches.is_not(None), parent.c.status != ExecutionStatus.COMPENSATING.value)
+              .with_for_update().cte("locked"))
+    moved = _moved(written, exists(select(locked.c.status)))
+    recorded_ = insert(s).from_select(list(recorded), _recorded_row(recorded, moved)).cte("recorded")
+    wakes = and_(t.c.status == waiting, t.c.open_branches <= 1)
+    now = bindparam("_now", type_=t.c.updated_at.type)
+    told = (update(t).where(t.c.id == bindparam("_parent"), exists(select(moved.c.id)))
+            .values(open_branches=t.c.open_branches - 1, status=case((wakes, running), else_=t.c.status),
+                    seq=case((wakes, t.c.seq + 1), else_=t.c.seq), ready_at=case((wakes, now), else_=t.c.ready_at),
+                    dispatched_at=case((wakes, now), else_=t.c.dispatched_at),
+                    updated_at=case((wakes, now), else_=t.c.updated_at))
+            .returning(*DISPATCH_COLUMNS).cte("told"))
+    # the parent as locked is the parent ``told`` changed: nothing else could write it between
+    woke = and_(locked.c.status == waiting, locked.c.open_branches <= 1).label("_woke")
+    return (select(woke, *told.c).select_from(locked.join(told, literal_column("true")))
+            .add_cte(recorded_).add_cte(_closed(moved)))
 
 
 def _advance_params(snap: Snapshot, token: str, values: Mapping[str, Any], attempt: Mapping[Any, Any],

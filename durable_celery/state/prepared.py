@@ -11,12 +11,17 @@ server dropped is invalidated, an unreachable database raises :class:`DatabaseUn
 and any other driver error is raised as SQLAlchemy's own exception class for it (``DBAPIError``
 and its subclasses). psycopg 3 prepares the statement on the server after its fifth run on a
 connection (``prepare_threshold``), psycopg2 sends it as text: the same as through SQLAlchemy.
+On psycopg 3.2 and later the statement is sent in PostgreSQL's own ``$1`` placeholders on a
+``RawCursor``: psycopg otherwise parses the named placeholders of a statement at every run
+once it is longer than 4 kB or has more than 50 parameters (it caches only smaller ones), and a
+parallel branch's end is such a statement.
 
 Only on PostgreSQL: SQLite (the embedded store) runs statements through SQLAlchemy as before.
 """
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -54,6 +59,10 @@ class PreparedStatement:
                 self._fixed[name] = processor(bind.effective_value) if processor else bind.effective_value
             elif processor is not None:
                 self._processors[name] = processor
+        self._raw_cursor = _raw_cursor(dialect)
+        self._order: list[str] = []  # the parameters' names by position, on a raw cursor
+        if self._raw_cursor is not None:
+            self.sql, self._order = _positional(self.sql)
 
     def first_mapping(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """:meth:`first`, as a mapping of its column names (those of ``RETURNING``)."""
@@ -65,11 +74,13 @@ class PreparedStatement:
         first row, or None. The driver decodes the row's values (JSON, timestamps with their
         time zone), as SQLAlchemy leaves it to do on PostgreSQL."""
         processors = self._processors
-        values = {name: processors[name](value) if name in processors else value for name, value in params.items()}
+        values: Any = {name: processors[name](value) if name in processors else value for name, value in params.items()}
         values.update(self._fixed)
+        if self._raw_cursor is not None:
+            values = [values[name] for name in self._order]
         pooled = self._db.autocommit_pool_connection()
         try:
-            cursor = pooled.cursor()
+            cursor = pooled.cursor() if self._raw_cursor is None else self._raw_cursor(pooled.dbapi_connection)
             try:
                 cursor.execute(self.sql, values)
                 if cursor.description is None:
@@ -88,6 +99,33 @@ class PreparedStatement:
             self._db.raise_driver_error(exc, self.sql, values, invalidated=disconnect)
         finally:
             pooled.close()  # back to the pool (invalidated ones are discarded)
+
+
+def _raw_cursor(dialect: Dialect) -> Callable[[Any], Any] | None:
+    """psycopg's ``RawCursor`` (3.2 and later), which takes ``$1`` placeholders as they are."""
+    if dialect.driver != "psycopg":
+        return None
+    dbapi = getattr(dialect, "loaded_dbapi", None) or dialect.dbapi
+    return getattr(dbapi, "RawCursor", None)
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+def _positional(sql: str) -> tuple[str, list[str]]:
+    """``sql`` in named placeholders (``%(name)s``, ``%%`` for a percent sign) as PostgreSQL's
+    own positional ones, and the names by position (a name used twice keeps its one position)."""
+    order: list[str] = []
+
+    def position(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in order:
+            order.append(name)
+        return f"${order.index(name) + 1}"
+
+    return _PLACEHOLDER.sub(position, sql), order
 
 
 _PREPARED: weakref.WeakKeyDictionary[Database, dict[Hashable, PreparedStatement]] = weakref.WeakKeyDictionary()
