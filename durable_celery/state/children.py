@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, literal_column, select, update
+from sqlalchemy import and_, bindparam, literal_column, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -22,14 +22,17 @@ from durable_celery.engine.fanout import FAILED
 from durable_celery.engine.statuses import ACTIVE, TERMINAL, ExecutionStatus
 from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
 from durable_celery.state.executions import DISPATCH_COLUMNS, finish_txn
+from durable_celery.state.inserts import insert_executions_txn
 from durable_celery.state.tables import workflow_executions as t
 from durable_celery.state.waits import cancel_waits_txn, wake_txn
 
 
 def insert_children_txn(conn: Connection, rows: list[dict[str, Any]]) -> list[Mapping[Any, Any]]:
-    """Insert child rows; return those runnable now (to be published after commit)."""
+    """Insert child rows, in one statement (as ``start_many`` inserts executions: what the rows
+    share, their context among it, is sent once); return those runnable now (to be published
+    after commit)."""
     if rows:
-        conn.execute(insert(t), rows)
+        insert_executions_txn(conn, rows)
     return [r for r in rows if r["ready_at"] is not None]
 
 

@@ -77,12 +77,14 @@ def _insert_from_json(conn: Connection, rows: Sequence[dict[str, Any]], *, uniqu
     names = list(rows[0])
     first = rows[0]
     varying = [n for n in names if any(r[n] is not first[n] and r[n] != first[n] for r in rows)]
-    # A column holding the very same objects as another (``context`` is ``input``, ``root_id``
-    # is ``id``) is sent once and selected twice.
+    # A column holding the very same objects as another of its type (``context`` is ``input``,
+    # ``root_id`` is ``id``) is sent once and selected twice. (Of its type: small integers are
+    # shared objects, and an iteration's item 3 is its index 3, but JSON is no integer column.)
     sent: list[str] = []
     same_as: dict[str, str] = {}
     for n in varying:
-        same_as[n] = next((m for m in sent if all(r[n] is r[m] for r in rows)), n)
+        same_as[n] = next((m for m in sent if type(t.c[m].type) is type(t.c[n].type)
+                           and all(r[n] is r[m] for r in rows)), n)
         if same_as[n] == n:
             sent.append(n)
     payload = json.dumps([{n: r[n] for n in sent} for r in rows], separators=(",", ":"), default=_json_default)
