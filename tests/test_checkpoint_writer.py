@@ -146,10 +146,9 @@ def test_a_per_step_checkpoint_after_a_handed_step_is_a_hot_update_too(project_f
     assert updates_written(p, second, "h2", cp, then) == (1, 1)
 
 
-def branches_leased(p: Project, *, counted: bool = True) -> tuple[str, list[Snapshot], datetime]:
+def branches_leased(p: Project) -> tuple[str, list[Snapshot], datetime]:
     """A `fanout` execution waiting for its parallel block (two branches), each branch leased to
-    a worker of its own (b0, b1) at its first step; ``counted=False``: its open branches are not
-    counted, as for a block spawned before migration 0018."""
+    a worker of its own (b0, b1) at its first step."""
     d = p.durable
     machine = d.registry.get("fanout")
     execution_id = d.start("fanout", {"id": 7})
@@ -163,13 +162,9 @@ def branches_leased(p: Project, *, counted: bool = True) -> tuple[str, list[Snap
     parent = snapshot(row)
     block = next(s for s in machine.states.values() if s.kind == "parallel")
     spawned = fanout.spawn(machine, parent, block, {"id": 7}, {}, decide.Turn(now, parent.queue), decide.Policy())
-    assert spawned.values["open_branches"] == 2
     assert write_checkpoint(d.db, machine, parent, "p1", spawned, now) is not None
     branches = []
     with d.db.begin() as conn:
-        if not counted:
-            conn.execute(text(f'UPDATE "{p.prefix}".workflow_executions SET open_branches = NULL WHERE id = :id'),
-                         {"id": execution_id})
         ids = [r[0] for r in conn.execute(text(f'SELECT id FROM "{p.prefix}".workflow_executions '
                                                 "WHERE parent_id = :id ORDER BY branch_index"), {"id": execution_id})]
         for i, branch_id in enumerate(ids):
@@ -218,21 +213,4 @@ def test_of_the_last_two_branches_ending_side_by_side_exactly_one_wakes_the_pare
         assert all(w is not None for w in written)
         woken = [row for w in written for row in w.rows]
         assert [row["id"] for row in woken] == [execution_id]
-        assert p.sql("SELECT status, open_branches FROM {schema}.workflow_executions WHERE id = :id",
-                     id=execution_id) == [("running", 0)]
-
-
-def test_a_block_spawned_before_its_branches_were_counted_still_wakes_its_parent(project_factory: Factory) -> None:
-    p = project_factory("redis")
-    d = p.durable
-    machine = d.registry.get("fanout")
-    # Given a block whose parent does not count its branches (spawned before migration 0018)
-    execution_id, branches, now = branches_leased(p, counted=False)
-    # When its branches complete one after the other
-    first = write_checkpoint(d.db, machine, branches[0], "b0", ended(p, branches[0], "completes", now), now)
-    last = write_checkpoint(d.db, machine, branches[1], "b1", ended(p, branches[1], "completes", now), now)
-    # Then the last one wakes the parent, as it did before the count, and no count appears
-    assert first is not None and first.rows == ()
-    assert last is not None and [row["id"] for row in last.rows] == [execution_id]
-    assert p.sql("SELECT status, open_branches FROM {schema}.workflow_executions WHERE id = :id",
-                 id=execution_id) == [("running", None)]
+        assert p.sql("SELECT status FROM {schema}.workflow_executions WHERE id = :id", id=execution_id) == [("running",)]

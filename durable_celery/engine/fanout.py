@@ -51,10 +51,8 @@ def spawn(machine: StateMachine, snap: Snapshot, state: State, ctx: dict[str, An
         return move_on(machine, snap, state, state.next, result, codec.encode(result), loops, None, turn, policy)
     messages = tuple(Message(r["id"], 0, r["workflow"], r["current_node"], queue_of(machine, r["current_node"], r["queue"]),
                              r["priority"]) for r in rows if r["ready_at"] is not None)
-    values = park(snap, state, loops, turn).values
-    if state.kind == "parallel":  # its branches count down as they end; the last one wakes the parent
-        values = {**values, "open_branches": len(rows)}
-    return checkpoint(snap, Outcome.WAITING, values, children=tuple(rows), messages=messages)
+    waiting = park(snap, state, loops, turn)
+    return checkpoint(snap, Outcome.WAITING, waiting.values, children=tuple(rows), messages=messages)
 
 
 def _children(machine: StateMachine, parent: Snapshot, state: State, ctx: dict[str, Any],

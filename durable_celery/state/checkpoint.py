@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, insert, literal_column, select, text, update
+from sqlalchemy import bindparam, exists, insert, literal_column, select, text, update
 from sqlalchemy.engine import Connection
 
 from durable_celery.compiler.ir import State, StateMachine
@@ -377,48 +377,51 @@ def _closed(moved: Any) -> Any:
 
 def _end_branch(db: Database, snap: Snapshot, token: str, values: dict[str, Any], attempt: Mapping[Any, Any],
                 now: datetime) -> tuple[Mapping[Any, Any], ...] | None:
-    """A parallel branch that completes, in one statement: its row, its attempt, its open waits,
-    and its parent's count of open branches, which wakes the parent when this branch is the
-    last (returned, to publish). None when it wrote nothing: the lease was lost, a stop was
-    requested, the parent compensates or counts no branches (a block spawned before the count
-    existed); the general path then decides.
+    """A branch of a top-level parallel block that completes, in one statement: lock the parent
+    (the lock order everywhere: root, parent, execution), move the branch's row with its attempt
+    and open waits, and wake the parent if no sibling is unfinished. Returns the woken parent
+    (to publish), if any; None when it wrote nothing (the lease was lost, a stop was requested,
+    the parent compensates): the general path then decides, as it does for every other end of a
+    branch (a failure, a stop, a branch of a nested block).
 
-    The count, not a look at the siblings, decides: a statement sees the commits made before it
-    began, so two last branches ending side by side would each see the other unfinished. The
-    parent's row is locked first (the lock order everywhere); the second of two such statements
-    waits for that lock and then reads the parent's count as the first left it."""
+    A statement sees only what was committed before it began, so a plain look at the siblings
+    could miss one that ended while this statement waited for the parent's lock: of two last
+    branches ending side by side, neither would wake the parent. The look locks the unfinished
+    sibling it finds (``FOR SHARE``): a locking read at READ COMMITTED reads the row as last
+    committed, and goes on past one that has ended meanwhile."""
     key = ("branch", *_shape(values, attempt, True))
     prepared = prepared_for(db, key, lambda: _branch_end_statement(_shape(values, attempt, True)))
     params = _advance_params(snap, token, values, attempt, now)
     ended = prepared.first_mapping({**params, "_parent": snap.parent_id, "_parent_seq": snap.parent_seq, "_now": now})
-    if ended is None:
+    if ended is None:  # it wrote nothing
         return None
-    if not ended.pop("_woke"):
-        return ()
-    return (ended,)
+    del ended["_moved"]
+    return () if ended["id"] is None else (ended,)
 
 
 def _branch_end_statement(shape: _Shape) -> Any:
     written, recorded, _ = shape
-    parent = t.alias("parent")
-    waiting, running = ExecutionStatus.WAITING.value, ExecutionStatus.RUNNING.value
-    locked = (select(parent.c.status, parent.c.open_branches)
+    parent, sibling = t.alias("parent"), t.alias("sibling")
+    locked = (select(parent.c.id)
               .where(parent.c.id == bindparam("_parent"), parent.c.entered_seq == bindparam("_parent_seq"),
-                     parent.c.open_branches.is_not(None), parent.c.status != ExecutionStatus.COMPENSATING.value)
+                     parent.c.status != ExecutionStatus.COMPENSATING.value)
               .with_for_update().cte("locked"))
-    moved = _moved(written, exists(select(locked.c.status)))
-    recorded_ = insert(s).from_select(list(recorded), _recorded_row(recorded, moved)).cte("recorded")
-    wakes = and_(t.c.status == waiting, t.c.open_branches <= 1)
+    moved = _moved(written, exists(select(locked.c.id)))
+    finished: list[Any] = [literal_column(f"'{status.value}'") for status in TERMINAL]
+    # after the move (and so after the parent's lock): the scan goes backwards over the
+    # (parent_id, parent_seq, branch_index) index, and stops at the first sibling still unfinished
+    unfinished = (select(sibling.c.id)
+                  .where(sibling.c.parent_id == bindparam("_parent"), sibling.c.parent_seq == bindparam("_parent_seq"),
+                         sibling.c.id != bindparam("_id"), sibling.c.status.not_in(finished), exists(select(moved.c.id)))
+                  .order_by(sibling.c.branch_index.desc()).limit(1).with_for_update(read=True).cte("unfinished"))
     now = bindparam("_now", type_=t.c.updated_at.type)
-    told = (update(t).where(t.c.id == bindparam("_parent"), exists(select(moved.c.id)))
-            .values(open_branches=t.c.open_branches - 1, status=case((wakes, running), else_=t.c.status),
-                    seq=case((wakes, t.c.seq + 1), else_=t.c.seq), ready_at=case((wakes, now), else_=t.c.ready_at),
-                    dispatched_at=case((wakes, now), else_=t.c.dispatched_at),
-                    updated_at=case((wakes, now), else_=t.c.updated_at))
-            .returning(*DISPATCH_COLUMNS).cte("told"))
-    # the parent as locked is the parent ``told`` changed: nothing else could write it between
-    woke = and_(locked.c.status == waiting, locked.c.open_branches <= 1).label("_woke")
-    return (select(woke, *told.c).select_from(locked.join(told, literal_column("true")))
+    woken = (update(t).where(t.c.id == bindparam("_parent"), t.c.status == ExecutionStatus.WAITING.value,
+                             exists(select(moved.c.id)), ~exists(select(unfinished.c.id)))
+             .values(status=ExecutionStatus.RUNNING.value, seq=t.c.seq + 1, ready_at=now, dispatched_at=now,
+                     updated_at=now)
+             .returning(*DISPATCH_COLUMNS).cte("woken"))
+    recorded_ = insert(s).from_select(list(recorded), _recorded_row(recorded, moved)).cte("recorded")
+    return (select(moved.c.id.label("_moved"), *woken.c).select_from(moved.outerjoin(woken, literal_column("true")))
             .add_cte(recorded_).add_cte(_closed(moved)))
 
 

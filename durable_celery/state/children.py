@@ -105,13 +105,6 @@ def _unleased_sibling(conn: Connection, child: Mapping[Any, Any]) -> bool:
     return conn.execute(_UNLEASED_SIBLING, _sibling_params(child)).first() is not None
 
 
-#: a branch ended (on the general path, under its parent's lock): one open branch less (see
-#: ``state.checkpoint._end_branch``, which counts down on the branch's own path)
-_COUNT_DOWN = (update(t).where(t.c.id == bindparam("_parent"), t.c.entered_seq == bindparam("_parent_seq"),
-                               t.c.open_branches.is_not(None))
-               .values(open_branches=t.c.open_branches - 1))
-
-
 def _release_parked(conn: Connection, child: Mapping[Any, Any], final_ctx: Any, now: datetime,
                     take: TakeNext | None) -> RowMapping | None:
     """Make the next parked sibling runnable, or claim it for ``take``'s worker: one statement.
@@ -147,8 +140,6 @@ def child_finished_txn(conn: Connection, child: Mapping[Any, Any], status: Execu
     unfinished one is leased, the decision is left ``unsettled``, for :func:`settle_block_txn` in
     a transaction of its own."""
     done = Finished()
-    if child["kind"] == "branch":
-        conn.execute(_COUNT_DOWN, {"_parent": child["parent_id"], "_parent_seq": child["parent_seq"]})
     if status == ExecutionStatus.COMPLETED and child["kind"] != "branch":  # branches are never parked
         released = _release_parked(conn, child, final_ctx, now, take)
         if released is not None:  # an unfinished sibling: the block is not decided

@@ -102,9 +102,6 @@ workflow_executions = Table(
     Column("item", Json, nullable=True),
     # iterations of the loops under way, by loop id
     Column("loops", Json, nullable=True),
-    # a parent waiting for a parallel block: how many of its branches have not ended yet, so
-    # the branch that ends last wakes it in one statement (foreach iterations are not counted)
-    Column("open_branches", Integer, nullable=True),
     # compensations still to run, newest completed step first (saga), while compensating
     Column("compensation_plan", Json, nullable=True),
     Column("idempotency_key", String(255), nullable=True),
