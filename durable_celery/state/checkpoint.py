@@ -4,8 +4,10 @@ meanwhile). Exactly-once comes from that fence: a stale worker, a duplicate mess
 cancelled execution writes nothing.
 
 A checkpoint that is only the row and its attempt is one statement on Postgres (a
-data-modifying CTE, no BEGIN/COMMIT round trips); anything else takes the general path. Both
-write the same rows: the short form is chosen only when the checkpoint has nothing else to do.
+data-modifying CTE, no BEGIN/COMMIT round trips), and so is the end of a completing branch of a
+top-level parallel block (its parent's lock and wake included); anything else takes the general
+path. Both write the same rows: the short form is chosen only when the checkpoint has nothing
+else to do.
 
 Lock order, everywhere: the root, then the parent, then the execution itself.
 """
