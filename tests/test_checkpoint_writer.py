@@ -21,6 +21,7 @@ from durable_celery.engine.statuses import ExecutionStatus
 from durable_celery.engine.values import Outcome, Snapshot, StepOutcome, StepResult
 from durable_celery.runtime.commit import snapshot
 from durable_celery.state.checkpoint import _advance_with_attempt, write_checkpoint
+from durable_celery.state.children import TakeNext
 from durable_celery.state.executions import claim_txn, peek_txn
 from tests.conftest import Project
 
@@ -214,3 +215,27 @@ def test_of_the_last_two_branches_ending_side_by_side_exactly_one_wakes_the_pare
         woken = [row for w in written for row in w.rows]
         assert [row["id"] for row in woken] == [execution_id]
         assert p.sql("SELECT status FROM {schema}.workflow_executions WHERE id = :id", id=execution_id) == [("running",)]
+
+
+def test_the_branch_that_ends_its_block_may_take_the_parent_and_join_in_its_own_task(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    d = p.durable
+    machine = d.registry.get("fanout")
+    # Given a block whose first branch has completed
+    execution_id, branches, now = branches_leased(p)
+    assert write_checkpoint(d.db, machine, branches[0], "b0", ended(p, branches[0], "completes", now), now) is not None
+    # When the last one completes, its worker offering to run what its end makes runnable
+    take = TakeNext("b1", now + timedelta(seconds=60), branches[1].queue)
+    last = write_checkpoint(d.db, machine, branches[1], "b1", ended(p, branches[1], "completes", now), now, take=take)
+    # Then the parent is leased to that worker, at its next seq, with nothing to publish
+    assert last is not None and last.rows == () and last.claimed is not None
+    assert last.claimed["id"] == execution_id and last.claimed["lease_owner"] == "b1"
+    assert p.sql("SELECT status, lease_owner, ready_at FROM {schema}.workflow_executions WHERE id = :id",
+                 id=execution_id) == [("running", "b1", None)]
+    # And a worker on another queue is not offered it: the parent is published instead
+    execution_id, branches, now = branches_leased(p)
+    assert write_checkpoint(d.db, machine, branches[0], "b0", ended(p, branches[0], "completes", now), now) is not None
+    elsewhere = TakeNext("b1", now + timedelta(seconds=60), "another-queue")
+    last = write_checkpoint(d.db, machine, branches[1], "b1", ended(p, branches[1], "completes", now), now,
+                            take=elsewhere)
+    assert last is not None and last.claimed is None and [row["id"] for row in last.rows] == [execution_id]

@@ -170,7 +170,8 @@ class Runner:
             written = self.committer.commit(machine, snap, lease, cp)
             if written is None:
                 return Outcome.LEASE_LOST
-            if written.claimed is not None:  # the next iteration of the same foreach, run in this task
+            # the next iteration of the same foreach, or the parent whose block this branch ended, run in this task
+            if written.claimed is not None:
                 snap = snapshot(written.claimed)
                 continue
             if written.outcome is not Outcome.CONTINUE:

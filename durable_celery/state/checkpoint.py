@@ -28,6 +28,7 @@ from durable_celery.engine.decide import compensating_values
 from durable_celery.engine.fanout import fails_fast
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 from durable_celery.engine.transitions import queue_of
+from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
 from durable_celery.engine.values import Checkpoint, Message, Outcome, Snapshot
 from durable_celery.state.children import (
     Finished,
@@ -89,9 +90,12 @@ def write_checkpoint(db: Database, machine: StateMachine | None, snap: Snapshot,
                     moved = advance_txn(conn, snap, token, values)
             return Written(cp.outcome, cp.messages) if moved else None
         if cp.completes_alone and cp.attempt is not None and snap.kind == "branch" and snap.parent_id == snap.top:
-            woken = _end_branch(db, snap, token, {**cp.values, "updated_at": now}, cp.attempt, now)
-            if woken is not None:
-                return Written(cp.outcome, cp.messages, woken)
+            # the parent joins on its own queue (a parallel state has none): the branch's, copied from it
+            offer = take if take is not None and take.queue == snap.queue else None
+            ended = _end_branch(db, snap, token, {**cp.values, "updated_at": now}, cp.attempt, now, offer)
+            if ended is not None:
+                woken, claimed = ended
+                return Written(cp.outcome, cp.messages, woken, claimed)
     with db.begin() as conn:
         written = write_checkpoint_txn(conn, machine, snap, token, cp, now, stopping=stopping, take=take,
                                        share_parent=not stopping)
@@ -378,30 +382,37 @@ def _closed(moved: Any) -> Any:
 
 
 def _end_branch(db: Database, snap: Snapshot, token: str, values: dict[str, Any], attempt: Mapping[Any, Any],
-                now: datetime) -> tuple[Mapping[Any, Any], ...] | None:
+                now: datetime, take: TakeNext | None
+                ) -> tuple[tuple[Mapping[Any, Any], ...], Mapping[Any, Any] | None] | None:
     """A branch of a top-level parallel block that completes, in one statement: lock the parent
     (the lock order everywhere: root, parent, execution), move the branch's row with its attempt
-    and open waits, and wake the parent if no sibling is unfinished. Returns the woken parent
-    (to publish), if any; None when it wrote nothing (the lease was lost, a stop was requested,
-    the parent compensates): the general path then decides, as it does for every other end of a
-    branch (a failure, a stop, a branch of a nested block).
+    and open waits, and wake the parent if no sibling is unfinished. Returns the woken parent (to
+    publish), or, with ``take``, the parent claimed for this worker instead (its join runs in
+    this task, with no message); None when it wrote nothing (the lease was lost, a stop was
+    requested, the parent compensates): the general path then decides, as it does for every
+    other end of a branch (a failure, a stop, a branch of a nested block).
 
     A statement sees only what was committed before it began, so a plain look at the siblings
     could miss one that ended while this statement waited for the parent's lock: of two last
     branches ending side by side, neither would wake the parent. The look locks the unfinished
     sibling it finds (``FOR SHARE``): a locking read at READ COMMITTED reads the row as last
     committed, and goes on past one that has ended meanwhile."""
-    key = ("branch", *_shape(values, attempt, True))
-    prepared = prepared_for(db, key, lambda: _branch_end_statement(_shape(values, attempt, True)))
-    params = _advance_params(snap, token, values, attempt, now)
-    ended = prepared.first_mapping({**params, "_parent": snap.parent_id, "_parent_seq": snap.parent_seq, "_now": now})
+    shape = _shape(values, attempt, True)
+    prepared = prepared_for(db, ("branch", take is not None, *shape), lambda: _branch_end_statement(shape, take is not None))
+    params = {**_advance_params(snap, token, values, attempt, now), "_parent": snap.parent_id,
+              "_parent_seq": snap.parent_seq, "_now": now}
+    if take is not None:
+        params.update(_take_token=take.token, _take_until=take.lease_until)
+    ended = prepared.first_mapping(params)
     if ended is None:  # it wrote nothing
         return None
     del ended["_moved"]
-    return () if ended["id"] is None else (ended,)
+    if ended["id"] is None:
+        return (), None
+    return ((), ended) if take is not None else ((ended,), None)
 
 
-def _branch_end_statement(shape: _Shape) -> Any:
+def _branch_end_statement(shape: _Shape, take: bool) -> Any:
     written, recorded, _ = shape
     parent, sibling = t.alias("parent"), t.alias("sibling")
     locked = (select(parent.c.id)
@@ -417,11 +428,20 @@ def _branch_end_statement(shape: _Shape) -> Any:
                          sibling.c.id != bindparam("_id"), sibling.c.status.not_in(finished), exists(select(moved.c.id)))
                   .order_by(sibling.c.branch_index.desc()).limit(1).with_for_update(read=True).cte("unfinished"))
     now = bindparam("_now", type_=t.c.updated_at.type)
-    woken = (update(t).where(t.c.id == bindparam("_parent"), t.c.status == ExecutionStatus.WAITING.value,
-                             exists(select(moved.c.id)), ~exists(select(unfinished.c.id)))
-             .values(status=ExecutionStatus.RUNNING.value, seq=t.c.seq + 1, ready_at=now, dispatched_at=now,
-                     updated_at=now)
-             .returning(*DISPATCH_COLUMNS).cte("woken"))
+    woken: Any = update(t).where(t.c.id == bindparam("_parent"), t.c.status == ExecutionStatus.WAITING.value,
+                                 exists(select(moved.c.id)), ~exists(select(unfinished.c.id)))
+    if take:  # as a claim leaves it, leased to this worker's token
+        woken = (woken.values(status=ExecutionStatus.RUNNING.value, seq=t.c.seq + 1, ready_at=None, dispatched_at=now,
+                              lease_owner=bindparam("_take_token"),
+                              lease_expires_at=bindparam("_take_until", type_=t.c.lease_expires_at.type),
+                              step_started_at=now, start_deadline_at=None, redispatches=0, slot=None, slot_key=None,
+                              updated_at=now)
+                 .returning(*(t.c[name] for name in (*SNAPSHOT_COLUMNS, "loops"))))
+    else:
+        woken = (woken.values(status=ExecutionStatus.RUNNING.value, seq=t.c.seq + 1, ready_at=now, dispatched_at=now,
+                              updated_at=now)
+                 .returning(*DISPATCH_COLUMNS))
+    woken = woken.cte("woken")
     recorded_ = insert(s).from_select(list(recorded), _recorded_row(recorded, moved)).cte("recorded")
     return (select(moved.c.id.label("_moved"), *woken.c).select_from(moved.outerjoin(woken, literal_column("true")))
             .add_cte(recorded_).add_cte(_closed(moved)))
