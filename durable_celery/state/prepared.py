@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Callable, Hashable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -46,6 +45,8 @@ class PreparedStatement:
         if "POSTCOMPILE" in compiled.string:  # an IN over a list parameter, expanded at each execution
             raise ValueError("a prepared statement takes no list parameter: write the list as literals")
         self._db = db
+        self._dialect: Dialect = dialect
+        self._errors = driver_errors(dialect)
         self.sql = compiled.string
         self._columns: list[str] = []  # the names of the rows' columns, once it has run
         # each parameter's conversion, as SQLAlchemy would apply it (JSON, for one), and the
@@ -65,62 +66,39 @@ class PreparedStatement:
 
     def first_mapping(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """:meth:`first`, as a mapping of its column names (those of ``RETURNING``)."""
-        return self.as_mapping(self.first(params))
-
-    def as_mapping(self, row: tuple[Any, ...] | None) -> dict[str, Any] | None:
-        """A row of this statement as a mapping of its column names."""
+        row = self.first(params)
         return None if row is None else dict(zip(self._columns, row))
 
     def first(self, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """Run the statement with ``params`` (every bind parameter, by name) in autocommit; its
         first row, or None. The driver decodes the row's values (JSON, timestamps with their
         time zone), as SQLAlchemy leaves it to do on PostgreSQL."""
-        values = self._values(params)
-        with _driver_errors(self._db, self.sql, values) as pooled:
-            cursor = self._cursor(pooled)
-            try:
-                cursor.execute(self.sql, values)
-                return self._first_row(cursor)
-            finally:
-                cursor.close()
-
-    def _values(self, params: Mapping[str, Any]) -> Any:
-        """``params`` converted, with the statement's literals: by name, or by position on a raw cursor."""
         processors = self._processors
         values: Any = {name: processors[name](value) if name in processors else value for name, value in params.items()}
         values.update(self._fixed)
         if self._raw_cursor is not None:
             values = [values[name] for name in self._order]
-        return values
-
-    def _cursor(self, pooled: Any) -> Any:
-        return pooled.cursor() if self._raw_cursor is None else self._raw_cursor(pooled.dbapi_connection)
-
-    def _first_row(self, cursor: Any) -> tuple[Any, ...] | None:
-        if cursor.description is None:
-            return None
-        if not self._columns:  # the same at every run: read once
-            self._columns = [column[0] for column in cursor.description]
-        row: tuple[Any, ...] | None = cursor.fetchone()
-        return row
-
-
-@contextmanager
-def _driver_errors(db: Database, sql: str, values: Any) -> Iterator[Any]:
-    """A connection of the autocommit pool, back to the pool afterwards; a driver error raised as
-    SQLAlchemy would raise it (``Database.raise_driver_error``), a connection the server dropped
-    invalidated first, as SQLAlchemy does."""
-    pooled = db.autocommit_pool_connection()
-    dialect = db.engine.dialect
-    try:
-        yield pooled
-    except driver_errors(dialect) as exc:
-        disconnect = dialect.is_disconnect(exc, pooled.dbapi_connection, None)  # type: ignore[arg-type]
-        if disconnect:
-            pooled.invalidate(exc)
-        db.raise_driver_error(exc, sql, values, invalidated=disconnect)
-    finally:
-        pooled.close()  # back to the pool (invalidated ones are discarded)
+        pooled = self._db.autocommit_pool_connection()
+        try:
+            cursor = pooled.cursor() if self._raw_cursor is None else self._raw_cursor(pooled.dbapi_connection)
+            try:
+                cursor.execute(self.sql, values)
+                if cursor.description is None:
+                    return None
+                if not self._columns:  # the same at every run: read once
+                    self._columns = [column[0] for column in cursor.description]
+                row: tuple[Any, ...] | None = cursor.fetchone()
+                return row
+            finally:
+                cursor.close()
+        except self._errors as exc:
+            # as SQLAlchemy does: a connection the server dropped leaves the pool
+            disconnect = self._dialect.is_disconnect(exc, pooled.dbapi_connection, None)  # type: ignore[arg-type]
+            if disconnect:
+                pooled.invalidate(exc)
+            self._db.raise_driver_error(exc, self.sql, values, invalidated=disconnect)
+        finally:
+            pooled.close()  # back to the pool (invalidated ones are discarded)
 
 
 def _raw_cursor(dialect: Dialect) -> Callable[[Any], Any] | None:
