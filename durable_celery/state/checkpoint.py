@@ -28,7 +28,6 @@ from durable_celery.engine.decide import compensating_values
 from durable_celery.engine.fanout import fails_fast
 from durable_celery.engine.statuses import TERMINAL, ExecutionStatus
 from durable_celery.engine.transitions import queue_of
-from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
 from durable_celery.engine.values import Checkpoint, Message, Outcome, Snapshot
 from durable_celery.state.children import (
     Finished,
@@ -41,7 +40,7 @@ from durable_celery.state.children import (
     tree_quiescent_txn,
 )
 from durable_celery.state.db import Database
-from durable_celery.state.executions import DISPATCH_COLUMNS
+from durable_celery.state.executions import CLAIMED_COLUMNS, DISPATCH_COLUMNS, leased_values
 from durable_celery.state.journal import should_wake
 from durable_celery.state.prepared import prepared_for
 from durable_celery.state.tables import UNSETTLED_WHERE
@@ -430,13 +429,11 @@ def _branch_end_statement(shape: _Shape, take: bool) -> Any:
     now = bindparam("_now", type_=t.c.updated_at.type)
     woken: Any = update(t).where(t.c.id == bindparam("_parent"), t.c.status == ExecutionStatus.WAITING.value,
                                  exists(select(moved.c.id)), ~exists(select(unfinished.c.id)))
-    if take:  # as a claim leaves it, leased to this worker's token
-        woken = (woken.values(status=ExecutionStatus.RUNNING.value, seq=t.c.seq + 1, ready_at=None, dispatched_at=now,
-                              lease_owner=bindparam("_take_token"),
-                              lease_expires_at=bindparam("_take_until", type_=t.c.lease_expires_at.type),
-                              step_started_at=now, start_deadline_at=None, redispatches=0, slot=None, slot_key=None,
-                              updated_at=now)
-                 .returning(*(t.c[name] for name in (*SNAPSHOT_COLUMNS, "loops"))))
+    if take:  # as a claim leaves it (a started execution), leased to this worker's token
+        until = bindparam("_take_until", type_=t.c.lease_expires_at.type)
+        woken = (woken.values(**leased_values(bindparam("_take_token"), until, now), status=ExecutionStatus.RUNNING.value,
+                              seq=t.c.seq + 1, dispatched_at=now, start_deadline_at=None, updated_at=now)
+                 .returning(*CLAIMED_COLUMNS))
     else:
         woken = (woken.values(status=ExecutionStatus.RUNNING.value, seq=t.c.seq + 1, ready_at=now, dispatched_at=now,
                               updated_at=now)

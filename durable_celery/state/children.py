@@ -20,8 +20,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from durable_celery.engine.fanout import FAILED
 from durable_celery.engine.statuses import ACTIVE, TERMINAL, ExecutionStatus
-from durable_celery.engine.values import COLUMNS as SNAPSHOT_COLUMNS
-from durable_celery.state.executions import DISPATCH_COLUMNS, finish_txn
+from durable_celery.state.executions import CLAIMED_COLUMNS, DISPATCH_COLUMNS, finish_txn, leased_values
 from durable_celery.state.inserts import insert_executions_txn
 from durable_celery.state.tables import workflow_executions as t
 from durable_celery.state.waits import cancel_waits_txn, wake_txn
@@ -120,11 +119,10 @@ def _release_parked(conn: Connection, child: Mapping[Any, Any], final_ctx: Any, 
         values.update(context=final_ctx)
     if take is None:
         stmt = update(t).values(ready_at=now, **values).returning(*DISPATCH_COLUMNS)
-    else:  # what claim_txn writes, for a row that was never started
-        stmt = (update(t).values(lease_owner=take.token, lease_expires_at=take.lease_until, ready_at=None,
-                                 status=ExecutionStatus.RUNNING.value, started_at=now, step_started_at=now,
-                                 redispatches=0, slot=None, slot_key=None, **values)
-                .returning(*(t.c[name] for name in (*SNAPSHOT_COLUMNS, "loops"))))
+    else:  # what a claim writes, for a row that was never started
+        stmt = (update(t).values(**leased_values(take.token, take.lease_until, now), status=ExecutionStatus.RUNNING.value,
+                                 started_at=now, **values)
+                .returning(*CLAIMED_COLUMNS))
     return conn.execute(stmt.where(t.c.id == parked)).mappings().first()
 
 

@@ -77,6 +77,19 @@ def _with_options(stmt: Any, options: dict[str, Any] | None) -> Any:
     return stmt.execution_options(**options) if options else stmt
 
 
+#: what a claim returns: the columns the engine decides from, no more (fewer to decode on the hot path)
+CLAIMED_COLUMNS = tuple(t.c[name] for name in (*SNAPSHOT_COLUMNS, "loops"))
+
+
+def leased_values(token: Any, until: Any, now: Any) -> dict[str, Any]:
+    """What every claim writes to lease an execution to ``token`` until ``until`` (values or bind
+    parameters), besides its status and timestamps: no longer runnable, its step started ``now``,
+    the re-dispatch back-off over (its message was delivered), and no slot of a controlled queue
+    (a claim through a controlled queue names its slot instead)."""
+    return {"lease_owner": token, "lease_expires_at": until, "ready_at": None, "step_started_at": now,
+            "redispatches": 0, "slot": None, "slot_key": None}
+
+
 def _claim_statement() -> Any:
     # Built once: constructing a statement costs more than running it on this hot path.
     now: Any = bindparam("now")
@@ -88,20 +101,15 @@ def _claim_statement() -> Any:
                or_(and_(t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now),
                    # the lease its message carries, taken over by a task that got it late
                    t.c.lease_owner == bindparam("handed")))
-        .values(lease_owner=bindparam("token"), lease_expires_at=bindparam("lease_until"), ready_at=None,
+        .values(**leased_values(bindparam("token"), bindparam("lease_until"), now),
                 # a compensating execution stays compensating while its compensations run
                 status=case((t.c.status == ExecutionStatus.COMPENSATING.value, t.c.status),
                             else_=ExecutionStatus.RUNNING.value),
-                started_at=func.coalesce(t.c.started_at, now), step_started_at=now, updated_at=now,
+                started_at=func.coalesce(t.c.started_at, now), updated_at=now,
                 # kept for the first claim, whose task checks it (engine/decide.py, ``locate``);
                 # a claim after the execution started clears it: it never stops a started one
-                start_deadline_at=case((t.c.started_at.is_(None), t.c.start_deadline_at), else_=None),
-                # its message was delivered: re-dispatch back-off starts over
-                redispatches=0,
-                # a queue not controlled (docs/queues.md): this lease holds no slot of any queue
-                slot=None, slot_key=None)
-        # what the engine decides from, no more: fewer columns to decode on the hot path
-        .returning(*(t.c[name] for name in (*SNAPSHOT_COLUMNS, "loops")))
+                start_deadline_at=case((t.c.started_at.is_(None), t.c.start_deadline_at), else_=None))
+        .returning(*CLAIMED_COLUMNS)
     )
 
 
