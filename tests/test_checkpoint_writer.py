@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Connection, RowMapping
 
 from durable_celery.engine import decide, fanout
 from durable_celery.engine.statuses import ExecutionStatus
@@ -28,16 +29,23 @@ from tests.conftest import Project
 Factory = Callable[..., Project]
 
 
+def claimed_at_start(p: Project, conn: Connection, execution_id: str, token: str, now: datetime) -> RowMapping:
+    """A new execution claimed by worker ``token`` at its first step: the start leased the row to
+    its first message, and the claim takes that lease over."""
+    handed = conn.execute(text(f'SELECT lease_owner FROM "{p.prefix}".workflow_executions WHERE id = :id'),
+                          {"id": execution_id}).scalar()
+    row = claim_txn(conn, execution_id, 0, token, now, now + timedelta(seconds=60), handed)
+    assert row is not None
+    return row
+
+
 def claimed_with_open_wait(p: Project, kind: str, names: list[str]) -> tuple[str, Snapshot, datetime]:
     """A `noop` execution claimed by worker w1 at its first step, with a pending wait of ``kind``."""
     d = p.durable
     execution_id = d.start("noop", {})
     now = d.clock.now()
     with d.db.begin() as conn:
-        # the start leased the row to its first message: the claim takes that lease over
-        handed = conn.execute(text(f'SELECT lease_owner FROM "{p.prefix}".workflow_executions WHERE id = :id'),
-                              {"id": execution_id}).scalar()
-        row = claim_txn(conn, execution_id, 0, "w1", now, now + timedelta(seconds=60), handed)
+        row = claimed_at_start(p, conn, execution_id, "w1", now)
         conn.execute(text(f'INSERT INTO "{p.prefix}".waits (execution_id, entered_seq, idx, step_name, kind, names, '
                           "status, created_at) VALUES (:id, 0, 0, 'noop_0', :kind, :names, 'pending', now())"),
                      {"id": execution_id, "kind": kind, "names": json.dumps(names)})
@@ -154,13 +162,8 @@ def branches_leased(p: Project) -> tuple[str, list[Snapshot], datetime]:
     machine = d.registry.get("fanout")
     execution_id = d.start("fanout", {"id": 7})
     now = d.clock.now()
-    until = now + timedelta(seconds=60)
     with d.db.begin() as conn:
-        handed = conn.execute(text(f'SELECT lease_owner FROM "{p.prefix}".workflow_executions WHERE id = :id'),
-                              {"id": execution_id}).scalar()
-        row = claim_txn(conn, execution_id, 0, "p1", now, until, handed)
-    assert row is not None
-    parent = snapshot(row)
+        parent = snapshot(claimed_at_start(p, conn, execution_id, "p1", now))
     block = next(s for s in machine.states.values() if s.kind == "parallel")
     spawned = fanout.spawn(machine, parent, block, {"id": 7}, {}, decide.Turn(now, parent.queue), decide.Policy())
     assert write_checkpoint(d.db, machine, parent, "p1", spawned, now) is not None
@@ -169,7 +172,7 @@ def branches_leased(p: Project) -> tuple[str, list[Snapshot], datetime]:
         ids = [r[0] for r in conn.execute(text(f'SELECT id FROM "{p.prefix}".workflow_executions '
                                                 "WHERE parent_id = :id ORDER BY branch_index"), {"id": execution_id})]
         for i, branch_id in enumerate(ids):
-            leased = claim_txn(conn, branch_id, 0, f"b{i}", now, until)
+            leased = claim_txn(conn, branch_id, 0, f"b{i}", now, now + timedelta(seconds=60))
             assert leased is not None
             branches.append(snapshot(leased))
     return execution_id, branches, now
