@@ -50,16 +50,17 @@ class Runner:
         delivers again (``redelivered``) may have run already, so it claims instead."""
         sv = self.services
         now = sv.clock.now()
-        token = uuid.uuid4().hex
         limits = sv.settings.queue_limits.get(queue) if queue is not None else None
         if limits is not None:
-            return self._run_controlled(limits, execution_id, seq, token)
-        handed = take_handoff(handoff, execution_id, seq, now, sv.policy.handoff_ttl, redelivered)
+            return self._run_controlled(limits, execution_id, seq, uuid.uuid4().hex)
+        handoff_ttl = sv.policy.handoff_ttl
+        handed = take_handoff(handoff, execution_id, seq, now, handoff_ttl, redelivered)
         if isinstance(handed, Snapshot):
-            assert handed.lease_owner is not None and sv.policy.handoff_ttl is not None
+            assert handed.lease_owner is not None and handoff_ttl is not None
             return self._hold_and_drive(handed, Lease(handed.lease_owner, queue, time.monotonic()),
-                                        confirm_after=confirm_after(sv.policy.handoff_ttl))
+                                        confirm_after=confirm_after(handoff_ttl))
         # the claim is one UPDATE ... RETURNING
+        token = uuid.uuid4().hex
         row = claim(sv.db, execution_id, seq, token, now, now + timedelta(seconds=sv.settings.stale_lock_timeout),
                     handed)
         if row is None:

@@ -108,7 +108,8 @@ class Database:
         if self._autocommit is None or self._autocommit_pid != self._pid:
             with self._lock:
                 if self._autocommit is None or self._autocommit_pid != self._pid:
-                    self._autocommit = self._create_engine(isolation_level="AUTOCOMMIT")
+                    # no rollback when a connection goes back: in autocommit none holds a transaction
+                    self._autocommit = self._create_engine(isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
                     self._autocommit_pid = self._pid
         assert engine is not None
         return self._autocommit

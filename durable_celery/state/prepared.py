@@ -49,6 +49,9 @@ class PreparedStatement:
         self._errors = driver_errors(dialect)
         self.sql = compiled.string
         self._columns: list[str] = []  # the names of the rows' columns, once it has run
+        # whether it returns rows, once it has run: psycopg builds ``cursor.description`` anew at
+        # each read, a column object per column (a claim returns about thirty)
+        self._returns_rows: bool | None = None
         # each parameter's conversion, as SQLAlchemy would apply it (JSON, for one), and the
         # values the statement carries itself (its literals), converted once
         self._processors: dict[str, Callable[[Any], Any]] = {}
@@ -83,10 +86,12 @@ class PreparedStatement:
             cursor = pooled.cursor() if self._raw_cursor is None else self._raw_cursor(pooled.dbapi_connection)
             try:
                 cursor.execute(self.sql, values)
-                if cursor.description is None:
+                if self._returns_rows is None:  # the same at every run: read once
+                    description = cursor.description
+                    self._returns_rows = description is not None
+                    self._columns = [column[0] for column in description or ()]
+                if not self._returns_rows:
                     return None
-                if not self._columns:  # the same at every run: read once
-                    self._columns = [column[0] for column in cursor.description]
                 row: tuple[Any, ...] | None = cursor.fetchone()
                 return row
             finally:
