@@ -107,6 +107,24 @@ def test_a_prepared_statement_names_its_returned_columns_and_refuses_a_list_para
         prepared_for(db, "test-list", lambda: select(t.c.id).where(t.c.status.in_(["running", "waiting"])))
 
 
+def test_whether_a_statement_returns_rows_is_read_once_and_holds_at_every_run(project_factory: Factory) -> None:
+    p = project_factory("redis")
+    db = p.durable.db
+    inserter(db).first(row_values("r"))
+    # Given a RETURNING statement whose first run matches no row
+    read = PreparedStatement(db, update(t).where(t.c.id == bindparam("id")).values(attempt=bindparam("attempt"))
+                             .returning(t.c.id, t.c.attempt))
+    assert read.first_mapping({"id": "missing", "attempt": 2}) is None
+    # Then a later run that matches one still returns it, by its columns' names
+    assert read.first_mapping({"id": "r", "attempt": 3}) == {"id": "r", "attempt": 3}
+    # And a statement without RETURNING gives None at every run, past psycopg's server-side
+    # prepare (the sixth), and does its work each time
+    bump = PreparedStatement(db, update(t).where(t.c.id == bindparam("id")).values(attempt=t.c.attempt + 1))
+    assert [bump.first({"id": "r"}) for _ in range(7)] == [None] * 7
+    with db.connect() as conn:
+        assert conn.execute(select(t.c.attempt).where(t.c.id == "r")).scalar_one() == 3 + 7
+
+
 def test_a_long_statement_with_a_repeated_parameter_and_a_percent_sign_runs_with_its_values(
         project_factory: Factory) -> None:
     p = project_factory("redis")
