@@ -90,6 +90,19 @@ def leased_values(token: Any, until: Any, now: Any) -> dict[str, Any]:
             "redispatches": 0, "slot": None, "slot_key": None}
 
 
+def claimed_values(token: Any, until: Any, now: Any) -> dict[str, Any]:
+    """What a claim of a runnable execution writes (the plain claim's, and a controlled queue's,
+    which names its slot besides): :func:`leased_values`, and its status and timestamps."""
+    return {**leased_values(token, until, now),
+            # a compensating execution stays compensating while its compensations run
+            "status": case((t.c.status == ExecutionStatus.COMPENSATING.value, t.c.status),
+                           else_=ExecutionStatus.RUNNING.value),
+            "started_at": func.coalesce(t.c.started_at, now), "updated_at": now,
+            # kept for the first claim, whose task checks it (engine/decide.py, ``locate``);
+            # a claim after the execution started clears it: it never stops a started one
+            "start_deadline_at": case((t.c.started_at.is_(None), t.c.start_deadline_at), else_=None)}
+
+
 def _claim_statement() -> Any:
     # Built once: constructing a statement costs more than running it on this hot path.
     now: Any = bindparam("now")
@@ -101,14 +114,7 @@ def _claim_statement() -> Any:
                or_(and_(t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now),
                    # the lease its message carries, taken over by a task that got it late
                    t.c.lease_owner == bindparam("handed")))
-        .values(**leased_values(bindparam("token"), bindparam("lease_until"), now),
-                # a compensating execution stays compensating while its compensations run
-                status=case((t.c.status == ExecutionStatus.COMPENSATING.value, t.c.status),
-                            else_=ExecutionStatus.RUNNING.value),
-                started_at=func.coalesce(t.c.started_at, now), updated_at=now,
-                # kept for the first claim, whose task checks it (engine/decide.py, ``locate``);
-                # a claim after the execution started clears it: it never stops a started one
-                start_deadline_at=case((t.c.started_at.is_(None), t.c.start_deadline_at), else_=None))
+        .values(**claimed_values(bindparam("token"), bindparam("lease_until"), now))
         .returning(*CLAIMED_COLUMNS)
     )
 

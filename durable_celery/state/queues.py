@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
 from durable_celery import codec
-from durable_celery.engine.statuses import RUNNABLE, ExecutionStatus
+from durable_celery.engine.statuses import RUNNABLE
 from durable_celery.queue_limits import QueueLimits, Rate, key_value
-from durable_celery.state.executions import CLAIMED_COLUMNS, DISPATCH_COLUMNS, leased_values
+from durable_celery.state.executions import CLAIMED_COLUMNS, DISPATCH_COLUMNS, claimed_values
 from durable_celery.state.tables import queue_control as qc
 from durable_celery.state.tables import queue_starts as qs
 from durable_celery.state.tables import workflow_executions as t
@@ -90,14 +90,8 @@ def _claim_statement() -> Any:
         update(t)
         .where(t.c.id == bindparam("execution_id"), t.c.seq == bindparam("expected_seq"),
                t.c.status.in_(_RUNNABLE), t.c.lease_owner.is_(None), t.c.ready_at.is_not(None), t.c.ready_at <= now)
-        .values(**{**leased_values(bindparam("token"), bindparam("lease_until"), now),
-                   "slot": bindparam("slot"), "slot_key": bindparam("slot_key")},
-                status=case((t.c.status == ExecutionStatus.COMPENSATING.value, t.c.status),
-                            else_=ExecutionStatus.RUNNING.value),
-                started_at=func.coalesce(t.c.started_at, now), updated_at=now,
-                # kept for the first claim, whose task checks it (engine/decide.py, ``locate``);
-                # a claim after the execution started clears it: it never stops a started one
-                start_deadline_at=case((t.c.started_at.is_(None), t.c.start_deadline_at), else_=None))
+        .values(**{**claimed_values(bindparam("token"), bindparam("lease_until"), now),
+                   "slot": bindparam("slot"), "slot_key": bindparam("slot_key")})
         .returning(*CLAIMED_COLUMNS)
     )
 
